@@ -1,0 +1,376 @@
+"""Commands for operators and scripts. Each one is a thin call into a service."""
+
+from __future__ import annotations
+
+import os
+
+import click
+import uvicorn
+
+from creditgate import __version__
+from creditgate.cli.output import Output, command_options, fail, table
+from creditgate.domain.errors import InvalidInput, NotFound
+from creditgate.domain.instants import Instant, InvalidInstant, format_iso, now, parse_iso
+from creditgate.domain.plans import BILLING_INTERVALS, Plan
+from creditgate.http.admin import charge_json, grant_json, key_json, plan_json, team_json
+from creditgate.http.server import prepare
+from creditgate.services import account, audit, ledger, plans, teams
+from creditgate.services import keys as key_service
+from creditgate.settings import Settings
+
+
+def _instant(text: str | None, name: str) -> Instant | None:
+    if text is None:
+        return None
+    try:
+        return parse_iso(text)
+    except InvalidInstant as exc:
+        raise InvalidInput(f"{name}: {exc}") from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="creditgate")
+def main() -> None:
+    """creditgate: a credit ledger and metering service behind the Firecrawl account API."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 3100).")
+@click.option("--workers", type=int, default=None, help="Server processes sharing the database.")
+@click.option("--database-url", default=None, help="sqlite:///path or postgresql://...")
+@click.option("--admin-token", default=None, help="Enables the admin API (or env).")
+def serve(
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    database_url: str | None,
+    admin_token: str | None,
+) -> None:
+    """Start the HTTP server (creates and migrates the database first)."""
+    for name, value in (
+        ("HOST", host),
+        ("PORT", port),
+        ("WORKERS", workers),
+        ("DATABASE_URL", database_url),
+        ("ADMIN_TOKEN", admin_token),
+    ):
+        if value is not None:
+            os.environ[f"CREDITGATE_{name}"] = str(value)
+    settings = Settings()
+    prepare(settings)
+    click.echo(
+        f"creditgate {__version__} on http://{settings.host}:{settings.port} "
+        f"({settings.database_url.split('@')[-1]})",
+        err=True,
+    )
+    uvicorn.run(
+        "creditgate.http.server:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
+@main.command()
+@command_options
+def migrate(out: Output) -> None:
+    """Create or upgrade the database schema."""
+    _ = out.db
+    out.emit({"database": out.database_url.split("@")[-1]}, "schema is up to date")
+
+
+# --- teams ----------------------------------------------------------------------------------
+
+
+@main.group()
+def team() -> None:
+    """Teams: the wallets."""
+
+
+@team.command("create")
+@click.argument("name")
+@click.option("--plan", default="free", show_default=True)
+@click.option("--anchor", default=None, help="Start of the first billing period (ISO 8601).")
+@click.option("--allow-overage", is_flag=True, help="Let usage go past the balance.")
+@command_options
+def team_create(out: Output, name: str, plan: str, anchor: str | None, allow_overage: bool) -> None:
+    """Create a team; its plan's first credits are granted at once."""
+    created = teams.create_team(
+        out.db,
+        name,
+        now(),
+        plan_id=plan,
+        anchor=_instant(anchor, "anchor"),
+        allow_overage=allow_overage,
+    )
+    out.emit(team_json(created), f"team {created.id} ({created.name}, plan {created.plan_id})")
+
+
+@team.command("list")
+@command_options
+def team_list(out: Output) -> None:
+    """List teams."""
+    found = teams.list_teams(out.db)
+    out.emit(
+        {"data": [team_json(t) for t in found]},
+        table(
+            ["id", "name", "plan", "anchor", "suspended"],
+            [[t.id, t.name, t.plan_id, format_iso(t.anchor), t.suspended] for t in found],
+        ),
+    )
+
+
+@team.command("update")
+@click.argument("team_id")
+@click.option("--plan", default=None)
+@click.option("--name", default=None)
+@click.option("--suspend/--resume", default=None, help="Suspended teams' keys get 403.")
+@click.option("--overage/--no-overage", default=None)
+@command_options
+def team_update(
+    out: Output,
+    team_id: str,
+    plan: str | None,
+    name: str | None,
+    suspend: bool | None,
+    overage: bool | None,
+) -> None:
+    """Change a team's plan, name, suspension or overage."""
+    changed = teams.update_team(
+        out.db, team_id, now(), suspended=suspend, allow_overage=overage, plan_id=plan, name=name
+    )
+    out.emit(team_json(changed), f"team {changed.id} updated")
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+@main.group()
+def key() -> None:
+    """API keys (fc-...)."""
+
+
+@key.command("create")
+@click.argument("team_id")
+@click.option("--name", default=None)
+@click.option("--cap", type=int, default=None, help="Credits per billing period, at most.")
+@command_options
+def key_create(out: Output, team_id: str, name: str | None, cap: int | None) -> None:
+    """Create a key. The key is printed once and never stored."""
+    created = key_service.create_key(out.db, team_id, now(), name=name, cap=cap)
+    out.emit(
+        {**key_json(created.key), "key": created.secret},
+        f"{created.secret}\n(key {created.key.id}, name {created.key.name}; "
+        "store it now, it is not shown again)",
+    )
+
+
+@key.command("list")
+@click.argument("team_id")
+@command_options
+def key_list(out: Output, team_id: str) -> None:
+    """List a team's keys (never the keys themselves)."""
+    found = key_service.list_keys(out.db, team_id)
+    out.emit(
+        {"data": [key_json(k) for k in found]},
+        table(
+            ["id", "name", "hint", "cap", "revoked"],
+            [[k.id, k.name, k.hint, k.cap, k.revoked_at is not None] for k in found],
+        ),
+    )
+
+
+@key.command("revoke")
+@click.argument("key_id")
+@command_options
+def key_revoke(out: Output, key_id: str) -> None:
+    """Revoke a key: it gets 401 from now on; its usage stays in history."""
+    revoked = key_service.revoke_key(out.db, key_id, now())
+    out.emit(key_json(revoked), f"key {revoked.id} ({revoked.name}) revoked")
+
+
+# --- plans ----------------------------------------------------------------------------------
+
+
+@main.group()
+def plan() -> None:
+    """Plans: credits per period and limits."""
+
+
+@plan.command("list")
+@command_options
+def plan_list(out: Output) -> None:
+    """List plans."""
+    found = plans.list_plans(out.db)
+    out.emit(
+        {"data": [plan_json(p) for p in found]},
+        table(
+            ["id", "credits", "interval", "concurrency", "scrape/min", "crawl/min"],
+            [
+                [p.id, p.credits, p.interval, p.concurrency, p.scrape_rpm, p.crawl_rpm]
+                for p in found
+            ],
+        ),
+    )
+
+
+@plan.command("set")
+@click.argument("plan_id")
+@click.option("--credits", type=int, required=True)
+@click.option("--interval", type=click.Choice(BILLING_INTERVALS), default="month")
+@click.option("--concurrency", type=int, default=2)
+@click.option("--scrape-rpm", type=int, default=10)
+@click.option("--crawl-rpm", type=int, default=2)
+@command_options
+def plan_set(
+    out: Output,
+    plan_id: str,
+    credits: int,
+    interval: str,
+    concurrency: int,
+    scrape_rpm: int,
+    crawl_rpm: int,
+) -> None:
+    """Create a plan or replace one (changes apply from each team's next period)."""
+    new = Plan(plan_id, credits, interval, concurrency, scrape_rpm, crawl_rpm)  # type: ignore[arg-type]
+    try:
+        plans.get_plan(out.db, plan_id)
+        saved = plans.update_plan(out.db, new, now())
+    except NotFound:
+        saved = plans.create_plan(out.db, new, now())
+    out.emit(plan_json(saved), f"plan {saved.id}: {saved.credits} credits per {saved.interval}")
+
+
+# --- credits --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("team_id")
+@click.argument("credits", type=int)
+@click.option("--expires", default=None, help="When the credits expire (ISO 8601); default never.")
+@click.option("--kind", type=click.Choice(["pack", "coupon", "topup"]), default="pack")
+@click.option("--note", default=None)
+@click.option("--id", "idempotency_key", default=None, help="Idempotency key.")
+@command_options
+def grant(
+    out: Output,
+    team_id: str,
+    credits: int,
+    expires: str | None,
+    kind: str,
+    note: str | None,
+    idempotency_key: str | None,
+) -> None:
+    """Add credits to a team (a pack, coupon or top-up)."""
+    result = ledger.grant(
+        out.db,
+        ledger.GrantRequest(
+            team_id=team_id,
+            credits=credits,
+            kind=kind,
+            expires_at=_instant(expires, "expires"),
+            note=note,
+            idempotency_key=idempotency_key,
+        ),
+        now(),
+    )
+    out.emit(
+        grant_json(result) | {"replayed": result.replayed},
+        f"granted {result.credits} credits; team has {result.remaining_credits} available"
+        + (" (replayed)" if result.replayed else ""),
+    )
+
+
+@main.command()
+@click.argument("key")
+@click.argument("credits", type=int)
+@click.option("--endpoint", default=None, help="scrape, crawl, map, search, extract, ...")
+@click.option("--at", default=None, help="When the work happened (ISO 8601); default now.")
+@click.option("--job-id", default=None)
+@click.option("--target", default=None, help="The URL worked on.")
+@click.option("--id", "idempotency_key", default=None, help="Idempotency key.")
+@command_options
+def charge(
+    out: Output,
+    key: str,
+    credits: int,
+    endpoint: str | None,
+    at: str | None,
+    job_id: str | None,
+    target: str | None,
+    idempotency_key: str | None,
+) -> None:
+    """Record usage by KEY (the fc- key or its id). Refused if it does not fit."""
+    result = ledger.charge(
+        out.db,
+        ledger.ChargeRequest(
+            key=key,
+            credits=credits,
+            at=_instant(at, "at"),
+            endpoint=endpoint,
+            job_id=job_id,
+            target=target,
+            idempotency_key=idempotency_key,
+        ),
+        now(),
+    )
+    out.emit(
+        charge_json(result) | {"replayed": result.replayed},
+        f"charged {result.credits} credits; team has {result.remaining_credits} available"
+        + (" (replayed)" if result.replayed else ""),
+    )
+
+
+@main.command()
+@click.argument("team_id")
+@click.option("--by-key", is_flag=True, help="One row per period and API key.")
+@command_options
+def usage(out: Output, team_id: str, by_key: bool) -> None:
+    """Credits used per billing period, and what remains now."""
+    found = teams.get_team(out.db, team_id)
+    at = now()
+    balance = account.credit_usage(out.db, found, at)
+    rows = account.history(out.db, found, by_key, at)
+    periods = [
+        {
+            "startDate": format_iso(r.start),
+            "endDate": None if r.end is None else format_iso(r.end),
+            "apiKey": r.key_name,
+            "creditsUsed": r.credits,
+        }
+        for r in rows
+    ]
+    text = table(
+        ["period start", "period end", "key", "credits used"],
+        [[p["startDate"], p["endDate"], p["apiKey"], p["creditsUsed"]] for p in periods],
+    )
+    out.emit(
+        {
+            "teamId": found.id,
+            "remainingCredits": balance.remaining,
+            "planCredits": balance.plan_credits,
+            "periods": periods,
+        },
+        f"{text}\n\nremaining: {balance.remaining} of {balance.plan_credits} plan credits",
+    )
+
+
+@main.command()
+@command_options
+def verify(out: Output) -> None:
+    """Check that entries, balances and rollups agree; name every difference."""
+    report = audit.verify(out.db)
+    diffs = [{"check": d.check, "detail": d.detail} for d in report.differences]
+    if not report.ok:
+        if out.as_json:
+            fail(out, f"{len(diffs)} difference(s) found", 1, {"differences": diffs})
+        for d in report.differences:
+            click.echo(f"DIFF [{d.check}] {d.detail}", err=True)
+        fail(out, f"{len(diffs)} difference(s) found", 1)
+    out.emit(
+        {"checks": report.checks, "differences": []}, "\n".join(f"ok  {c}" for c in report.checks)
+    )

@@ -1,0 +1,86 @@
+"""How commands print: one JSON object with --json, readable text otherwise."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from creditgate.domain.errors import LedgerError
+from creditgate.http.errors import STATUS
+from creditgate.settings import Settings
+from creditgate.storage.database import Database
+from creditgate.storage.migrate import upgrade
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Output:
+    def __init__(self, as_json: bool, database_url: str | None) -> None:
+        self.as_json = as_json
+        self.database_url = database_url or Settings().database_url
+        self._db: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.database_url, pool_size=2)
+            upgrade(self._db)
+        return self._db
+
+    def emit(self, data: dict[str, Any], text: str) -> None:
+        if self.as_json:
+            click.echo(orjson.dumps({"success": True, **data}).decode())
+        else:
+            click.echo(text)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.dispose()
+
+
+def command_options(fn: F) -> F:
+    """Every command takes --json and --database-url, after its own arguments."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
+    @click.option(
+        "--database-url",
+        envvar="CREDITGATE_DATABASE_URL",
+        default=None,
+        help="sqlite:///path or postgresql://... (default: the embedded SQLite file)",
+    )
+    @functools.wraps(fn)
+    def wrapper(*args: Any, as_json: bool, database_url: str | None, **kwargs: Any) -> Any:
+        out = Output(as_json, database_url)
+        try:
+            return fn(out, *args, **kwargs)
+        except LedgerError as exc:
+            fail(out, exc.message, STATUS[type(exc)], exc.details)
+        finally:
+            out.close()
+
+    return wrapper  # type: ignore[return-value]
+
+
+def fail(out: Output, message: str, status: int, details: dict[str, Any] | None = None) -> None:
+    if out.as_json:
+        click.echo(
+            orjson.dumps(
+                {"success": False, "error": message, "status": status, **(details or {})}
+            ).decode()
+        )
+    else:
+        click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [headers, *[[("" if c is None else str(c)) for c in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

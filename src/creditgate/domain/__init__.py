@@ -1,0 +1,1 @@
+"""The domain core: pure Python, no web or database imports (a test enforces it)."""

@@ -1,0 +1,62 @@
+"""The ways a ledger operation can fail, as a closed set of named outcomes.
+
+Each carries what a client needs to act on it; the HTTP layer maps each class to one status and
+one Firecrawl error text (http/errors.py, with a test that the mapping is complete).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LedgerError(Exception):
+    """Base of every expected failure. Anything else is a bug and becomes a 500."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidInput(LedgerError):
+    """The request is malformed or out of range; nothing was changed."""
+
+
+class NotFound(LedgerError):
+    """A team, key, plan or grant the request names does not exist."""
+
+
+class Conflict(LedgerError):
+    """The request contradicts existing state (a duplicate name, a revoked key reused)."""
+
+
+class IdempotencyConflict(LedgerError):
+    """The idempotency key was used before with different content."""
+
+
+class InsufficientCredits(LedgerError):
+    """The amount does not fit the team's available credits or the key's cap."""
+
+    def __init__(self, required: int, remaining: int, reason: str = "team") -> None:
+        super().__init__(
+            "Insufficient credits to perform this request. For more credits, you can upgrade "
+            "your plan at https://firecrawl.dev/pricing or try changing the request limit to a "
+            "lower value.",
+            requiredCredits=required,
+            remainingCredits=remaining,
+            limitedBy=reason,
+        )
+        self.required = required
+        self.remaining = remaining
+        self.reason = reason
+
+
+class TeamSuspended(LedgerError):
+    """An operator suspended the team: its keys are refused, its history is kept."""
+
+    def __init__(self) -> None:
+        super().__init__("Unauthorized: This account has been banned.")
+
+
+class NoBalance(LedgerError):
+    """The team has never been granted any credit, so it has no balance record."""

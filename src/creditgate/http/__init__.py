@@ -1,0 +1,1 @@
+"""The HTTP layer: authenticate, call one service, render. No SQL, no ledger rules."""

@@ -1,0 +1,187 @@
+"""The Firecrawl account routes (firecrawl-api.md §2), under /v1 and /v2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from creditgate.domain.errors import InvalidInput, NoBalance
+from creditgate.domain.instants import Instant, format_iso
+from creditgate.domain.pricing import TOKENS_PER_CREDIT
+from creditgate.domain.teams import Team
+from creditgate.http.auth import authenticate_team, rate_limited
+from creditgate.http.context import blocking, context
+from creditgate.http.responses import ok
+from creditgate.services import account, keys
+
+MAX_ACTIVITY_LIMIT = 100
+DEFAULT_ACTIVITY_LIMIT = 50
+
+
+def _iso(instant: Instant | None) -> str | None:
+    return None if instant is None else format_iso(instant)
+
+
+async def _team(request: Request) -> tuple[Team, Instant]:
+    """Authenticate, apply the account routes' rate limit, and return the team and now."""
+    ctx = context(request)
+    _, team = await blocking(authenticate_team, request, lambda t: keys.authenticate(ctx.db, t))
+    now = ctx.clock()
+    decision = ctx.limiter.hit(team.id, "account", ctx.account_rpm, now)
+    if not decision.allowed:
+        raise rate_limited(decision, now)
+    return team, now
+
+
+def _version(request: Request) -> str:
+    return "v1" if request.url.path.startswith("/v1/") else "v2"
+
+
+def _usage_body(request: Request, usage: account.CreditUsage, unit: int) -> dict[str, Any]:
+    noun = "credits" if unit == 1 else "tokens"
+    values = (
+        usage.remaining * unit,
+        usage.plan_credits * unit,
+        _iso(usage.period_start),
+        _iso(usage.period_end),
+    )
+    if _version(request) == "v1":
+        names = (f"remaining_{noun}", f"plan_{noun}", "billing_period_start", "billing_period_end")
+    else:
+        cap = noun.capitalize()
+        names = (f"remaining{cap}", f"plan{cap}", "billingPeriodStart", "billingPeriodEnd")
+    return dict(zip(names, values, strict=True))
+
+
+async def credit_usage(request: Request) -> Response:
+    team, now = await _team(request)
+    usage = await blocking(account.credit_usage, context(request).db, team, now)
+    return ok(data=_usage_body(request, usage, 1))
+
+
+async def token_usage(request: Request) -> Response:
+    team, now = await _team(request)
+    try:
+        usage = await blocking(account.credit_usage, context(request).db, team, now)
+    except NoBalance as exc:
+        raise NoBalance("Could not find token usage information") from exc
+    return ok(data=_usage_body(request, usage, TOKENS_PER_CREDIT))
+
+
+def _row(row: account.UsageRow, unit: int) -> dict[str, Any]:
+    used = row.credits * unit
+    names = ("creditsUsed", "totalCredits") if unit == 1 else ("tokensUsed", "totalTokens")
+    return {
+        "startDate": _iso(row.start),
+        "endDate": _iso(row.end),
+        "apiKey": row.key_name,
+        names[0]: used,
+        names[1]: used,
+    }
+
+
+async def _historical(request: Request, unit: int) -> Response:
+    team, now = await _team(request)
+    by_key = request.query_params.get("byApiKey") == "true"
+    time_range = request.query_params.get("timeRange")
+    db = context(request).db
+    if time_range is not None:
+        if time_range not in account.WINDOW_DAYS:
+            raise InvalidInput("timeRange must be day, week, or month.")
+        if by_key:
+            raise InvalidInput("byApiKey cannot be combined with timeRange.")
+        window = await blocking(account.usage_window, db, team, time_range, now)
+        return ok(
+            periods=[_row(r, unit) for r in window.rows],
+            window={
+                "timeRange": window.time_range,
+                "binSize": window.bin_size,
+                "startDate": _iso(window.start),
+                "endDate": _iso(window.end),
+            },
+        )
+    rows = await blocking(account.history, db, team, by_key, now)
+    return ok(periods=[_row(r, unit) for r in rows])
+
+
+async def credit_history(request: Request) -> Response:
+    return await _historical(request, 1)
+
+
+async def token_history(request: Request) -> Response:
+    return await _historical(request, TOKENS_PER_CREDIT)
+
+
+async def queue_status(request: Request) -> Response:
+    team, now = await _team(request)
+    status = await blocking(account.queue_status, context(request).db, team, now)
+    return ok(
+        jobsInQueue=status.active + status.waiting,
+        activeJobsInQueue=status.active,
+        waitingJobsInQueue=status.waiting,
+        maxConcurrency=status.max_concurrency,
+        mostRecentSuccess=_iso(status.most_recent_success),
+    )
+
+
+async def concurrency_check(request: Request) -> Response:
+    team, now = await _team(request)
+    status = await blocking(account.queue_status, context(request).db, team, now)
+    return ok(concurrency=status.active, maxConcurrency=status.max_concurrency)
+
+
+def _activity_limit(text: str | None) -> int:
+    try:
+        value = int(text) if text is not None else DEFAULT_ACTIVITY_LIMIT
+    except ValueError:
+        return DEFAULT_ACTIVITY_LIMIT
+    if value < 1:
+        return DEFAULT_ACTIVITY_LIMIT
+    return min(value, MAX_ACTIVITY_LIMIT)
+
+
+async def activity(request: Request) -> Response:
+    team, now = await _team(request)
+    params = request.query_params
+    result = await blocking(
+        account.activity,
+        context(request).db,
+        team,
+        now,
+        params.get("endpoint"),
+        _activity_limit(params.get("limit")),
+        params.get("cursor"),
+    )
+    data = [
+        {
+            "id": r.id,
+            "endpoint": r.endpoint,
+            "api_version": r.api_version,
+            "created_at": format_iso(r.occurred_at),
+            "target": r.target,
+        }
+        for r in result.rows
+    ]
+    return ok(data=data, cursor=result.cursor, has_more=result.cursor is not None)
+
+
+ACCOUNT_ROUTES: list[tuple[str, Any, str]] = [
+    ("/team/credit-usage", credit_usage, "Credits remaining in the current billing period"),
+    ("/team/token-usage", token_usage, "Tokens remaining (credits x 15)"),
+    ("/team/credit-usage/historical", credit_history, "Credits used per billing period"),
+    ("/team/token-usage/historical", token_history, "Tokens used per billing period"),
+    ("/team/queue-status", queue_status, "The team's jobs in the queue"),
+    ("/concurrency-check", concurrency_check, "Jobs running now and the plan's limit"),
+]
+
+
+def routes() -> list[BaseRoute]:
+    out: list[BaseRoute] = []
+    for version in ("v1", "v2"):
+        for path, endpoint, _summary in ACCOUNT_ROUTES:
+            out.append(Route(f"/{version}{path}", endpoint, methods=["GET"]))
+    out.append(Route("/v2/team/activity", activity, methods=["GET"]))
+    return out

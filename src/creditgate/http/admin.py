@@ -1,0 +1,364 @@
+"""The admin API: operators and metering services, behind CREDITGATE_ADMIN_TOKEN."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from creditgate.domain.errors import InvalidInput, LedgerError
+from creditgate.domain.instants import Instant, format_iso
+from creditgate.domain.plans import Plan
+from creditgate.domain.teams import ApiKey, Team
+from creditgate.http import schemas
+from creditgate.http.auth import require_admin
+from creditgate.http.body import instant, parse, read_json
+from creditgate.http.context import AppContext, blocking, context
+from creditgate.http.errors import STATUS, HTTPError
+from creditgate.http.responses import ok
+from creditgate.services import account, ingest, ledger, plans, teams
+from creditgate.services import keys as key_service
+
+
+def _iso(value: Instant | None) -> str | None:
+    return None if value is None else format_iso(value)
+
+
+def team_json(team: Team) -> dict[str, Any]:
+    return {
+        "id": team.id,
+        "name": team.name,
+        "plan": team.plan_id,
+        "anchor": _iso(team.anchor),
+        "suspended": team.suspended,
+        "allowOverage": team.allow_overage,
+        "createdAt": _iso(team.created_at),
+    }
+
+
+def key_json(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "teamId": key.team_id,
+        "name": key.name,
+        "hint": key.hint,
+        "cap": key.cap,
+        "createdAt": _iso(key.created_at),
+        "revokedAt": _iso(key.revoked_at),
+    }
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "id": plan.id,
+        "credits": plan.credits,
+        "interval": plan.interval,
+        "concurrency": plan.concurrency,
+        "scrapeRpm": plan.scrape_rpm,
+        "crawlRpm": plan.crawl_rpm,
+    }
+
+
+def charge_json(result: ledger.ChargeResult) -> dict[str, Any]:
+    return {
+        "id": result.id,
+        "teamId": result.team_id,
+        "keyId": result.key_id,
+        "credits": result.credits,
+        "occurredAt": _iso(result.occurred_at),
+        "periodStart": _iso(result.period_start),
+        "overage": result.overage,
+        "remainingCredits": result.remaining_credits,
+    }
+
+
+def grant_json(result: ledger.GrantResult) -> dict[str, Any]:
+    return {
+        "id": result.id,
+        "teamId": result.team_id,
+        "kind": result.kind,
+        "credits": result.credits,
+        "startsAt": _iso(result.starts_at),
+        "expiresAt": _iso(result.expires_at),
+        "remainingCredits": result.remaining_credits,
+    }
+
+
+async def _admin(request: Request) -> AppContext:
+    ctx = context(request)
+    require_admin(request, ctx.admin_token)
+    return ctx
+
+
+async def _body(request: Request, ctx: AppContext) -> Any:
+    return await read_json(request, ctx.max_body_bytes)
+
+
+def _replay_headers(replayed: bool) -> dict[str, str]:
+    return {"Idempotent-Replayed": "true"} if replayed else {}
+
+
+# --- teams ----------------------------------------------------------------------------------
+
+
+async def create_team(request: Request) -> Response:
+    ctx = await _admin(request)
+    body = parse(schemas.TeamIn, await _body(request, ctx))
+    team = await blocking(
+        teams.create_team,
+        ctx.db,
+        body.name,
+        ctx.clock(),
+        plan_id=body.plan,
+        anchor=instant(body.anchor, "anchor"),
+        allow_overage=body.allowOverage,
+    )
+    return ok(data=team_json(team), status=201)
+
+
+async def list_teams(request: Request) -> Response:
+    ctx = await _admin(request)
+    return ok(data=[team_json(t) for t in await blocking(teams.list_teams, ctx.db)])
+
+
+async def get_team(request: Request) -> Response:
+    ctx = await _admin(request)
+    team = await blocking(teams.get_team, ctx.db, request.path_params["team_id"])
+    return ok(data=team_json(team))
+
+
+async def patch_team(request: Request) -> Response:
+    ctx = await _admin(request)
+    body = parse(schemas.TeamPatch, await _body(request, ctx))
+    team = await blocking(
+        teams.update_team,
+        ctx.db,
+        request.path_params["team_id"],
+        ctx.clock(),
+        suspended=body.suspended,
+        allow_overage=body.allowOverage,
+        plan_id=body.plan,
+        name=body.name,
+    )
+    return ok(data=team_json(team))
+
+
+async def team_balance(request: Request) -> Response:
+    ctx = await _admin(request)
+    team = await blocking(teams.get_team, ctx.db, request.path_params["team_id"])
+    usage = await blocking(account.credit_usage, ctx.db, team, ctx.clock())
+    return ok(
+        data={
+            "remainingCredits": usage.remaining,
+            "planCredits": usage.plan_credits,
+            "billingPeriodStart": _iso(usage.period_start),
+            "billingPeriodEnd": _iso(usage.period_end),
+        }
+    )
+
+
+async def team_usage(request: Request) -> Response:
+    ctx = await _admin(request)
+    team = await blocking(teams.get_team, ctx.db, request.path_params["team_id"])
+    by_key = request.query_params.get("byKey") == "true"
+    rows = await blocking(account.history, ctx.db, team, by_key, ctx.clock())
+    return ok(
+        periods=[
+            {
+                "startDate": _iso(r.start),
+                "endDate": _iso(r.end),
+                "apiKey": r.key_name,
+                "creditsUsed": r.credits,
+            }
+            for r in rows
+        ]
+    )
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+async def create_key(request: Request) -> Response:
+    ctx = await _admin(request)
+    body = parse(schemas.KeyIn, await _body(request, ctx))
+    created = await blocking(
+        key_service.create_key,
+        ctx.db,
+        request.path_params["team_id"],
+        ctx.clock(),
+        name=body.name,
+        cap=body.cap,
+    )
+    return ok(data={**key_json(created.key), "key": created.secret}, status=201)
+
+
+async def list_keys(request: Request) -> Response:
+    ctx = await _admin(request)
+    found = await blocking(key_service.list_keys, ctx.db, request.path_params["team_id"])
+    return ok(data=[key_json(k) for k in found])
+
+
+async def revoke_key(request: Request) -> Response:
+    ctx = await _admin(request)
+    key = await blocking(key_service.revoke_key, ctx.db, request.path_params["key_id"], ctx.clock())
+    return ok(data=key_json(key))
+
+
+# --- plans ----------------------------------------------------------------------------------
+
+
+def _plan(body: schemas.PlanIn) -> Plan:
+    if body.interval not in ("month", "year", "once"):
+        raise InvalidInput("interval must be one of: month, year, once", field="interval")
+    return Plan(
+        body.id,
+        body.credits,
+        body.interval,  # type: ignore[arg-type]
+        body.concurrency,
+        body.scrapeRpm,
+        body.crawlRpm,
+    )
+
+
+async def list_plans(request: Request) -> Response:
+    ctx = await _admin(request)
+    return ok(data=[plan_json(p) for p in await blocking(plans.list_plans, ctx.db)])
+
+
+async def create_plan(request: Request) -> Response:
+    ctx = await _admin(request)
+    plan = _plan(parse(schemas.PlanIn, await _body(request, ctx)))
+    return ok(
+        data=plan_json(await blocking(plans.create_plan, ctx.db, plan, ctx.clock())), status=201
+    )
+
+
+async def put_plan(request: Request) -> Response:
+    ctx = await _admin(request)
+    data = await _body(request, ctx)
+    if isinstance(data, dict):
+        data = {**data, "id": request.path_params["plan_id"]}
+    plan = _plan(parse(schemas.PlanIn, data))
+    return ok(data=plan_json(await blocking(plans.update_plan, ctx.db, plan, ctx.clock())))
+
+
+# --- credits --------------------------------------------------------------------------------
+
+
+async def grant(request: Request) -> Response:
+    ctx = await _admin(request)
+    body = parse(schemas.GrantIn, await _body(request, ctx))
+    result = await blocking(
+        ledger.grant,
+        ctx.db,
+        ledger.GrantRequest(
+            team_id=request.path_params["team_id"],
+            credits=body.credits,
+            kind=body.kind,
+            expires_at=instant(body.expiresAt, "expiresAt"),
+            note=body.note,
+            idempotency_key=body.idempotencyKey,
+        ),
+        ctx.clock(),
+    )
+    return ok(
+        data=grant_json(result),
+        status=200 if result.replayed else 201,
+        headers=_replay_headers(result.replayed),
+    )
+
+
+def charge_request(body: schemas.ChargeIn) -> ledger.ChargeRequest:
+    key = body.key or body.keyId
+    if key is None or (body.key is not None and body.keyId is not None):
+        raise InvalidInput("give exactly one of key or keyId", field="key")
+    return ledger.ChargeRequest(
+        key=key,
+        credits=body.credits,
+        at=instant(body.at, "at"),
+        endpoint=body.endpoint,
+        api_version=body.apiVersion,
+        job_id=body.jobId,
+        target=body.target,
+        idempotency_key=body.idempotencyKey,
+    )
+
+
+async def charge(request: Request) -> Response:
+    ctx = await _admin(request)
+    body = parse(schemas.ChargeIn, await _body(request, ctx))
+    result = await blocking(ledger.charge, ctx.db, charge_request(body), ctx.clock())
+    return ok(
+        data=charge_json(result),
+        status=200 if result.replayed else 201,
+        headers=_replay_headers(result.replayed),
+    )
+
+
+async def charge_batch(request: Request) -> Response:
+    ctx = await _admin(request)
+    data = await read_json(request, ctx.max_body_bytes * 4)
+    events = data.get("events") if isinstance(data, dict) else None
+    if not isinstance(events, list):
+        raise InvalidInput("Bad Request: events: must be a list of charges", field="events")
+    if len(events) > ctx.max_batch_events:
+        raise HTTPError(413, f"Too many events: at most {ctx.max_batch_events} per request.")
+    parsed: list[ledger.ChargeRequest | LedgerError] = []
+    for event in events:
+        try:
+            parsed.append(charge_request(parse(schemas.ChargeIn, event)))
+        except LedgerError as exc:
+            parsed.append(exc)
+    outcomes = await blocking(ingest.charge_batch, ctx.db, parsed, ctx.clock())
+    return ok(data=[_outcome_json(o) for o in outcomes])
+
+
+def _outcome_json(outcome: ingest.EventOutcome) -> dict[str, Any]:
+    out: dict[str, Any] = {"index": outcome.index, "status": outcome.status}
+    if outcome.result is not None:
+        out["charge"] = charge_json(outcome.result)
+    if outcome.error is not None:
+        out.update(
+            code=STATUS[type(outcome.error)], error=outcome.error.message, **outcome.error.details
+        )
+    return out
+
+
+ADMIN_ROUTES: list[tuple[str, str, Any, str]] = [
+    ("GET", "/admin/plans", list_plans, "List plans"),
+    ("POST", "/admin/plans", create_plan, "Create a plan"),
+    ("PUT", "/admin/plans/{plan_id}", put_plan, "Replace a plan (applies from the next period)"),
+    ("GET", "/admin/teams", list_teams, "List teams"),
+    ("POST", "/admin/teams", create_team, "Create a team"),
+    ("GET", "/admin/teams/{team_id}", get_team, "Read a team"),
+    ("PATCH", "/admin/teams/{team_id}", patch_team, "Suspend, resume or change a team"),
+    ("GET", "/admin/teams/{team_id}/balance", team_balance, "A team's balance now"),
+    ("GET", "/admin/teams/{team_id}/usage", team_usage, "A team's usage per period (?byKey=true)"),
+    ("GET", "/admin/teams/{team_id}/keys", list_keys, "List a team's API keys"),
+    ("POST", "/admin/teams/{team_id}/keys", create_key, "Create an API key (shown once)"),
+    ("POST", "/admin/keys/{key_id}/revoke", revoke_key, "Revoke an API key"),
+    ("POST", "/admin/teams/{team_id}/grants", grant, "Grant credits (pack, coupon, top-up)"),
+    ("POST", "/admin/charges", charge, "Record a charge (idempotent, may be backdated)"),
+    ("POST", "/admin/charges/batch", charge_batch, "Record up to 1,000 charges"),
+]
+
+
+def routes() -> list[BaseRoute]:
+    grouped: dict[str, dict[str, Any]] = {}
+    for method, path, endpoint, _summary in ADMIN_ROUTES:
+        grouped.setdefault(path, {})[method] = endpoint
+    out: list[BaseRoute] = []
+    for path, by_method in grouped.items():
+        out.append(Route(path, _dispatch(by_method), methods=list(by_method)))
+    return out
+
+
+def _dispatch(by_method: dict[str, Any]) -> Any:
+    async def endpoint(request: Request) -> Response:
+        handler = by_method[request.method]
+        response: Response = await handler(request)
+        return response
+
+    return endpoint

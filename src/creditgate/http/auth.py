@@ -1,0 +1,64 @@
+"""Bearer authentication for team routes and for the admin API."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from datetime import UTC
+
+from starlette.requests import Request
+
+from creditgate.domain import keys as keygen
+from creditgate.domain.instants import to_datetime
+from creditgate.domain.teams import ApiKey, Team
+from creditgate.http.errors import INVALID_TOKEN, TOKEN_MISSING, UNAUTHORIZED, HTTPError
+from creditgate.http.ratelimit import Decision
+
+BANNED = "Unauthorized: This account has been banned."
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if header is None:
+        raise HTTPError(401, UNAUTHORIZED)
+    parts = header.split(" ")
+    token = parts[1].strip() if len(parts) > 1 else ""
+    if not token:
+        raise HTTPError(401, TOKEN_MISSING)
+    return token
+
+
+def authenticate_team(
+    request: Request, lookup: Callable[[str], tuple[ApiKey, Team] | None]
+) -> tuple[ApiKey, Team]:
+    """The caller's key and team, or the Firecrawl 401/403 that fits."""
+    token = bearer_token(request)
+    if not keygen.is_well_formed(token):
+        raise HTTPError(401, INVALID_TOKEN)
+    found = lookup(token)
+    if found is None or not found[0].active:
+        raise HTTPError(401, INVALID_TOKEN)
+    if found[1].suspended:
+        raise HTTPError(403, BANNED)
+    return found
+
+
+def require_admin(request: Request, admin_token: str | None) -> None:
+    if admin_token is None:
+        raise HTTPError(403, "The admin API is disabled: set CREDITGATE_ADMIN_TOKEN to enable it.")
+    token = bearer_token(request)
+    if not hmac.compare_digest(token.encode(), admin_token.encode()):
+        raise HTTPError(401, INVALID_TOKEN)
+
+
+def rate_limited(decision: Decision, now: int) -> HTTPError:
+    seconds = decision.retry_after_seconds(now)
+    resets = to_datetime(decision.resets_at).astimezone(UTC)
+    when = resets.strftime("%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)")
+    return HTTPError(
+        429,
+        f"Rate limit exceeded. Consumed (req/min): {decision.consumed}, Remaining (req/min): "
+        f"{decision.remaining}. Upgrade your plan at https://firecrawl.dev/pricing for increased "
+        f"rate limits or please retry after {seconds}s, resets at {when}",
+        headers={"Retry-After": str(seconds)},
+    )

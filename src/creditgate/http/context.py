@@ -1,0 +1,38 @@
+"""What every handler can reach: the database, the clock, limits, and the admin token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from creditgate.domain.instants import Instant, now
+from creditgate.domain.plans import ACCOUNT_ROUTES_RPM
+from creditgate.http.ratelimit import RateLimiter
+from creditgate.storage.database import Database
+
+T = TypeVar("T")
+
+
+@dataclass
+class AppContext:
+    db: Database
+    admin_token: str | None = None
+    account_rpm: int = ACCOUNT_ROUTES_RPM
+    clock: Callable[[], Instant] = now
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    max_body_bytes: int = 1 << 20
+    max_batch_events: int = 1_000
+
+
+def context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a service call (synchronous database work) off the event loop."""
+    return await run_in_threadpool(fn, *args, **kwargs)

@@ -1,0 +1,71 @@
+"""One boundary where failures become HTTP: each domain outcome has one status and envelope."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from creditgate.domain import errors
+from creditgate.http.responses import fail
+
+log = logging.getLogger("creditgate.http")
+
+# Every LedgerError subclass must appear here (tests/http/test_errors.py checks it).
+STATUS: dict[type[errors.LedgerError], int] = {
+    errors.InvalidInput: 400,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.IdempotencyConflict: 409,
+    errors.InsufficientCredits: 402,
+    errors.TeamSuspended: 403,
+    errors.NoBalance: 404,
+}
+
+UNAUTHORIZED = "Unauthorized"
+TOKEN_MISSING = "Unauthorized: Token missing"  # noqa: S105 (an error text)
+INVALID_TOKEN = "Unauthorized: Invalid token"  # noqa: S105 (an error text)
+
+
+class HTTPError(Exception):
+    """A failure decided by the HTTP layer itself (auth, limits, body size)."""
+
+    def __init__(
+        self, status: int, error: str, headers: dict[str, str] | None = None, **extra: object
+    ) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.headers = headers
+        self.extra = extra
+
+
+def render_ledger_error(exc: errors.LedgerError) -> Response:
+    return fail(STATUS[type(exc)], exc.message, **exc.details)
+
+
+async def on_ledger_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.LedgerError)
+    return render_ledger_error(exc)
+
+
+async def on_http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPError)
+    return fail(exc.status, exc.error, exc.headers, **exc.extra)
+
+
+async def on_starlette_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    text = {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status_code, str(exc.detail))
+    return fail(exc.status_code, text, exc.headers)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    error_id = str(uuid.uuid4())
+    log.exception("error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
+    return fail(
+        500, f"An error occurred. Please check your logs for more details. Error ID: {error_id}"
+    )

@@ -1,0 +1,178 @@
+"""The OpenAPI document (/openapi.json) and a self-contained page that renders it (/docs)."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from creditgate import __version__
+from creditgate.http import schemas
+from creditgate.http.account import ACCOUNT_ROUTES
+from creditgate.http.admin import ADMIN_ROUTES
+from creditgate.http.responses import JSON
+
+BODIES: dict[tuple[str, str], type[BaseModel]] = {
+    ("POST", "/admin/teams"): schemas.TeamIn,
+    ("PATCH", "/admin/teams/{team_id}"): schemas.TeamPatch,
+    ("POST", "/admin/teams/{team_id}/keys"): schemas.KeyIn,
+    ("POST", "/admin/plans"): schemas.PlanIn,
+    ("PUT", "/admin/plans/{plan_id}"): schemas.PlanIn,
+    ("POST", "/admin/teams/{team_id}/grants"): schemas.GrantIn,
+    ("POST", "/admin/charges"): schemas.ChargeIn,
+    ("POST", "/admin/charges/batch"): schemas.ChargeBatchIn,
+}
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+QUERY: dict[str, list[dict[str, Any]]] = {
+    "historical": [
+        {"name": "byApiKey", "in": "query", "schema": {"type": "boolean", "default": False}},
+        {"name": "timeRange", "in": "query", "schema": {"enum": ["day", "week", "month"]}},
+    ],
+    "activity": [
+        {"name": "endpoint", "in": "query", "schema": {"type": "string"}},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 50}},
+        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+    ],
+}
+
+
+def _responses(success: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"200": {"description": success}}
+    for status, text in (
+        ("400", "Bad request"),
+        ("401", "Unauthorized"),
+        ("402", "Insufficient credits"),
+        ("403", "Suspended team"),
+        ("404", "Not found"),
+        ("409", "Conflict"),
+        ("429", "Rate limited"),
+        ("500", "Server error"),
+    ):
+        out[status] = {"description": text, "content": {"application/json": {"schema": ERROR}}}
+    return out
+
+
+def build() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    components: dict[str, Any] = {
+        "Error": {
+            "type": "object",
+            "required": ["success", "error"],
+            "properties": {"success": {"const": False}, "error": {"type": "string"}},
+        },
+    }
+    for version in ("v1", "v2"):
+        for path, _endpoint, summary in ACCOUNT_ROUTES:
+            op: dict[str, Any] = {
+                "summary": summary,
+                "tags": [f"account {version}"],
+                "security": [{"teamKey": []}],
+                "responses": _responses("The Firecrawl envelope"),
+            }
+            if path.endswith("/historical"):
+                op["parameters"] = QUERY["historical"]
+            paths[f"/{version}{path}"] = {"get": op}
+    paths["/v2/team/activity"] = {
+        "get": {
+            "summary": "The team's jobs of the last 24 hours, newest first",
+            "tags": ["account v2"],
+            "security": [{"teamKey": []}],
+            "parameters": QUERY["activity"],
+            "responses": _responses("A page of activity"),
+        }
+    }
+    for method, path, _endpoint, summary in ADMIN_ROUTES:
+        op = {
+            "summary": summary,
+            "tags": ["admin"],
+            "security": [{"adminToken": []}],
+            "responses": _responses("The Firecrawl envelope"),
+        }
+        params = re.findall(r"{(\w+)}", path)
+        if params:
+            op["parameters"] = [
+                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                for p in params
+            ]
+        model = BODIES.get((method, path))
+        if model is not None:
+            components[model.__name__] = model.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}
+                    }
+                },
+            }
+        paths.setdefault(path, {})[method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "creditgate",
+            "version": __version__,
+            "description": "The Firecrawl account API from a real credit ledger, and an "
+            "admin API for operators and metering services.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "teamKey": {"type": "http", "scheme": "bearer", "description": "fc- API key"},
+                "adminToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "CREDITGATE_ADMIN_TOKEN",
+                },
+            },
+        },
+    }
+
+
+_DOCUMENT = build()
+
+
+async def openapi_json(_request: Request) -> Response:
+    return JSON(_DOCUMENT)
+
+
+async def docs(_request: Request) -> Response:
+    rows = []
+    for path, methods in _DOCUMENT["paths"].items():
+        for method, op in methods.items():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+            ref = body.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+            rows.append(
+                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code>"
+                f"</td><td>{html.escape(op['summary'])}</td><td>{html.escape(ref)}</td></tr>"
+            )
+    schemas_html = "".join(
+        f"<h3 id='{name}'>{name}</h3><ul>"
+        + "".join(
+            f"<li><code>{html.escape(field)}</code> {html.escape(str(spec.get('type', '')))} "
+            f"{html.escape(str(spec.get('description', '')))}</li>"
+            for field, spec in schema.get("properties", {}).items()
+        )
+        + "</ul>"
+        for name, schema in _DOCUMENT["components"]["schemas"].items()
+    )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>creditgate API</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto}"
+        "td{padding:.2rem .6rem;border-bottom:1px solid #ddd}</style></head><body>"
+        f"<h1>creditgate API {__version__}</h1><p>{html.escape(_DOCUMENT['info']['description'])}"
+        "</p><p>Machine-readable: <a href='/openapi.json'>/openapi.json</a></p>"
+        "<table><tr><th>method</th><th>path</th><th>what</th><th>body</th></tr>"
+        + "".join(rows)
+        + "</table><h2>Bodies</h2>"
+        + schemas_html
+        + "</body></html>"
+    )
+    return HTMLResponse(page)

@@ -1,0 +1,73 @@
+"""Request bodies of the admin API: strict types, unknown fields refused."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from creditgate.domain.pricing import MAX_CREDITS
+
+Credits = Annotated[StrictInt, Field(ge=0, le=MAX_CREDITS)]
+PositiveCredits = Annotated[StrictInt, Field(ge=1, le=MAX_CREDITS)]
+Timestamp = Annotated[
+    StrictStr, Field(description="ISO 8601 with a zone, e.g. 2026-08-01T00:00:00Z")
+]
+Text = Annotated[StrictStr, Field(max_length=500)]
+IdempotencyKey = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class TeamIn(Body):
+    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    plan: StrictStr = "free"
+    anchor: Timestamp | None = None
+    allowOverage: StrictBool = False
+
+
+class TeamPatch(Body):
+    name: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
+    plan: StrictStr | None = None
+    suspended: StrictBool | None = None
+    allowOverage: StrictBool | None = None
+
+
+class KeyIn(Body):
+    name: Annotated[StrictStr, Field(min_length=1, max_length=100)] | None = None
+    cap: Credits | None = Field(default=None, description="credits per billing period, at most")
+
+
+class PlanIn(Body):
+    id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    credits: Credits
+    interval: StrictStr = Field("month", description="month, year or once")
+    concurrency: Annotated[StrictInt, Field(ge=0)] = 2
+    scrapeRpm: Annotated[StrictInt, Field(ge=0)] = 10
+    crawlRpm: Annotated[StrictInt, Field(ge=0)] = 2
+
+
+class GrantIn(Body):
+    credits: PositiveCredits
+    kind: StrictStr = Field("pack", description="pack, coupon or topup")
+    expiresAt: Timestamp | None = None
+    note: Text | None = None
+    idempotencyKey: IdempotencyKey | None = None
+
+
+class ChargeIn(Body):
+    key: StrictStr | None = Field(None, description="the fc- key that did the work")
+    keyId: StrictStr | None = Field(None, description="or the key's id")
+    credits: Credits
+    at: Timestamp | None = Field(None, description="when the work happened; default now")
+    endpoint: Annotated[StrictStr, Field(max_length=64)] | None = None
+    apiVersion: Annotated[StrictStr, Field(max_length=8)] | None = None
+    jobId: Annotated[StrictStr, Field(max_length=200)] | None = None
+    target: Annotated[StrictStr, Field(max_length=2048)] | None = None
+    idempotencyKey: IdempotencyKey | None = None
+
+
+class ChargeBatchIn(Body):
+    events: list[dict[str, object]] = Field(description="up to 1,000 charges, each as ChargeIn")

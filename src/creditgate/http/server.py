@@ -1,0 +1,34 @@
+"""Building the app from settings: what `creditgate serve` runs in each worker process."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from creditgate.http.app import create_app
+from creditgate.http.context import AppContext
+from creditgate.settings import Settings
+from creditgate.storage.database import Database
+from creditgate.storage.migrate import upgrade
+
+
+def app_from_settings(settings: Settings) -> Starlette:
+    db = Database(settings.database_url)
+    return create_app(
+        AppContext(
+            db=db, admin_token=settings.admin_token or None, account_rpm=settings.account_rpm
+        )
+    )
+
+
+def app_from_env() -> Starlette:
+    """Uvicorn's factory: settings from the environment (the CLI exports its flags there)."""
+    return app_from_settings(Settings())
+
+
+def prepare(settings: Settings) -> None:
+    """Create and migrate the database once, before any worker starts."""
+    db = Database(settings.database_url)
+    try:
+        upgrade(db)
+    finally:
+        db.dispose()

@@ -1,0 +1,198 @@
+"""What the Firecrawl account routes report, read from the ledger's rollups."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Literal
+
+from creditgate.domain.errors import InvalidInput, NoBalance, NotFound
+from creditgate.domain.instants import (
+    MS_PER_DAY,
+    MS_PER_HOUR,
+    Instant,
+    floor_day,
+    floor_hour,
+    format_iso,
+    parse_iso,
+)
+from creditgate.domain.periods import period_at, periods_between
+from creditgate.domain.plans import Plan
+from creditgate.domain.teams import Team
+from creditgate.services.ledger import lock_team
+from creditgate.services.rollover import needs_rollover
+from creditgate.storage import keys, ledger, plans, teams, usage
+from creditgate.storage.database import Database
+
+TimeRange = Literal["day", "week", "month"]
+WINDOW_DAYS: dict[str, int] = {"day": 1, "week": 7, "month": 30}
+ACTIVITY_ENDPOINTS = (
+    "scrape",
+    "crawl",
+    "batch_scrape",
+    "search",
+    "extract",
+    "llmstxt",
+    "deep_research",
+    "map",
+    "agent",
+    "browser",
+    "interact",
+)
+ACTIVITY_WINDOW_MS = 24 * MS_PER_HOUR
+
+
+@dataclass(frozen=True, slots=True)
+class CreditUsage:
+    remaining: int
+    plan_credits: int
+    period_start: Instant | None
+    period_end: Instant | None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    start: Instant
+    end: Instant | None
+    key_name: str | None
+    credits: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageWindow:
+    time_range: str
+    bin_size: str
+    start: Instant
+    end: Instant
+    rows: list[UsageRow]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    active: int
+    waiting: int
+    max_concurrency: int
+    most_recent_success: Instant | None
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    rows: list[usage.ActivityRow]
+    cursor: str | None
+
+
+def current_team(db: Database, team: Team, now: Instant) -> tuple[Team, Plan]:
+    """The team with its grants up to date (a write only when a period or grant rolled over)."""
+    if needs_rollover(team, now):
+        with db.write() as conn:
+            return lock_team(conn, team.id, now)
+    with db.read() as conn:
+        plan = plans.get_plan(conn, team.plan_id)
+    if plan is None:
+        raise NotFound(f"Plan {team.plan_id} not found")
+    return team, plan
+
+
+def credit_usage(db: Database, team: Team, now: Instant) -> CreditUsage:
+    team, plan = current_team(db, team, now)
+    current = period_at(team.anchor, plan.renews, now)
+    with db.read() as conn:
+        remaining = ledger.live_balance(conn, team.id, now)
+        granted = (
+            None if current is None else ledger.plan_grant_amount(conn, team.id, current.start)
+        )
+    if remaining is None:
+        raise NoBalance("Could not find credit usage information")
+    return CreditUsage(
+        remaining=remaining,
+        plan_credits=plan.credits if granted is None else granted,
+        period_start=None if current is None else current.start,
+        period_end=None if current is None else current.end,
+    )
+
+
+def history(db: Database, team: Team, by_key: bool, now: Instant) -> list[UsageRow]:
+    """One row per billing period from the first with usage to the current one."""
+    team, plan = current_team(db, team, now)
+    with db.read() as conn:
+        first = usage.first_usage_period(conn, team.id)
+        if first is None:
+            return []
+        periods = periods_between(team.anchor, plan.renews, first, now)
+        if not by_key:
+            totals = usage.usage_per_period(conn, team.id)
+            return [UsageRow(p.start, p.end, None, totals.get(p.start, 0)) for p in periods]
+        per_key = usage.usage_per_key(conn, team.id)
+        names = keys.key_names(conn, team.id)
+    rows: list[UsageRow] = []
+    by_period: dict[Instant, list[tuple[str, int]]] = {}
+    for start, key_id, credits in per_key:
+        by_period.setdefault(start, []).append((names.get(key_id, key_id), credits))
+    for p in periods:
+        for name, credits in sorted(by_period.get(p.start, [])):
+            rows.append(UsageRow(p.start, p.end, name, credits))
+    return rows
+
+
+def usage_window(db: Database, team: Team, time_range: str, now: Instant) -> UsageWindow:
+    """A rolling window ending now: hourly bins for a day, daily (UTC) bins for a week or month."""
+    if time_range not in WINDOW_DAYS:
+        raise InvalidInput("timeRange must be day, week, or month.")
+    if time_range == "day":
+        bin_ms, end = MS_PER_HOUR, floor_hour(now) + MS_PER_HOUR
+        count = 24
+    else:
+        bin_ms, end = MS_PER_DAY, floor_day(now) + MS_PER_DAY
+        count = WINDOW_DAYS[time_range]
+    start = end - count * bin_ms
+    with db.read() as conn:
+        hours = usage.usage_per_hour(conn, team.id, start, end)
+    bins = [0] * count
+    for hour, credits in hours.items():
+        bins[(hour - start) // bin_ms] += credits
+    rows = [
+        UsageRow(start + i * bin_ms, start + (i + 1) * bin_ms, None, c) for i, c in enumerate(bins)
+    ]
+    return UsageWindow(time_range, "hour" if bin_ms == MS_PER_HOUR else "day", start, end, rows)
+
+
+def queue_status(db: Database, team: Team, now: Instant) -> QueueStatus:
+    team, plan = current_team(db, team, now)
+    with db.read() as conn:
+        fresh = teams.get_team(conn, team.id) or team
+    return QueueStatus(0, 0, plan.concurrency, fresh.last_charge_at)
+
+
+def activity(
+    db: Database, team: Team, now: Instant, endpoint: str | None, limit: int, cursor: str | None
+) -> Activity:
+    if endpoint is not None and endpoint not in ACTIVITY_ENDPOINTS:
+        raise InvalidInput(
+            f"Invalid endpoint filter. Must be one of: {', '.join(ACTIVITY_ENDPOINTS)}"
+        )
+    before = None if cursor is None else decode_cursor(cursor)
+    with db.read() as conn:
+        rows = usage.recent_activity(
+            conn, team.id, now - ACTIVITY_WINDOW_MS, endpoint, before, limit + 1
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].occurred_at, rows[-1].id) if more and rows else None
+    return Activity(rows, next_cursor)
+
+
+def encode_cursor(at: Instant, movement_id: str) -> str:
+    raw = f"{format_iso(at)}:{movement_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[Instant, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, movement_id = raw.rsplit(":", 1)
+        if len(movement_id) != 36:
+            raise ValueError(movement_id)
+        return parse_iso(stamp), movement_id
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidInput("Invalid cursor.") from exc

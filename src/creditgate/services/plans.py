@@ -1,0 +1,64 @@
+"""Plans are data: operators list, create and edit them. Edits apply from the next period."""
+
+from __future__ import annotations
+
+import re
+
+from creditgate.domain.errors import Conflict, InvalidInput, NotFound
+from creditgate.domain.instants import Instant
+from creditgate.domain.plans import BILLING_INTERVALS, Plan
+from creditgate.domain.pricing import MAX_CREDITS
+from creditgate.storage import plans
+from creditgate.storage.database import Database
+
+PLAN_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+MAX_LIMIT = 10_000_000
+
+
+def validate(plan: Plan) -> Plan:
+    if not PLAN_ID.match(plan.id):
+        raise InvalidInput("plan id must be 1-64 characters of a-z, 0-9, _, . and -", field="id")
+    if plan.interval not in BILLING_INTERVALS:
+        raise InvalidInput(
+            f"interval must be one of: {', '.join(BILLING_INTERVALS)}", field="interval"
+        )
+    for field, value, top in (
+        ("credits", plan.credits, MAX_CREDITS),
+        ("concurrency", plan.concurrency, MAX_LIMIT),
+        ("scrapeRpm", plan.scrape_rpm, MAX_LIMIT),
+        ("crawlRpm", plan.crawl_rpm, MAX_LIMIT),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+            raise InvalidInput(f"{field} must be a whole number from 0 to {top}", field=field)
+    return plan
+
+
+def list_plans(db: Database) -> list[Plan]:
+    with db.read() as conn:
+        return plans.list_plans(conn)
+
+
+def get_plan(db: Database, plan_id: str) -> Plan:
+    with db.read() as conn:
+        plan = plans.get_plan(conn, plan_id)
+    if plan is None:
+        raise NotFound(f"Plan {plan_id} not found", planId=plan_id)
+    return plan
+
+
+def create_plan(db: Database, plan: Plan, now: Instant) -> Plan:
+    validate(plan)
+    with db.write() as conn:
+        if plans.get_plan(conn, plan.id) is not None:
+            raise Conflict(f"Plan {plan.id} already exists", planId=plan.id)
+        plans.insert_plan(conn, plan, now)
+    return plan
+
+
+def update_plan(db: Database, plan: Plan, now: Instant) -> Plan:
+    validate(plan)
+    with db.write() as conn:
+        if plans.get_plan(conn, plan.id) is None:
+            raise NotFound(f"Plan {plan.id} not found", planId=plan.id)
+        plans.update_plan(conn, plan, now)
+    return plan

@@ -1,0 +1,99 @@
+"""Teams: create, list, read, suspend, change plan."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from creditgate.domain.errors import InvalidInput, NotFound
+from creditgate.domain.ids import new_id
+from creditgate.domain.instants import Instant
+from creditgate.domain.plans import DEFAULT_PLAN_ID
+from creditgate.domain.teams import Team
+from creditgate.services.ledger import lock_team
+from creditgate.storage import plans, teams
+from creditgate.storage.database import Database
+
+MAX_NAME = 200
+
+
+def create_team(
+    db: Database,
+    name: str,
+    now: Instant,
+    plan_id: str = DEFAULT_PLAN_ID,
+    anchor: Instant | None = None,
+    allow_overage: bool = False,
+) -> Team:
+    if not 1 <= len(name.strip()) <= MAX_NAME:
+        raise InvalidInput(f"name must be 1 to {MAX_NAME} characters", field="name")
+    if anchor is not None and anchor > now + 366 * 86_400_000:
+        raise InvalidInput("anchor must not be more than a year ahead", field="anchor")
+    start = now if anchor is None else anchor
+    team = Team(
+        id=new_id(now),
+        name=name.strip(),
+        plan_id=plan_id,
+        anchor=start,
+        suspended=False,
+        allow_overage=allow_overage,
+        created_at=now,
+        granted_through=None,
+        next_rollover=start,
+        last_charge_at=None,
+    )
+    with db.write() as conn:
+        if plans.get_plan(conn, plan_id) is None:
+            raise NotFound(f"Plan {plan_id} not found", planId=plan_id)
+        teams.insert_team(conn, team)
+        lock_team(conn, team.id, now)  # grants the first period's plan credits
+        stored = teams.get_team(conn, team.id)
+    assert stored is not None
+    return stored
+
+
+def get_team(db: Database, team_id: str) -> Team:
+    with db.read() as conn:
+        team = teams.get_team(conn, team_id)
+    if team is None:
+        raise NotFound(f"Team {team_id} not found", teamId=team_id)
+    return team
+
+
+def list_teams(db: Database) -> list[Team]:
+    with db.read() as conn:
+        return teams.list_teams(conn)
+
+
+def update_team(
+    db: Database,
+    team_id: str,
+    now: Instant,
+    *,
+    suspended: bool | None = None,
+    allow_overage: bool | None = None,
+    plan_id: str | None = None,
+    name: str | None = None,
+) -> Team:
+    """Change a team. A new plan's credits arrive from the next billing period on."""
+    if name is not None and not 1 <= len(name.strip()) <= MAX_NAME:
+        raise InvalidInput(f"name must be 1 to {MAX_NAME} characters", field="name")
+    with db.write() as conn:
+        team, _ = lock_team(conn, team_id, now)
+        if plan_id is not None and plans.get_plan(conn, plan_id) is None:
+            raise NotFound(f"Plan {plan_id} not found", planId=plan_id)
+        changed = replace(
+            team,
+            suspended=team.suspended if suspended is None else suspended,
+            allow_overage=team.allow_overage if allow_overage is None else allow_overage,
+            plan_id=plan_id or team.plan_id,
+            name=team.name if name is None else name.strip(),
+        )
+        teams.update_team(
+            conn,
+            team_id,
+            suspended=changed.suspended,
+            allow_overage=changed.allow_overage,
+            plan_id=changed.plan_id,
+            name=changed.name,
+        )
+    return changed

@@ -1,0 +1,1 @@
+"""Storage: every SQL statement of creditgate lives in this package."""

@@ -1,0 +1,70 @@
+"""API key rows. Only hashes are stored; lookups go by hash."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from creditgate.domain.teams import ApiKey, Team
+from creditgate.storage.rows import key_from_row, team_from_row
+from creditgate.storage.tables import api_keys, teams
+
+
+def insert_key(conn: Connection, key: ApiKey, key_hash: str) -> None:
+    conn.execute(
+        insert(api_keys).values(
+            id=key.id,
+            team_id=key.team_id,
+            name=key.name,
+            key_hash=key_hash,
+            hint=key.hint,
+            cap=key.cap,
+            created_ms=key.created_at,
+            revoked_ms=key.revoked_at,
+        )
+    )
+
+
+def get_key(conn: Connection, key_id: str) -> ApiKey | None:
+    row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+    return None if row is None else key_from_row(row)
+
+
+_KEY_AND_TEAM = select(*api_keys.c, *(c.label(f"team__{c.name}") for c in teams.c)).join(
+    teams, teams.c.id == api_keys.c.team_id
+)
+
+
+def get_key_and_team_by_hash(conn: Connection, key_hash: str) -> tuple[ApiKey, Team] | None:
+    """The one query authentication makes: the key and its team by the key's hash."""
+    row = conn.execute(_KEY_AND_TEAM.where(api_keys.c.key_hash == key_hash)).first()
+    if row is None:
+        return None
+    return key_from_row(row), team_from_row(row, prefix="team__")
+
+
+def list_keys(conn: Connection, team_id: str) -> list[ApiKey]:
+    query = select(api_keys).where(api_keys.c.team_id == team_id).order_by(api_keys.c.created_ms)
+    return [key_from_row(r) for r in conn.execute(query)]
+
+
+def count_keys(conn: Connection, team_id: str) -> int:
+    query = select(func.count()).select_from(api_keys).where(api_keys.c.team_id == team_id)
+    return int(conn.execute(query).scalar_one())
+
+
+def name_taken(conn: Connection, team_id: str, name: str) -> bool:
+    query = select(api_keys.c.id).where(api_keys.c.team_id == team_id, api_keys.c.name == name)
+    return conn.execute(query).first() is not None
+
+
+def key_names(conn: Connection, team_id: str) -> dict[str, str]:
+    query = select(api_keys.c.id, api_keys.c.name).where(api_keys.c.team_id == team_id)
+    return {row.id: row.name for row in conn.execute(query)}
+
+
+def revoke_key(conn: Connection, key_id: str, at: int) -> None:
+    conn.execute(
+        update(api_keys)
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_ms.is_(None))
+        .values(revoked_ms=at)
+    )

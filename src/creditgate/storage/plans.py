@@ -1,0 +1,38 @@
+"""Plan rows."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, insert, select, update
+
+from creditgate.domain.plans import Plan
+from creditgate.storage.rows import plan_from_row
+from creditgate.storage.tables import plans
+
+
+def get_plan(conn: Connection, plan_id: str) -> Plan | None:
+    row = conn.execute(select(plans).where(plans.c.id == plan_id)).first()
+    return None if row is None else plan_from_row(row)
+
+
+def list_plans(conn: Connection) -> list[Plan]:
+    return [
+        plan_from_row(r) for r in conn.execute(select(plans).order_by(plans.c.credits, plans.c.id))
+    ]
+
+
+def _values(plan: Plan) -> dict[str, object]:
+    return {
+        "credits": plan.credits,
+        "interval": plan.interval,
+        "concurrency": plan.concurrency,
+        "scrape_rpm": plan.scrape_rpm,
+        "crawl_rpm": plan.crawl_rpm,
+    }
+
+
+def insert_plan(conn: Connection, plan: Plan, at: int) -> None:
+    conn.execute(insert(plans).values(id=plan.id, created_ms=at, updated_ms=at, **_values(plan)))
+
+
+def update_plan(conn: Connection, plan: Plan, at: int) -> None:
+    conn.execute(update(plans).where(plans.c.id == plan.id).values(updated_ms=at, **_values(plan)))

@@ -1,0 +1,151 @@
+"""The schema. Times are UTC milliseconds (BIGINT); credits are BIGINT.
+
+Every table that grows with usage carries team_id first in its primary key (ledger promise 9), so
+the ledger can be partitioned by team and a team's rows cluster together.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("credits", BigInteger, nullable=False),
+    Column("interval", String(8), nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("scrape_rpm", Integer, nullable=False),
+    Column("crawl_rpm", Integer, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("plan_id", String(64), ForeignKey("plans.id"), nullable=False),
+    Column("anchor_ms", BigInteger, nullable=False),
+    Column("suspended", Boolean, nullable=False),
+    Column("allow_overage", Boolean, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    # Start of the last period whose plan credits were granted.
+    Column("granted_through_ms", BigInteger, nullable=True),
+    # When the team next needs a roll-forward (a new period or a grant expiring); NULL = never.
+    Column("next_rollover_ms", BigInteger, nullable=True),
+    Column("last_charge_ms", BigInteger, nullable=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("team_id", String(36), ForeignKey("teams.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("hint", String(16), nullable=False),
+    Column("cap", BigInteger, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger, nullable=True),
+    UniqueConstraint("team_id", "name"),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("remaining", BigInteger, nullable=False),
+    Column("expired_amount", BigInteger, nullable=False),
+    Column("starts_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=True),
+    Column("period_start_ms", BigInteger, nullable=True),
+    Column("note", String(500), nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expired_ms", BigInteger, nullable=True),
+    UniqueConstraint("team_id", "kind", "period_start_ms"),
+)
+
+# Append-only: one row per (movement, grant) line. A movement is one credit-moving write.
+entries = Table(
+    "entries",
+    metadata,
+    Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
+    Column("movement_id", String(36), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("kind", String(24), nullable=False),
+    Column("amount", BigInteger, nullable=False),  # signed: + adds credits, - spends them
+    Column("grant_id", String(36), nullable=True),
+    Column("key_id", String(36), nullable=True),
+    Column("period_start_ms", BigInteger, nullable=True),
+    Column("endpoint", String(64), nullable=True),
+    Column("api_version", String(8), nullable=True),
+    Column("job_id", String(200), nullable=True),
+    Column("target", String(2048), nullable=True),
+    Column("note", String(500), nullable=True),
+    Column("occurred_ms", BigInteger, nullable=False),
+    Column("recorded_ms", BigInteger, nullable=False),
+    Index(None, "team_id", "kind", "occurred_ms"),
+)
+
+idempotency = Table(
+    "idempotency",
+    metadata,
+    Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("movement_id", String(36), nullable=False),
+    Column("response", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+# Rollups, kept in the same transaction as the entries they summarise (ledger promise 6).
+usage_by_period = Table(
+    "usage_by_period",
+    metadata,
+    Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
+    Column("period_start_ms", BigInteger, primary_key=True),
+    Column("credits", BigInteger, nullable=False),
+)
+
+usage_by_key = Table(
+    "usage_by_key",
+    metadata,
+    Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
+    Column("period_start_ms", BigInteger, primary_key=True),
+    Column("key_id", String(36), primary_key=True),
+    Column("credits", BigInteger, nullable=False),
+)
+
+usage_by_hour = Table(
+    "usage_by_hour",
+    metadata,
+    Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
+    Column("hour_ms", BigInteger, primary_key=True),
+    Column("credits", BigInteger, nullable=False),
+)

@@ -1,0 +1,52 @@
+"""Team rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from creditgate.domain.teams import Team
+from creditgate.storage.rows import team_from_row
+from creditgate.storage.tables import teams
+
+
+def insert_team(conn: Connection, team: Team) -> None:
+    conn.execute(
+        insert(teams).values(
+            id=team.id,
+            name=team.name,
+            plan_id=team.plan_id,
+            anchor_ms=team.anchor,
+            suspended=team.suspended,
+            allow_overage=team.allow_overage,
+            created_ms=team.created_at,
+            granted_through_ms=team.granted_through,
+            next_rollover_ms=team.next_rollover,
+            last_charge_ms=team.last_charge_at,
+        )
+    )
+
+
+def get_team(conn: Connection, team_id: str) -> Team | None:
+    row = conn.execute(select(teams).where(teams.c.id == team_id)).first()
+    return None if row is None else team_from_row(row)
+
+
+def get_team_for_update(conn: Connection, team_id: str) -> Team | None:
+    """Lock the team's row: every credit-moving write of one team goes through this lock."""
+    row = conn.execute(select(teams).where(teams.c.id == team_id).with_for_update()).first()
+    return None if row is None else team_from_row(row)
+
+
+def list_teams(conn: Connection) -> list[Team]:
+    return [team_from_row(r) for r in conn.execute(select(teams).order_by(teams.c.id))]
+
+
+def count_teams(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(teams)).scalar_one())
+
+
+def update_team(conn: Connection, team_id: str, **values: Any) -> None:
+    """Update columns by their storage names (e.g. suspended=True, next_rollover_ms=...)."""
+    conn.execute(update(teams).where(teams.c.id == team_id).values(**values))

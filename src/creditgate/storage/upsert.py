@@ -1,0 +1,18 @@
+"""INSERT ... ON CONFLICT DO UPDATE for counters, on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import postgresql, sqlite
+
+
+def add_to_counter(conn: Connection, table: Table, keys: dict[str, Any], amount: int) -> None:
+    """Add `amount` to table.credits at `keys`, creating the row at `amount` if it is missing."""
+    make = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement: Any = make(table).values(**keys, credits=amount)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys), set_={"credits": table.c.credits + statement.excluded.credits}
+    )
+    conn.execute(statement)

@@ -1,0 +1,97 @@
+"""Reads for the account routes: rollups and recent activity, never a scan of all entries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, func, or_, select
+
+from creditgate.domain.instants import Instant
+from creditgate.storage.tables import entries, usage_by_hour, usage_by_key, usage_by_period
+
+
+def first_usage_period(conn: Connection, team_id: str) -> Instant | None:
+    query = select(func.min(usage_by_period.c.period_start_ms)).where(
+        usage_by_period.c.team_id == team_id
+    )
+    value = conn.execute(query).scalar_one()
+    return None if value is None else int(value)
+
+
+def usage_per_period(conn: Connection, team_id: str) -> dict[Instant, int]:
+    query = select(usage_by_period.c.period_start_ms, usage_by_period.c.credits).where(
+        usage_by_period.c.team_id == team_id
+    )
+    return {int(r.period_start_ms): int(r.credits) for r in conn.execute(query)}
+
+
+def usage_per_key(conn: Connection, team_id: str) -> list[tuple[Instant, str, int]]:
+    """(period start, key id, credits) for every period and key with usage."""
+    query = select(
+        usage_by_key.c.period_start_ms, usage_by_key.c.key_id, usage_by_key.c.credits
+    ).where(usage_by_key.c.team_id == team_id)
+    return [(int(r.period_start_ms), r.key_id, int(r.credits)) for r in conn.execute(query)]
+
+
+def usage_per_hour(
+    conn: Connection, team_id: str, start: Instant, end: Instant
+) -> dict[Instant, int]:
+    query = select(usage_by_hour.c.hour_ms, usage_by_hour.c.credits).where(
+        usage_by_hour.c.team_id == team_id,
+        usage_by_hour.c.hour_ms >= start,
+        usage_by_hour.c.hour_ms < end,
+    )
+    return {int(r.hour_ms): int(r.credits) for r in conn.execute(query)}
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRow:
+    id: str
+    endpoint: str
+    api_version: str | None
+    occurred_at: Instant
+    target: str | None
+
+
+def recent_activity(
+    conn: Connection,
+    team_id: str,
+    since: Instant,
+    endpoint: str | None,
+    before: tuple[Instant, str] | None,
+    limit: int,
+) -> list[ActivityRow]:
+    """Charges that name an endpoint, newest first, strictly after `since`, before a cursor."""
+    conditions = [
+        entries.c.team_id == team_id,
+        entries.c.kind == "charge",
+        entries.c.occurred_ms >= since,
+        entries.c.endpoint.is_not(None),
+        entries.c.line == 0,  # a charge movement lists its charge lines first
+    ]
+    if endpoint is not None:
+        conditions.append(entries.c.endpoint == endpoint)
+    if before is not None:
+        at, movement_id = before
+        conditions.append(
+            or_(
+                entries.c.occurred_ms < at,
+                and_(entries.c.occurred_ms == at, entries.c.movement_id < movement_id),
+            )
+        )
+    query = (
+        select(
+            entries.c.movement_id,
+            entries.c.endpoint,
+            entries.c.api_version,
+            entries.c.occurred_ms,
+            entries.c.target,
+        )
+        .where(*conditions)
+        .order_by(entries.c.occurred_ms.desc(), entries.c.movement_id.desc())
+        .limit(limit)
+    )
+    return [
+        ActivityRow(r.movement_id, r.endpoint, r.api_version, int(r.occurred_ms), r.target)
+        for r in conn.execute(query)
+    ]
