@@ -1,0 +1,144 @@
+"""Fixtures shared by the suite.
+
+`db` runs every test that uses it twice: on SQLite and on PostgreSQL (127.0.0.1:5432, or
+CREDITGATE_TEST_POSTGRES_URL). Under CI=true an unreachable PostgreSQL fails the run instead of
+skipping. After each test that used `db`, `creditgate verify` must find the ledger consistent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from starlette.testclient import TestClient
+
+from creditgate.domain.instants import Instant, parse_iso
+from creditgate.http.app import create_app
+from creditgate.http.context import AppContext
+from creditgate.services import audit
+from creditgate.storage.database import Database
+from creditgate.storage.migrate import seed_plans, upgrade
+from creditgate.storage.tables import metadata
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CREDITGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+ADMIN_TOKEN = "test-admin-token"
+START = parse_iso("2026-08-01T00:00:00Z")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--big", action="store_true", help="run the stress tests at full size")
+
+
+@dataclass
+class Clock:
+    now: Instant = START
+
+    def __call__(self) -> Instant:
+        return self.now
+
+    def set(self, iso: str) -> Instant:
+        self.now = parse_iso(iso)
+        return self.now
+
+    def advance(self, ms: int) -> Instant:
+        self.now += ms
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "creditgate.db"
+    db = Database(f"sqlite:///{path}")
+    upgrade(db)
+    db.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    name = f"creditgate_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(
+        POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc}")
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}")
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    db = Database(url)
+    upgrade(db)
+    db.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate(db: Database) -> None:
+    names = ", ".join(t.name for t in reversed(metadata.sorted_tables))
+    with db.write() as conn:
+        conn.execute(text(f"TRUNCATE {names}"))
+    seed_plans(db)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "creditgate.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite:///{path}"
+    else:
+        url: str = request.getfixturevalue("postgres_url")
+        db = Database(url, pool_size=1)
+        _truncate(db)
+        db.dispose()
+        yield url
+
+
+@pytest.fixture
+def db(database_url: str, request: pytest.FixtureRequest) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    if "corrupts_ledger" not in request.keywords:
+        report = audit.verify(database)
+        assert report.ok, [d.detail for d in report.differences]
+    database.dispose()
+
+
+@pytest.fixture
+def ctx(db: Database, clock: Clock) -> AppContext:
+    return AppContext(db=db, admin_token=ADMIN_TOKEN, clock=clock)
+
+
+@pytest.fixture
+def client(ctx: AppContext) -> Iterator[TestClient]:
+    with TestClient(create_app(ctx), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def admin(client: TestClient) -> TestClient:
+    """The same client, with the admin token."""
+    client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+    return client
