@@ -12,8 +12,13 @@ NOW = 100 * DAY
 
 
 def grant(
-    gid: str, remaining: int, *, kind: str = "pack", start: int = 0,
-    expires: int | None = None, expired: int = 0,
+    gid: str,
+    remaining: int,
+    *,
+    kind: str = "pack",
+    start: int = 0,
+    expires: int | None = None,
+    expired: int = 0,
 ) -> GrantState:
     return GrantState(gid, kind, start, expires, remaining, expired)
 

@@ -20,8 +20,12 @@ INSUFFICIENT = (
     "at https://firecrawl.dev/pricing or try changing the request limit to a lower value."
 )
 ROUTES = [
-    "/team/credit-usage", "/team/token-usage", "/team/credit-usage/historical",
-    "/team/token-usage/historical", "/team/queue-status", "/concurrency-check",
+    "/team/credit-usage",
+    "/team/token-usage",
+    "/team/credit-usage/historical",
+    "/team/token-usage/historical",
+    "/team/queue-status",
+    "/concurrency-check",
 ]
 ALL_PATHS = [f"/{v}{r}" for v in ("v1", "v2") for r in ROUTES] + ["/v2/team/activity"]
 
@@ -35,21 +39,29 @@ def test_v1_credit_usage_is_snake_case(client: TestClient, db: Database, clock: 
     charge(db, key, 120, clock.now)
     response = get(client, "/v1/team/credit-usage", key)
     assert response.status_code == 200
-    assert response.json() == {"success": True, "data": {
-        "remaining_credits": 2880, "plan_credits": 3000,
-        "billing_period_start": "2026-08-01T00:00:00.000Z",
-        "billing_period_end": "2026-09-01T00:00:00.000Z",
-    }}
+    assert response.json() == {
+        "success": True,
+        "data": {
+            "remaining_credits": 2880,
+            "plan_credits": 3000,
+            "billing_period_start": "2026-08-01T00:00:00.000Z",
+            "billing_period_end": "2026-09-01T00:00:00.000Z",
+        },
+    }
 
 
 def test_v2_credit_usage_is_camel_case(client: TestClient, db: Database, clock: Clock) -> None:
     _, key, _ = team_with_key(db, clock.now)
     charge(db, key, 120, clock.now)
-    assert get(client, "/v2/team/credit-usage", key).json() == {"success": True, "data": {
-        "remainingCredits": 2880, "planCredits": 3000,
-        "billingPeriodStart": "2026-08-01T00:00:00.000Z",
-        "billingPeriodEnd": "2026-09-01T00:00:00.000Z",
-    }}
+    assert get(client, "/v2/team/credit-usage", key).json() == {
+        "success": True,
+        "data": {
+            "remainingCredits": 2880,
+            "planCredits": 3000,
+            "billingPeriodStart": "2026-08-01T00:00:00.000Z",
+            "billingPeriodEnd": "2026-09-01T00:00:00.000Z",
+        },
+    }
 
 
 def test_token_usage_is_credits_times_15(client: TestClient, db: Database, clock: Clock) -> None:
@@ -76,8 +88,12 @@ def test_remaining_includes_packs_but_plan_credits_do_not(
 def test_free_plan_period_end_is_null(client: TestClient, db: Database, clock: Clock) -> None:
     _, key, _ = team_with_key(db, clock.now, plan="free")
     data = get(client, "/v2/team/credit-usage", key).json()["data"]
-    assert data == {"remainingCredits": 500, "planCredits": 500,
-                    "billingPeriodStart": "2026-08-01T00:00:00.000Z", "billingPeriodEnd": None}
+    assert data == {
+        "remainingCredits": 500,
+        "planCredits": 500,
+        "billingPeriodStart": "2026-08-01T00:00:00.000Z",
+        "billingPeriodEnd": None,
+    }
 
 
 def test_historical_rows_are_zero_filled_periods_with_both_credit_fields(
@@ -87,16 +103,39 @@ def test_historical_rows_are_zero_filled_periods_with_both_credit_fields(
     charge(db, key, 3400, clock.now, at="2026-05-20T00:00:00Z", endpoint=None)
     charge(db, key, 560, clock.now)
     body = get(client, "/v2/team/credit-usage/historical", key).json()
-    assert body == {"success": True, "periods": [
-        {"startDate": "2026-05-01T00:00:00.000Z", "endDate": "2026-06-01T00:00:00.000Z",
-         "apiKey": None, "creditsUsed": 3400, "totalCredits": 3400},
-        {"startDate": "2026-06-01T00:00:00.000Z", "endDate": "2026-07-01T00:00:00.000Z",
-         "apiKey": None, "creditsUsed": 0, "totalCredits": 0},
-        {"startDate": "2026-07-01T00:00:00.000Z", "endDate": "2026-08-01T00:00:00.000Z",
-         "apiKey": None, "creditsUsed": 0, "totalCredits": 0},
-        {"startDate": "2026-08-01T00:00:00.000Z", "endDate": "2026-09-01T00:00:00.000Z",
-         "apiKey": None, "creditsUsed": 560, "totalCredits": 560},
-    ]}
+    assert body == {
+        "success": True,
+        "periods": [
+            {
+                "startDate": "2026-05-01T00:00:00.000Z",
+                "endDate": "2026-06-01T00:00:00.000Z",
+                "apiKey": None,
+                "creditsUsed": 3400,
+                "totalCredits": 3400,
+            },
+            {
+                "startDate": "2026-06-01T00:00:00.000Z",
+                "endDate": "2026-07-01T00:00:00.000Z",
+                "apiKey": None,
+                "creditsUsed": 0,
+                "totalCredits": 0,
+            },
+            {
+                "startDate": "2026-07-01T00:00:00.000Z",
+                "endDate": "2026-08-01T00:00:00.000Z",
+                "apiKey": None,
+                "creditsUsed": 0,
+                "totalCredits": 0,
+            },
+            {
+                "startDate": "2026-08-01T00:00:00.000Z",
+                "endDate": "2026-09-01T00:00:00.000Z",
+                "apiKey": None,
+                "creditsUsed": 560,
+                "totalCredits": 560,
+            },
+        ],
+    }
 
 
 def test_historical_is_empty_for_a_team_without_usage(
@@ -118,15 +157,20 @@ def test_historical_by_api_key_names_keys_sorted_and_keeps_revoked_ones(
     clock.set("2026-09-03T00:00:00Z")
     charge(db, alpha.secret, 5, clock.now)
     rows = get(client, "/v2/team/credit-usage/historical", alpha.secret, byApiKey="true").json()
-    assert [(r["startDate"][:10], r["apiKey"], r["creditsUsed"], r["totalCredits"])
-            for r in rows["periods"]] == [
+    assert [
+        (r["startDate"][:10], r["apiKey"], r["creditsUsed"], r["totalCredits"])
+        for r in rows["periods"]
+    ] == [
         ("2026-08-01", "alpha", 12, 12),
         ("2026-08-01", "zeta", 30, 30),
         ("2026-09-01", "alpha", 5, 5),
     ]
     tokens = get(client, "/v1/team/token-usage/historical", alpha.secret, byApiKey="true").json()
     assert [(r["apiKey"], r["tokensUsed"], r["totalTokens"]) for r in tokens["periods"]] == [
-        ("alpha", 180, 180), ("zeta", 450, 450), ("alpha", 75, 75)]
+        ("alpha", 180, 180),
+        ("zeta", 450, 450),
+        ("alpha", 75, 75),
+    ]
 
 
 def test_by_api_key_is_true_only_for_the_literal_true(
@@ -148,16 +192,23 @@ def test_time_range_day_gives_24_hourly_zero_filled_bins(
     charge(db, key, 6, clock.now, at="2026-08-01T11:00:00Z")  # the window's first hour
     charge(db, key, 9, clock.now, at="2026-08-01T10:59:59Z")  # just outside
     body = get(client, "/v2/team/credit-usage/historical", key, timeRange="day").json()
-    assert body["window"] == {"timeRange": "day", "binSize": "hour",
-                              "startDate": "2026-08-01T11:00:00.000Z",
-                              "endDate": "2026-08-02T11:00:00.000Z"}
+    assert body["window"] == {
+        "timeRange": "day",
+        "binSize": "hour",
+        "startDate": "2026-08-01T11:00:00.000Z",
+        "endDate": "2026-08-02T11:00:00.000Z",
+    }
     periods = body["periods"]
     assert len(periods) == 24
     assert periods[0]["creditsUsed"] == 6 and periods[-1]["creditsUsed"] == 4
     assert sum(p["creditsUsed"] for p in periods) == 10
-    assert periods[1] == {"startDate": "2026-08-01T12:00:00.000Z",
-                          "endDate": "2026-08-01T13:00:00.000Z", "apiKey": None,
-                          "creditsUsed": 0, "totalCredits": 0}
+    assert periods[1] == {
+        "startDate": "2026-08-01T12:00:00.000Z",
+        "endDate": "2026-08-01T13:00:00.000Z",
+        "apiKey": None,
+        "creditsUsed": 0,
+        "totalCredits": 0,
+    }
 
 
 def test_time_range_week_and_month_give_daily_bins(
@@ -175,10 +226,13 @@ def test_time_range_week_and_month_give_daily_bins(
     assert sum(p["creditsUsed"] for p in month["periods"]) == 5
 
 
-@pytest.mark.parametrize(("params", "error"), [
-    ({"timeRange": "year"}, "timeRange must be day, week, or month."),
-    ({"timeRange": "day", "byApiKey": "true"}, "byApiKey cannot be combined with timeRange."),
-])
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"timeRange": "year"}, "timeRange must be day, week, or month."),
+        ({"timeRange": "day", "byApiKey": "true"}, "byApiKey cannot be combined with timeRange."),
+    ],
+)
 def test_time_range_errors(
     client: TestClient, db: Database, clock: Clock, params: dict[str, str], error: str
 ) -> None:
@@ -191,14 +245,23 @@ def test_time_range_errors(
 def test_queue_status_and_concurrency_check(client: TestClient, db: Database, clock: Clock) -> None:
     _, key, _ = team_with_key(db, clock.now, plan="standard")
     empty = get(client, "/v2/team/queue-status", key).json()
-    assert empty == {"success": True, "jobsInQueue": 0, "activeJobsInQueue": 0,
-                     "waitingJobsInQueue": 0, "maxConcurrency": 50, "mostRecentSuccess": None}
+    assert empty == {
+        "success": True,
+        "jobsInQueue": 0,
+        "activeJobsInQueue": 0,
+        "waitingJobsInQueue": 0,
+        "maxConcurrency": 50,
+        "mostRecentSuccess": None,
+    }
     charge(db, key, 1, clock.now, at="2026-08-01T00:00:00.123Z")
     after = get(client, "/v1/team/queue-status", key).json()
     assert after["mostRecentSuccess"] == "2026-08-01T00:00:00.123Z"
     for version in ("v1", "v2"):
         assert get(client, f"/{version}/concurrency-check", key).json() == {
-            "success": True, "concurrency": 0, "maxConcurrency": 50}
+            "success": True,
+            "concurrency": 0,
+            "maxConcurrency": 50,
+        }
 
 
 def test_activity_lists_the_last_24_hours_newest_first_with_a_cursor(
@@ -207,19 +270,32 @@ def test_activity_lists_the_last_24_hours_newest_first_with_a_cursor(
     _, key, _ = team_with_key(db, clock.now, anchor="2026-07-01T00:00:00Z")
     clock.set("2026-08-02T12:00:00Z")
     charge(db, key, 1, clock.now, at="2026-08-01T11:59:59Z")  # older than 24 h
-    made = [charge(db, key, 1, clock.now, at=f"2026-08-02T0{h}:00:00Z",
-                   endpoint="crawl" if h % 2 else "scrape") for h in range(1, 6)]
+    made = [
+        charge(
+            db,
+            key,
+            1,
+            clock.now,
+            at=f"2026-08-02T0{h}:00:00Z",
+            endpoint="crawl" if h % 2 else "scrape",
+        )
+        for h in range(1, 6)
+    ]
     charge(db, key, 1, clock.now, endpoint=None)  # no endpoint: not activity
     first = get(client, "/v2/team/activity", key, limit="2").json()
     assert [r["id"] for r in first["data"]] == [made[4].id, made[3].id]
     assert first["has_more"] is True
-    assert first["data"][0] == {"id": made[4].id, "endpoint": "crawl", "api_version": None,
-                                "created_at": "2026-08-02T05:00:00.000Z", "target": None}
+    assert first["data"][0] == {
+        "id": made[4].id,
+        "endpoint": "crawl",
+        "api_version": None,
+        "created_at": "2026-08-02T05:00:00.000Z",
+        "target": None,
+    }
     assert base64.urlsafe_b64decode(first["cursor"] + "==").decode().endswith(made[3].id)
     second = get(client, "/v2/team/activity", key, limit="2", cursor=first["cursor"]).json()
     third = get(client, "/v2/team/activity", key, limit="2", cursor=second["cursor"]).json()
-    assert [r["id"] for r in second["data"] + third["data"]] == [made[2].id, made[1].id,
-                                                                  made[0].id]
+    assert [r["id"] for r in second["data"] + third["data"]] == [made[2].id, made[1].id, made[0].id]
     assert (third["has_more"], third["cursor"]) == (False, None)
     crawls = get(client, "/v2/team/activity", key, endpoint="crawl").json()
     assert [r["id"] for r in crawls["data"]] == [made[4].id, made[2].id, made[0].id]
@@ -247,11 +323,14 @@ def test_activity_errors(client: TestClient, db: Database, clock: Clock) -> None
     assert bad.status_code == 400
     assert bad.json()["error"] == (
         "Invalid endpoint filter. Must be one of: scrape, crawl, batch_scrape, search, extract, "
-        "llmstxt, deep_research, map, agent, browser, interact")
+        "llmstxt, deep_research, map, agent, browser, interact"
+    )
     for cursor in ("!!!", "bm90LWEtY3Vyc29y"):
         response = get(client, "/v2/team/activity", key, cursor=cursor)
         assert (response.status_code, response.json()) == (
-            400, {"success": False, "error": "Invalid cursor."})
+            400,
+            {"success": False, "error": "Invalid cursor."},
+        )
 
 
 # --- authentication and errors --------------------------------------------------------------
@@ -261,7 +340,7 @@ def test_activity_errors(client: TestClient, db: Database, clock: Clock) -> None
 def test_every_route_refuses_missing_and_invalid_tokens_with_exact_texts(
     client: TestClient, db: Database, clock: Clock, path: str
 ) -> None:
-    team, key, key_id = team_with_key(db, clock.now)
+    _team, key, _key_id = team_with_key(db, clock.now)
     cases = [
         ({}, 401, "Unauthorized"),
         ({"Authorization": "Bearer"}, 401, "Unauthorized: Token missing"),
@@ -272,7 +351,9 @@ def test_every_route_refuses_missing_and_invalid_tokens_with_exact_texts(
     for headers, status, error in cases:
         response = client.get(path, headers=headers)
         assert (response.status_code, response.json()) == (
-            status, {"success": False, "error": error}), headers
+            status,
+            {"success": False, "error": error},
+        ), headers
     assert client.get(path, headers=bearer(key)).status_code == 200
 
 
@@ -287,7 +368,9 @@ def test_revoked_keys_get_401_and_suspended_teams_403(
     teams.update_team(db, team.id, clock.now, suspended=True)
     banned = get(client, "/v1/team/credit-usage", other.secret)
     assert (banned.status_code, banned.json()) == (
-        403, {"success": False, "error": "Unauthorized: This account has been banned."})
+        403,
+        {"success": False, "error": "Unauthorized: This account has been banned."},
+    )
 
 
 def test_a_team_without_any_balance_record_gets_404(
@@ -296,10 +379,14 @@ def test_a_team_without_any_balance_record_gets_404(
     _, key, _ = team_with_key(db, clock.now, plan=admin_plan_zero)
     credit = get(client, "/v2/team/credit-usage", key)
     assert (credit.status_code, credit.json()) == (
-        404, {"success": False, "error": "Could not find credit usage information"})
+        404,
+        {"success": False, "error": "Could not find credit usage information"},
+    )
     token = get(client, "/v1/team/token-usage", key)
     assert (token.status_code, token.json()) == (
-        404, {"success": False, "error": "Could not find token usage information"})
+        404,
+        {"success": False, "error": "Could not find token usage information"},
+    )
 
 
 @pytest.fixture
@@ -323,10 +410,14 @@ def test_account_routes_are_rate_limited_per_team_with_the_firecrawl_text(
     limited = get(client, "/v1/team/queue-status", key)
     assert limited.status_code == 429
     assert limited.headers["Retry-After"] == "40"
-    assert limited.json() == {"success": False, "error": (
-        "Rate limit exceeded. Consumed (req/min): 3, Remaining (req/min): 0. Upgrade your plan "
-        "at https://firecrawl.dev/pricing for increased rate limits or please retry after 40s, "
-        "resets at Sat Aug 01 2026 00:01:00 GMT+0000 (Coordinated Universal Time)")}
+    assert limited.json() == {
+        "success": False,
+        "error": (
+            "Rate limit exceeded. Consumed (req/min): 3, Remaining (req/min): 0. Upgrade your plan "
+            "at https://firecrawl.dev/pricing for increased rate limits or please retry after 40s, "
+            "resets at Sat Aug 01 2026 00:01:00 GMT+0000 (Coordinated Universal Time)"
+        ),
+    }
     assert get(client, "/v2/team/credit-usage", other).status_code == 200  # per team
     clock.set("2026-08-01T00:01:00Z")
     assert get(client, "/v2/team/credit-usage", key).status_code == 200
@@ -354,7 +445,9 @@ def test_an_unexpected_failure_is_a_500_with_an_error_id(
 def test_unknown_routes_get_a_firecrawl_shaped_404(client: TestClient) -> None:
     response = client.get("/v2/nothing-here")
     assert (response.status_code, response.json()) == (
-        404, {"success": False, "error": "Not Found"})
+        404,
+        {"success": False, "error": "Not Found"},
+    )
 
 
 def test_periods_use_the_anchor_not_the_calendar_month(
@@ -364,5 +457,7 @@ def test_periods_use_the_anchor_not_the_calendar_month(
     _, key, _ = team_with_key(db, clock.now, anchor="2026-01-31T09:00:00Z")
     data = get(client, "/v2/team/credit-usage", key).json()["data"]
     assert (data["billingPeriodStart"], data["billingPeriodEnd"]) == (
-        "2026-02-28T09:00:00.000Z", "2026-03-31T09:00:00.000Z")
+        "2026-02-28T09:00:00.000Z",
+        "2026-03-31T09:00:00.000Z",
+    )
     assert parse_iso(data["billingPeriodStart"]) < clock.now

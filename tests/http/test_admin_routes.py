@@ -35,20 +35,28 @@ def balance(client: TestClient, team_id: str) -> int:
 def test_operator_flow_team_key_grant_charge_usage(client: TestClient, db: Database) -> None:
     team_id, key, key_id = setup_team(client)
     assert key.startswith("fc-") and len(key) == 35
-    grant = post(client, f"/admin/teams/{team_id}/grants",
-                 {"credits": 500, "kind": "topup", "note": "invoice 12"})
+    grant = post(
+        client,
+        f"/admin/teams/{team_id}/grants",
+        {"credits": 500, "kind": "topup", "note": "invoice 12"},
+    )
     assert grant.status_code == 201
     assert grant.json()["data"]["remainingCredits"] == 3500
-    charged = post(client, "/admin/charges", {"key": key, "credits": 25, "endpoint": "scrape",
-                                              "target": "https://example.com"})
+    charged = post(
+        client,
+        "/admin/charges",
+        {"key": key, "credits": 25, "endpoint": "scrape", "target": "https://example.com"},
+    )
     assert charged.status_code == 201
     assert charged.json()["data"]["remainingCredits"] == 3475
     by_id = post(client, "/admin/charges", {"keyId": key_id, "credits": 5})
     assert by_id.json()["data"]["keyId"] == key_id
     usage = client.get(f"/admin/teams/{team_id}/usage?byKey=true", headers=ADMIN).json()
     assert [(p["apiKey"], p["creditsUsed"]) for p in usage["periods"]] == [("ci", 30)]
-    assert client.get("/v2/team/credit-usage", headers=bearer(key)).json()["data"][
-        "remainingCredits"] == 3470
+    assert (
+        client.get("/v2/team/credit-usage", headers=bearer(key)).json()["data"]["remainingCredits"]
+        == 3470
+    )
     keys = client.get(f"/admin/teams/{team_id}/keys", headers=ADMIN).json()["data"]
     assert [k["name"] for k in keys] == ["ci"] and "key" not in keys[0]
     assert keys[0]["hint"] == "fc-..." + key[-4:]
@@ -64,7 +72,10 @@ def test_charge_idempotency_on_the_wire(client: TestClient, db: Database) -> Non
     assert again.json()["data"] == first.json()["data"]
     conflict = post(client, "/admin/charges", {**body, "credits": 10})
     assert conflict.status_code == 409
-    assert conflict.json()["error"] == "Idempotency key 'evt-77' was already used with different content."
+    assert (
+        conflict.json()["error"]
+        == "Idempotency key 'evt-77' was already used with different content."
+    )
     assert balance(client, team_id) == 2991
 
 
@@ -80,8 +91,12 @@ def test_batch_reports_each_event(client: TestClient, db: Database) -> None:
     ]
     body = client.post("/admin/charges/batch", headers=ADMIN, json={"events": events}).json()
     assert [(r["index"], r["status"], r.get("code")) for r in body["data"]] == [
-        (0, "accepted", None), (1, "duplicate", None), (2, "rejected", 402),
-        (3, "rejected", 400), (4, "rejected", 404), (5, "accepted", None),
+        (0, "accepted", None),
+        (1, "duplicate", None),
+        (2, "rejected", 402),
+        (3, "rejected", 400),
+        (4, "rejected", 404),
+        (5, "accepted", None),
     ]
     assert body["data"][2]["remainingCredits"] == 2990  # when event 2 was decided
     assert balance(client, team_id) == 2985
@@ -90,26 +105,29 @@ def test_batch_reports_each_event(client: TestClient, db: Database) -> None:
 def test_batch_size_is_limited(ctx: AppContext, client: TestClient, db: Database) -> None:
     ctx.max_batch_events = 3
     _, key, _ = setup_team(client)
-    response = client.post("/admin/charges/batch", headers=ADMIN,
-                           json={"events": [{"key": key, "credits": 1}] * 4})
+    response = client.post(
+        "/admin/charges/batch", headers=ADMIN, json={"events": [{"key": key, "credits": 1}] * 4}
+    )
     assert response.status_code == 413
-    assert response.json() == {"success": False,
-                               "error": "Too many events: at most 3 per request."}
+    assert response.json() == {"success": False, "error": "Too many events: at most 3 per request."}
 
 
-@pytest.mark.parametrize(("body", "status", "fragment"), [
-    ("{not json", 400, "Invalid JSON body"),
-    ({"credits": "5"}, 400, "credits"),
-    ({"credits": 1.5}, 400, "credits"),
-    ({"credits": -3}, 400, "credits"),
-    ({"credits": 10**15}, 400, "credits"),
-    ({"credits": True}, 400, "credits"),
-    ({"credits": 1, "bogus": 1}, 400, "bogus"),
-    ({"credits": 1}, 400, "exactly one of key or keyId"),
-    ({"credits": 1, "at": "2026-08-01T00:00:00"}, 400, "time zone"),
-    ({"credits": 1, "at": "2026-08-01T00:06:00Z"}, 400, "future"),
-    ({"credits": 1, "keyId": "nope"}, 404, "not found"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ("{not json", 400, "Invalid JSON body"),
+        ({"credits": "5"}, 400, "credits"),
+        ({"credits": 1.5}, 400, "credits"),
+        ({"credits": -3}, 400, "credits"),
+        ({"credits": 10**15}, 400, "credits"),
+        ({"credits": True}, 400, "credits"),
+        ({"credits": 1, "bogus": 1}, 400, "bogus"),
+        ({"credits": 1}, 400, "exactly one of key or keyId"),
+        ({"credits": 1, "at": "2026-08-01T00:00:00"}, 400, "time zone"),
+        ({"credits": 1, "at": "2026-08-01T00:06:00Z"}, 400, "future"),
+        ({"credits": 1, "keyId": "nope"}, 404, "not found"),
+    ],
+)
 def test_bad_charges_get_a_clear_error_and_change_nothing(
     client: TestClient, db: Database, body: Any, status: int, fragment: str
 ) -> None:
@@ -117,8 +135,9 @@ def test_bad_charges_get_a_clear_error_and_change_nothing(
     if isinstance(body, dict) and "keyId" not in body and fragment != "exactly one of key or keyId":
         body = {"key": key, **body}
     if isinstance(body, str):
-        response = client.post("/admin/charges", headers={**ADMIN, "content-type":
-                               "application/json"}, content=body)
+        response = client.post(
+            "/admin/charges", headers={**ADMIN, "content-type": "application/json"}, content=body
+        )
     else:
         response = post(client, "/admin/charges", body)
     assert response.status_code == status
@@ -142,7 +161,9 @@ def test_admin_api_needs_the_admin_token_and_team_keys_are_not_admin(
     for token in (key, "wrong"):
         response = client.get("/admin/teams", headers=bearer(token))
         assert (response.status_code, response.json()["error"]) == (
-            401, "Unauthorized: Invalid token")
+            401,
+            "Unauthorized: Invalid token",
+        )
     ctx.admin_token = None
     assert client.get("/admin/teams", headers=ADMIN).status_code == 403
 
@@ -159,12 +180,17 @@ def test_team_lifecycle_suspend_resume_and_plans(client: TestClient, db: Databas
     assert client.get("/v2/team/credit-usage", headers=bearer(key)).status_code == 401
     plans = client.get("/admin/plans", headers=ADMIN).json()["data"]
     assert [(p["id"], p["credits"]) for p in plans] == [
-        ("free", 500), ("hobby", 3000), ("standard", 100000), ("growth", 500000),
-        ("scale", 1000000)]
+        ("free", 500),
+        ("hobby", 3000),
+        ("standard", 100000),
+        ("growth", 500000),
+        ("scale", 1000000),
+    ]
     made = post(client, "/admin/plans", {"id": "team-50k", "credits": 50000, "concurrency": 20})
     assert made.status_code == 201
-    changed = client.put("/admin/plans/team-50k", headers=ADMIN,
-                         json={"credits": 60000, "interval": "year"})
+    changed = client.put(
+        "/admin/plans/team-50k", headers=ADMIN, json={"credits": 60000, "interval": "year"}
+    )
     assert changed.json()["data"]["credits"] == 60000
     assert post(client, "/admin/plans", {"id": "team-50k", "credits": 1}).status_code == 409
     bad = post(client, "/admin/plans", {"id": "x", "credits": 1, "interval": "weekly"})
@@ -177,7 +203,9 @@ def test_duplicate_key_names_are_refused(client: TestClient, db: Database) -> No
     team_id, _, _ = setup_team(client)
     again = post(client, f"/admin/teams/{team_id}/keys", {"name": "ci"})
     assert (again.status_code, again.json()["error"]) == (
-        409, "A key named 'ci' already exists in this team")
+        409,
+        "A key named 'ci' already exists in this team",
+    )
     default = post(client, f"/admin/teams/{team_id}/keys", {}).json()["data"]
     assert default["name"] == "key-2"
 
@@ -185,8 +213,13 @@ def test_duplicate_key_names_are_refused(client: TestClient, db: Database) -> No
 def test_openapi_and_docs_describe_every_route(client: TestClient, clock: Clock) -> None:
     spec = client.get("/openapi.json").json()
     assert spec["openapi"].startswith("3.")
-    for path in ("/v1/team/credit-usage", "/v2/team/credit-usage/historical",
-                 "/v2/team/activity", "/admin/charges", "/admin/teams/{team_id}/grants"):
+    for path in (
+        "/v1/team/credit-usage",
+        "/v2/team/credit-usage/historical",
+        "/v2/team/activity",
+        "/admin/charges",
+        "/admin/teams/{team_id}/grants",
+    ):
         assert path in spec["paths"], path
     charge_schema = spec["components"]["schemas"]["ChargeIn"]
     assert charge_schema["properties"]["credits"]["minimum"] == 0

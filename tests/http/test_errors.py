@@ -7,7 +7,7 @@ from creditgate.http.errors import STATUS
 
 
 def all_subclasses(cls: type) -> set[type]:
-    found = set(cls.__subclasses__())
+    found: set[type] = set(cls.__subclasses__())
     for sub in list(found):
         found |= all_subclasses(sub)
     return found

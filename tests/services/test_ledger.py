@@ -83,7 +83,8 @@ def test_a_pack_with_an_expiry_is_spent_before_plan_credits_that_expire_later(
 ) -> None:
     team, key, _ = team_with_key(db, clock.now)
     ledger.grant(
-        db, ledger.GrantRequest(team.id, 100, "coupon", expires_at=parse_iso("2026-08-10")),
+        db,
+        ledger.GrantRequest(team.id, 100, "coupon", expires_at=parse_iso("2026-08-10")),
         clock.now,
     )
     charge(db, key, 150, clock.now)

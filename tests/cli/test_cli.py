@@ -1,0 +1,106 @@
+"""The CLI as scripts use it: --json prints one object, refusals exit non-zero."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from creditgate.cli import main
+from creditgate.storage.database import Database
+
+
+def run(url: str, *args: str, ok: bool = True) -> dict[str, Any]:
+    result = CliRunner().invoke(main, [*args, "--json", "--database-url", url])
+    assert (result.exit_code == 0) == ok, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, result.stdout
+    parsed: dict[str, Any] = json.loads(lines[0])
+    return parsed
+
+
+def test_operator_flow_through_the_cli(database_url: str, db: Database) -> None:
+    team = run(database_url, "team", "create", "acme", "--plan", "hobby")
+    assert (team["name"], team["plan"]) == ("acme", "hobby")
+    key = run(database_url, "key", "create", team["id"], "--name", "ci", "--cap", "50")
+    assert key["key"].startswith("fc-") and key["cap"] == 50
+    charged = run(database_url, "charge", key["key"], "30", "--endpoint", "scrape", "--id", "e1")
+    assert (charged["credits"], charged["remainingCredits"], charged["replayed"]) == (
+        30,
+        2970,
+        False,
+    )
+    again = run(database_url, "charge", key["id"], "30", "--endpoint", "scrape", "--id", "e1")
+    assert (again["replayed"], again["id"]) == (True, charged["id"])
+    refused = run(database_url, "charge", key["key"], "21", ok=False)
+    assert refused["status"] == 402 and refused["limitedBy"] == "key cap"
+    granted = run(
+        database_url,
+        "grant",
+        team["id"],
+        "100",
+        "--kind",
+        "coupon",
+        "--expires",
+        "2099-01-01T00:00:00Z",
+    )
+    assert granted["remainingCredits"] == 3070
+    usage = run(database_url, "usage", team["id"], "--by-key")
+    assert usage["remainingCredits"] == 3070
+    assert [(p["apiKey"], p["creditsUsed"]) for p in usage["periods"]] == [("ci", 30)]
+    revoked = run(database_url, "key", "revoke", key["id"])
+    assert revoked["revokedAt"] is not None
+    assert run(database_url, "verify")["differences"] == []
+
+
+def test_cli_refusals_exit_non_zero_with_a_clear_message(database_url: str, db: Database) -> None:
+    team = run(database_url, "team", "create", "acme")
+    assert run(database_url, "grant", team["id"], "0", ok=False)["status"] == 400
+    assert run(database_url, "grant", "nope", "5", ok=False)["status"] == 404
+    bad_time = run(database_url, "team", "create", "x", "--anchor", "yesterday", ok=False)
+    assert "anchor" in bad_time["error"]
+    plain = CliRunner().invoke(
+        main, ["charge", "fc-" + "0" * 32, "1", "--database-url", database_url]
+    )
+    assert plain.exit_code == 1 and "error: API key not found" in plain.stderr
+
+
+def test_plans_can_be_listed_and_set(database_url: str, db: Database) -> None:
+    assert [p["id"] for p in run(database_url, "plan", "list")["data"]][:2] == ["free", "hobby"]
+    made = run(database_url, "plan", "set", "pro", "--credits", "20000", "--concurrency", "10")
+    assert (made["credits"], made["concurrency"]) == (20000, 10)
+    assert run(database_url, "plan", "set", "pro", "--credits", "25000")["credits"] == 25000
+
+
+def test_usage_prints_a_readable_table_without_json(database_url: str, db: Database) -> None:
+    team = run(database_url, "team", "create", "acme", "--plan", "hobby")
+    key = run(database_url, "key", "create", team["id"], "--name", "ci")
+    run(database_url, "charge", key["key"], "12")
+    result = CliRunner().invoke(
+        main, ["usage", team["id"], "--by-key", "--database-url", database_url]
+    )
+    assert result.exit_code == 0
+    assert "credits used" in result.stdout and " ci " in result.stdout
+    assert "remaining: 2988 of 3000 plan credits" in result.stdout
+
+
+def test_verify_names_every_difference(database_url: str, db: Database) -> None:
+    team = run(database_url, "team", "create", "acme", "--plan", "hobby")
+    key = run(database_url, "key", "create", team["id"])
+    run(database_url, "charge", key["key"], "12")
+    with db.write() as conn:  # tamper: a rollup and a grant drift from the entries
+        conn.execute(text("UPDATE usage_by_period SET credits = credits + 1"))
+        conn.execute(text("UPDATE grants SET remaining = remaining + 5"))
+    report = run(database_url, "verify", ok=False)
+    checks = sorted({d["check"] for d in report["differences"]})
+    assert checks == [
+        "grant balances = sum of their entries",
+        "per-period rollups = entries",
+        "team balances = sum of all entries",
+    ]
+    assert any("entries say 12, rollup says 13" in d["detail"] for d in report["differences"])
+    with db.write() as conn:  # repair so the fixture's own verify passes
+        conn.execute(text("UPDATE usage_by_period SET credits = credits - 1"))
+        conn.execute(text("UPDATE grants SET remaining = remaining - 5"))
