@@ -20,3 +20,4 @@ class Settings(BaseSettings):
     workers: int = 1
     account_rpm: int = Field(ACCOUNT_ROUTES_RPM, description="account route requests/min/team")
     log_level: str = "info"
+    sweep_seconds: float = Field(5.0, description="how often expired reservations are released")

@@ -18,7 +18,7 @@ from creditgate.http.body import instant, parse, read_json
 from creditgate.http.context import AppContext, blocking, context
 from creditgate.http.errors import STATUS, HTTPError
 from creditgate.http.responses import ok
-from creditgate.services import account, ingest, ledger, plans, teams
+from creditgate.services import account, ingest, ledger, plans, reservations, teams
 from creditgate.services import keys as key_service
 
 
@@ -271,11 +271,8 @@ async def grant(request: Request) -> Response:
 
 
 def charge_request(body: schemas.ChargeIn) -> ledger.ChargeRequest:
-    key = body.key or body.keyId
-    if key is None or (body.key is not None and body.keyId is not None):
-        raise InvalidInput("give exactly one of key or keyId", field="key")
     return ledger.ChargeRequest(
-        key=key,
+        key=_one_key(body.key, body.keyId),
         credits=body.credits,
         at=instant(body.at, "at"),
         endpoint=body.endpoint,
@@ -326,6 +323,110 @@ def _outcome_json(outcome: ingest.EventOutcome) -> dict[str, Any]:
     return out
 
 
+# --- reservations ---------------------------------------------------------------------------
+
+
+def reservation_json(view: reservations.ReservationView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "teamId": view.team_id,
+        "keyId": view.key_id,
+        "credits": view.credits,
+        "settled": view.settled,
+        "holding": view.holding,
+        "status": view.status,
+        "createdAt": _iso(view.created_at),
+        "expiresAt": _iso(view.expires_at),
+        "closedAt": _iso(view.closed_at),
+        "overage": view.overage,
+        "remainingCredits": view.remaining_credits,
+    }
+
+
+def _one_key(key: str | None, key_id: str | None) -> str:
+    if (key is None) == (key_id is None):
+        raise InvalidInput("give exactly one of key or keyId", field="key")
+    return key or key_id or ""
+
+
+async def reserve(request: Request) -> Response:
+    ctx = await _admin(request)
+    body = parse(schemas.ReserveIn, await _body(request, ctx))
+    view = await blocking(
+        reservations.reserve,
+        ctx.db,
+        reservations.ReserveRequest(
+            key=_one_key(body.key, body.keyId),
+            credits=body.credits,
+            ttl_ms=body.ttlSeconds * 1000,
+            endpoint=body.endpoint,
+            api_version=body.apiVersion,
+            job_id=body.jobId,
+            target=body.target,
+            idempotency_key=body.idempotencyKey,
+        ),
+        ctx.clock(),
+    )
+    return ok(
+        data=reservation_json(view),
+        status=200 if view.replayed else 201,
+        headers=_replay_headers(view.replayed),
+    )
+
+
+async def settle(request: Request) -> Response:
+    ctx = await _admin(request)
+    body = parse(schemas.SettleIn, await _body(request, ctx))
+    view = await blocking(
+        reservations.settle,
+        ctx.db,
+        request.path_params["reservation_id"],
+        body.credits,
+        ctx.clock(),
+        final=body.final,
+        idempotency_key=body.idempotencyKey,
+    )
+    return ok(data=reservation_json(view), headers=_replay_headers(view.replayed))
+
+
+async def release(request: Request) -> Response:
+    ctx = await _admin(request)
+    raw = await _body(request, ctx) if request.headers.get("content-length", "0") != "0" else {}
+    body = parse(schemas.ReleaseIn, raw)
+    view = await blocking(
+        reservations.release,
+        ctx.db,
+        request.path_params["reservation_id"],
+        ctx.clock(),
+        body.idempotencyKey,
+    )
+    return ok(data=reservation_json(view))
+
+
+async def get_reservation(request: Request) -> Response:
+    ctx = await _admin(request)
+    view = await blocking(
+        reservations.get, ctx.db, request.path_params["reservation_id"], ctx.clock()
+    )
+    return ok(data=reservation_json(view))
+
+
+async def check(request: Request) -> Response:
+    ctx = await _admin(request)
+    body = parse(schemas.CheckIn, await _body(request, ctx))
+    verdict = await blocking(
+        reservations.check, ctx.db, _one_key(body.key, body.keyId), body.credits, ctx.clock()
+    )
+    return ok(
+        data={
+            "allowed": verdict.allowed,
+            "requiredCredits": verdict.required,
+            "remainingCredits": verdict.remaining,
+            "limitedBy": verdict.limited_by,
+        }
+    )
+
+
 ADMIN_ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/admin/plans", list_plans, "List plans"),
     ("POST", "/admin/plans", create_plan, "Create a plan"),
@@ -342,6 +443,21 @@ ADMIN_ROUTES: list[tuple[str, str, Any, str]] = [
     ("POST", "/admin/teams/{team_id}/grants", grant, "Grant credits (pack, coupon, top-up)"),
     ("POST", "/admin/charges", charge, "Record a charge (idempotent, may be backdated)"),
     ("POST", "/admin/charges/batch", charge_batch, "Record up to 1,000 charges"),
+    ("POST", "/admin/check", check, "May this key spend N credits now? (no write)"),
+    ("POST", "/admin/reservations", reserve, "Hold credits for work of unknown cost"),
+    ("GET", "/admin/reservations/{reservation_id}", get_reservation, "Read a reservation"),
+    (
+        "POST",
+        "/admin/reservations/{reservation_id}/settle",
+        settle,
+        "Charge what the work cost (partial, repeatable; final closes)",
+    ),
+    (
+        "POST",
+        "/admin/reservations/{reservation_id}/release",
+        release,
+        "Release a reservation without charging",
+    ),
 ]
 
 

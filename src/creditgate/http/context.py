@@ -26,6 +26,7 @@ class AppContext:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     max_body_bytes: int = 1 << 20
     max_batch_events: int = 1_000
+    sweep_seconds: float = 5.0  # how often expired reservations are released
 
 
 def context(request: Request) -> AppContext:

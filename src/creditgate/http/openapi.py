@@ -25,6 +25,10 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/admin/teams/{team_id}/grants"): schemas.GrantIn,
     ("POST", "/admin/charges"): schemas.ChargeIn,
     ("POST", "/admin/charges/batch"): schemas.ChargeBatchIn,
+    ("POST", "/admin/check"): schemas.CheckIn,
+    ("POST", "/admin/reservations"): schemas.ReserveIn,
+    ("POST", "/admin/reservations/{reservation_id}/settle"): schemas.SettleIn,
+    ("POST", "/admin/reservations/{reservation_id}/release"): schemas.ReleaseIn,
 }
 
 ERROR = {"$ref": "#/components/schemas/Error"}

@@ -20,5 +20,7 @@ def ok(status: int = 200, headers: dict[str, str] | None = None, **fields: Any) 
     return JSON({"success": True, **fields}, status_code=status, headers=headers)
 
 
-def fail(status: int, error: str, headers: Mapping[str, str] | None = None, **extra: Any) -> JSON:
+def fail(
+    status: int, error: str, headers: Mapping[str, str] | None = None, /, **extra: Any
+) -> JSON:
     return JSON({"success": False, "error": error, **extra}, status_code=status, headers=headers)

@@ -71,3 +71,31 @@ class ChargeIn(Body):
 
 class ChargeBatchIn(Body):
     events: list[dict[str, object]] = Field(description="up to 1,000 charges, each as ChargeIn")
+
+
+class ReserveIn(Body):
+    key: StrictStr | None = Field(None, description="the fc- key the work is for")
+    keyId: StrictStr | None = Field(None, description="or the key's id")
+    credits: PositiveCredits
+    ttlSeconds: Annotated[StrictInt, Field(ge=1, le=7 * 24 * 3600)] = 3600
+    endpoint: Annotated[StrictStr, Field(max_length=64)] | None = None
+    apiVersion: Annotated[StrictStr, Field(max_length=8)] | None = None
+    jobId: Annotated[StrictStr, Field(max_length=200)] | None = None
+    target: Annotated[StrictStr, Field(max_length=2048)] | None = None
+    idempotencyKey: IdempotencyKey | None = None
+
+
+class SettleIn(Body):
+    credits: Credits
+    final: StrictBool = Field(False, description="close the reservation and release the rest")
+    idempotencyKey: IdempotencyKey | None = None
+
+
+class ReleaseIn(Body):
+    idempotencyKey: IdempotencyKey | None = None
+
+
+class CheckIn(Body):
+    key: StrictStr | None = None
+    keyId: StrictStr | None = None
+    credits: Credits

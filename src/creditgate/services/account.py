@@ -22,7 +22,7 @@ from creditgate.domain.plans import Plan
 from creditgate.domain.teams import Team
 from creditgate.services.ledger import lock_team
 from creditgate.services.rollover import needs_rollover
-from creditgate.storage import keys, ledger, plans, teams, usage
+from creditgate.storage import keys, ledger, plans, reservations, teams, usage
 from creditgate.storage.database import Database
 
 TimeRange = Literal["day", "week", "month"]
@@ -99,13 +99,14 @@ def credit_usage(db: Database, team: Team, now: Instant) -> CreditUsage:
     current = period_at(team.anchor, plan.renews, now)
     with db.read() as conn:
         remaining = ledger.live_balance(conn, team.id, now)
+        held = reservations.team_hold(conn, team.id, now)
         granted = (
             None if current is None else ledger.plan_grant_amount(conn, team.id, current.start)
         )
     if remaining is None:
         raise NoBalance("Could not find credit usage information")
     return CreditUsage(
-        remaining=remaining,
+        remaining=remaining - held,
         plan_credits=plan.credits if granted is None else granted,
         period_start=None if current is None else current.start,
         period_end=None if current is None else current.end,
@@ -161,7 +162,8 @@ def queue_status(db: Database, team: Team, now: Instant) -> QueueStatus:
     team, plan = current_team(db, team, now)
     with db.read() as conn:
         fresh = teams.get_team(conn, team.id) or team
-    return QueueStatus(0, 0, plan.concurrency, fresh.last_charge_at)
+        running = reservations.count_open(conn, team.id, now)
+    return QueueStatus(running, 0, plan.concurrency, fresh.last_charge_at)
 
 
 def activity(

@@ -14,7 +14,7 @@ Checks run in a fixed order and the first failure wins:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection
@@ -37,7 +37,7 @@ from creditgate.domain.teams import ApiKey, Team
 from creditgate.services import idempotency
 from creditgate.services.keys import resolve_key
 from creditgate.services.rollover import needs_rollover, roll_forward
-from creditgate.storage import keys, ledger, plans, teams
+from creditgate.storage import keys, ledger, plans, reservations, teams
 from creditgate.storage.database import Database
 from creditgate.storage.ledger import EntryLine, NewGrant
 
@@ -127,6 +127,8 @@ def lock_team(conn: Connection, team_id: str, now: Instant) -> tuple[Team, Plan]
     if needs_rollover(team, now):
         roll_forward(conn, team, plan, now)
         team = teams.get_team(conn, team_id) or team
+    for reservation_id in reservations.expired_open(conn, team_id, now):
+        reservations.close(conn, team_id, reservation_id, "expired", now)
     return team, plan
 
 
@@ -164,6 +166,76 @@ def charge_in(conn: Connection, key: ApiKey, request: ChargeRequest, now: Instan
         raise InvalidInput(
             "timestamp is more than 5 minutes in the future", field="at", at=format_iso(at)
         )
+    held = reservations.team_hold(conn, team.id, now)
+    posted = post_charge(
+        conn,
+        team,
+        plan,
+        fresh,
+        request.credits,
+        at,
+        now,
+        Details(request.endpoint, request.api_version, request.job_id, request.target),
+        held=held,
+        key_held=reservations.key_hold(conn, team.id, key.id, now),
+        overage_ok=team.allow_overage,
+    )
+    result = ChargeResult(
+        id=posted.movement_id,
+        team_id=team.id,
+        key_id=key.id,
+        credits=request.credits,
+        occurred_at=at,
+        period_start=posted.period_start,
+        overage=posted.overage,
+        remaining_credits=available_now(conn, team.id, now),
+    )
+    stored = asdict(result)
+    del stored["replayed"]
+    idempotency.remember(
+        conn, team.id, request.idempotency_key, digest, posted.movement_id, stored, now
+    )
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Details:
+    """What a charge says about the work it pays for."""
+
+    endpoint: str | None = None
+    api_version: str | None = None
+    job_id: str | None = None
+    target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    movement_id: str
+    period_start: Instant
+    overage: int
+
+
+def post_charge(
+    conn: Connection,
+    team: Team,
+    plan: Plan,
+    key: ApiKey,
+    credits: int,
+    at: Instant,
+    now: Instant,
+    details: Details,
+    *,
+    held: int = 0,
+    key_held: int = 0,
+    overage_ok: bool = False,
+    check_cap: bool = True,
+    reservation_id: str | None = None,
+) -> Posted:
+    """Write one charge: allocate over grants, entries, rollups. The team row must be locked.
+
+    `held` is what open reservations keep aside from the team's live credits (and `key_held`
+    from the key's cap); a settlement passes what remains held by others.
+    """
     billing_period = period_at(team.anchor, plan.renews, at)
     if billing_period is None:
         raise InvalidInput(
@@ -171,64 +243,46 @@ def charge_in(conn: Connection, key: ApiKey, request: ChargeRequest, now: Instan
             field="at",
             anchor=format_iso(team.anchor),
         )
-    _check_cap(conn, fresh, billing_period.start, request.credits)
+    if check_cap:
+        _check_cap(conn, key, billing_period.start, credits + key_held)
     active = ledger.grants_active_at(conn, team.id, at)
-    parts = spend.allocate(active, request.credits, at, now, allow_overage=team.allow_overage)
-    fits = spend.available(active, at, now)
+    parts = spend.allocate(active, credits, at, now, held=held, allow_overage=overage_ok)
+    fits = spend.available(active, at, now, held)
     movement_id = new_id(now)
+    line = EntryLine(
+        "charge",
+        0,
+        key_id=key.id,
+        period_start=billing_period.start,
+        endpoint=details.endpoint,
+        api_version=details.api_version,
+        job_id=details.job_id,
+        target=details.target,
+        reservation_id=reservation_id,
+    )
     lines: list[EntryLine] = []
     reversals: list[EntryLine] = []  # after the charge lines: line 0 is always a charge
     for part in parts:
         if part.reinstated:
             reversals.append(EntryLine("expiry_reversal", part.reinstated, grant_id=part.grant_id))
             ledger.move_grant(conn, team.id, part.grant_id, part.reinstated, -part.reinstated)
-        lines.append(
-            EntryLine(
-                "charge",
-                -part.amount,
-                grant_id=part.grant_id,
-                key_id=key.id,
-                period_start=billing_period.start,
-                endpoint=request.endpoint,
-                api_version=request.api_version,
-                job_id=request.job_id,
-                target=request.target,
-            )
-        )
+        lines.append(replace(line, amount=-part.amount, grant_id=part.grant_id))
         ledger.move_grant(conn, team.id, part.grant_id, -part.amount)
     if not parts:  # a zero-credit charge still records the work (activity, history)
-        lines.append(
-            EntryLine(
-                "charge",
-                0,
-                key_id=key.id,
-                period_start=billing_period.start,
-                endpoint=request.endpoint,
-                api_version=request.api_version,
-                job_id=request.job_id,
-                target=request.target,
-            )
-        )
+        lines.append(line)
     ledger.insert_movement(
         conn, team.id, movement_id, lines + reversals, occurred_at=at, recorded_at=now
     )
-    ledger.add_usage(conn, team.id, key.id, billing_period.start, at, request.credits)
+    ledger.add_usage(conn, team.id, key.id, billing_period.start, at, credits)
     if team.last_charge_at is None or at > team.last_charge_at:
         teams.update_team(conn, team.id, last_charge_ms=at)
-    result = ChargeResult(
-        id=movement_id,
-        team_id=team.id,
-        key_id=key.id,
-        credits=request.credits,
-        occurred_at=at,
-        period_start=billing_period.start,
-        overage=max(request.credits - fits, 0),
-        remaining_credits=ledger.live_balance(conn, team.id, now) or 0,
-    )
-    stored = asdict(result)
-    del stored["replayed"]
-    idempotency.remember(conn, team.id, request.idempotency_key, digest, movement_id, stored, now)
-    return result
+    return Posted(movement_id, billing_period.start, max(credits - fits, 0))
+
+
+def available_now(conn: Connection, team_id: str, now: Instant) -> int:
+    """What the team could spend now: live credits less open reservations."""
+    balance = ledger.live_balance(conn, team_id, now) or 0
+    return balance - reservations.team_hold(conn, team_id, now)
 
 
 def _key_now(conn: Connection, key_id: str) -> ApiKey:
@@ -297,7 +351,7 @@ def grant(db: Database, request: GrantRequest, now: Instant) -> GrantResult:
             credits=request.credits,
             starts_at=now,
             expires_at=request.expires_at,
-            remaining_credits=ledger.live_balance(conn, team.id, now) or 0,
+            remaining_credits=available_now(conn, team.id, now),
         )
         stored = asdict(result)
         del stored["replayed"]

@@ -10,6 +10,7 @@ from creditgate.domain.instants import MS_PER_HOUR
 from creditgate.storage.tables import (
     entries,
     grants,
+    reservations,
     teams,
     usage_by_hour,
     usage_by_key,
@@ -64,11 +65,23 @@ def grant_mismatches(conn: Connection) -> list[Row]:
 
 
 def overdrawn_grants(conn: Connection) -> list[Row]:
-    """Grants below zero in teams that do not allow overage."""
+    """Grants below zero where nothing allowed it: no overage and no settlement charged them.
+
+    (A settlement whose real cost exceeds its reservation is the one way below zero.)
+    """
+    settled_on_grant = (
+        select(entries.c.grant_id)
+        .where(
+            entries.c.team_id == grants.c.team_id,
+            entries.c.grant_id == grants.c.id,
+            entries.c.reservation_id.is_not(None),
+        )
+        .exists()
+    )
     query = (
         select(grants.c.team_id, grants.c.id, grants.c.remaining)
         .join(teams, teams.c.id == grants.c.team_id)
-        .where(grants.c.remaining < 0, teams.c.allow_overage.is_(False))
+        .where(grants.c.remaining < 0, teams.c.allow_overage.is_(False), ~settled_on_grant)
     )
     return [tuple(r) for r in conn.execute(query)]
 
@@ -157,3 +170,22 @@ def team_totals(conn: Connection) -> list[Row]:
         for t in sorted(set(moved) | set(held))
         if moved.get(t, 0) != held.get(t, 0)
     ]
+
+
+def reservation_mismatches(conn: Connection) -> list[Row]:
+    """Reservations whose `settled` differs from the charges that name them."""
+    charged = {
+        (r[0], r[1]): int(r[2])
+        for r in conn.execute(
+            select(entries.c.team_id, entries.c.reservation_id, -func.sum(entries.c.amount))
+            .where(entries.c.kind == "charge", entries.c.reservation_id.is_not(None))
+            .group_by(entries.c.team_id, entries.c.reservation_id)
+        )
+    }
+    out: list[Row] = []
+    for row in conn.execute(
+        select(reservations.c.team_id, reservations.c.id, reservations.c.settled)
+    ):
+        if charged.get((row.team_id, row.id), 0) != row.settled:
+            out.append((row.team_id, row.id, row.settled, charged.get((row.team_id, row.id), 0)))
+    return out

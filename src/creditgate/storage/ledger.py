@@ -47,6 +47,7 @@ class EntryLine:
     job_id: str | None = None
     target: str | None = None
     note: str | None = None
+    reservation_id: str | None = None
 
 
 # --- grants ---------------------------------------------------------------------------------
@@ -173,6 +174,7 @@ def insert_movement(
                 "job_id": line.job_id,
                 "target": line.target,
                 "note": line.note,
+                "reservation_id": line.reservation_id,
                 "occurred_ms": occurred_at,
                 "recorded_ms": recorded_at,
             }

@@ -110,6 +110,7 @@ entries = Table(
     Column("note", String(500), nullable=True),
     Column("occurred_ms", BigInteger, nullable=False),
     Column("recorded_ms", BigInteger, nullable=False),
+    Column("reservation_id", String(36), nullable=True),  # the hold a settlement charged
     Index(None, "team_id", "kind", "occurred_ms"),
 )
 
@@ -148,4 +149,27 @@ usage_by_hour = Table(
     Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
     Column("hour_ms", BigInteger, primary_key=True),
     Column("credits", BigInteger, nullable=False),
+)
+
+# Holds on credits for work whose cost is not known yet. A row changes state (open -> settled,
+# released or expired) but the credits it charges are entries like any other charge.
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
+    Column("id", String(36), primary_key=True),
+    Column("key_id", String(36), nullable=False),
+    Column("amount", BigInteger, nullable=False),  # credits held when it was opened
+    Column("settled", BigInteger, nullable=False),  # credits charged against it so far
+    Column("status", String(16), nullable=False),  # open, settled, released, expired
+    Column("endpoint", String(64), nullable=True),
+    Column("api_version", String(8), nullable=True),
+    Column("job_id", String(200), nullable=True),
+    Column("target", String(2048), nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("closed_ms", BigInteger, nullable=True),
+    Index(None, "id", unique=True),
+    Index(None, "team_id", "status", "expires_ms"),
+    Index(None, "status", "expires_ms"),
 )

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, func, or_, select, union_all
 
 from creditgate.domain.instants import Instant
-from creditgate.storage.tables import entries, usage_by_hour, usage_by_key, usage_by_period
+from creditgate.storage.tables import (
+    entries,
+    reservations,
+    usage_by_hour,
+    usage_by_key,
+    usage_by_period,
+)
 
 
 def first_usage_period(conn: Connection, team_id: str) -> Instant | None:
@@ -61,37 +67,41 @@ def recent_activity(
     before: tuple[Instant, str] | None,
     limit: int,
 ) -> list[ActivityRow]:
-    """Charges that name an endpoint, newest first, strictly after `since`, before a cursor."""
-    conditions = [
+    """The team's jobs, newest first: reservations, and charges made outside any reservation."""
+    charges = select(
+        entries.c.movement_id.label("id"),
+        entries.c.endpoint,
+        entries.c.api_version,
+        entries.c.occurred_ms.label("at"),
+        entries.c.target,
+    ).where(
         entries.c.team_id == team_id,
         entries.c.kind == "charge",
+        entries.c.line == 0,  # a charge movement lists its charge lines first
+        entries.c.reservation_id.is_(None),
         entries.c.occurred_ms >= since,
         entries.c.endpoint.is_not(None),
-        entries.c.line == 0,  # a charge movement lists its charge lines first
-    ]
-    if endpoint is not None:
-        conditions.append(entries.c.endpoint == endpoint)
-    if before is not None:
-        at, movement_id = before
-        conditions.append(
-            or_(
-                entries.c.occurred_ms < at,
-                and_(entries.c.occurred_ms == at, entries.c.movement_id < movement_id),
-            )
-        )
-    query = (
-        select(
-            entries.c.movement_id,
-            entries.c.endpoint,
-            entries.c.api_version,
-            entries.c.occurred_ms,
-            entries.c.target,
-        )
-        .where(*conditions)
-        .order_by(entries.c.occurred_ms.desc(), entries.c.movement_id.desc())
-        .limit(limit)
+        *([] if endpoint is None else [entries.c.endpoint == endpoint]),
     )
+    holds = select(
+        reservations.c.id,
+        reservations.c.endpoint,
+        reservations.c.api_version,
+        reservations.c.created_ms.label("at"),
+        reservations.c.target,
+    ).where(
+        reservations.c.team_id == team_id,
+        reservations.c.created_ms >= since,
+        reservations.c.endpoint.is_not(None),
+        *([] if endpoint is None else [reservations.c.endpoint == endpoint]),
+    )
+    jobs = union_all(charges, holds).subquery()
+    query = select(jobs)
+    if before is not None:
+        at, job_id = before
+        query = query.where(or_(jobs.c.at < at, and_(jobs.c.at == at, jobs.c.id < job_id)))
+    query = query.order_by(jobs.c.at.desc(), jobs.c.id.desc()).limit(limit)
     return [
-        ActivityRow(r.movement_id, r.endpoint, r.api_version, int(r.occurred_ms), r.target)
+        ActivityRow(r.id, r.endpoint, r.api_version, int(r.at), r.target)
         for r in conn.execute(query)
     ]

@@ -1,0 +1,297 @@
+"""Reservations: hold credits before work whose cost is not known, then settle or release.
+
+reserve(n)   admits n against the team's available credits (grants - open holds) and the key's
+             cap (usage + its open holds), atomically under the team lock; 402 otherwise.
+settle(x)    charges x now. Up to what the reservation still holds, the charge spends its own
+             hold; beyond that it spends free credits, and past those it goes below zero (the
+             one overdraft the ledger allows, reported as `overage`). Repeatable; `final`
+             closes the reservation and releases the rest.
+release()    closes it with no further charge.
+expiry       an open reservation past its time-to-live holds nothing; the next write of its
+             team (or the server's sweeper) records it as expired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from creditgate.domain.errors import (
+    Conflict,
+    InsufficientCredits,
+    InvalidInput,
+    NotFound,
+    TeamSuspended,
+)
+from creditgate.domain.grants import available
+from creditgate.domain.ids import new_id
+from creditgate.domain.instants import Instant
+from creditgate.domain.periods import period_at
+from creditgate.domain.teams import ApiKey
+from creditgate.services import idempotency
+from creditgate.services.keys import resolve_key
+from creditgate.services.ledger import (
+    Details,
+    available_now,
+    check_amount,
+    check_idempotency_key,
+    check_texts,
+    lock_team,
+    post_charge,
+)
+from creditgate.storage import keys, ledger, plans, reservations
+from creditgate.storage.database import Database
+from creditgate.storage.reservations import Reservation
+
+DEFAULT_TTL_MS = 60 * 60 * 1000
+MAX_TTL_MS = 7 * 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveRequest:
+    key: str
+    credits: int
+    ttl_ms: int = DEFAULT_TTL_MS
+    endpoint: str | None = None
+    api_version: str | None = None
+    job_id: str | None = None
+    target: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationView:
+    id: str
+    team_id: str
+    key_id: str
+    credits: int
+    settled: int
+    holding: int
+    status: str
+    created_at: Instant
+    expires_at: Instant
+    closed_at: Instant | None
+    overage: int  # charged beyond what was reserved and free, by the last settlement
+    remaining_credits: int
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    allowed: bool
+    required: int
+    remaining: int
+    limited_by: str | None
+
+
+def _view(conn: Connection, r: Reservation, now: Instant, overage: int = 0) -> ReservationView:
+    return ReservationView(
+        id=r.id,
+        team_id=r.team_id,
+        key_id=r.key_id,
+        credits=r.amount,
+        settled=r.settled,
+        holding=r.holding if r.expires_at > now else 0,
+        status=r.status,
+        created_at=r.created_at,
+        expires_at=r.expires_at,
+        closed_at=r.closed_at,
+        overage=overage,
+        remaining_credits=available_now(conn, r.team_id, now),
+    )
+
+
+def _stored(view: ReservationView) -> dict[str, Any]:
+    out = asdict(view)
+    del out["replayed"]
+    return out
+
+
+def _replayed(previous: dict[str, Any]) -> ReservationView:
+    return ReservationView(**{**previous, "replayed": True})
+
+
+def reserve(db: Database, request: ReserveRequest, now: Instant) -> ReservationView:
+    check_amount(request.credits, allow_zero=False)
+    check_texts(
+        endpoint=request.endpoint,
+        api_version=request.api_version,
+        job_id=request.job_id,
+        target=request.target,
+    )
+    check_idempotency_key(request.idempotency_key)
+    if not 1_000 <= request.ttl_ms <= MAX_TTL_MS:
+        raise InvalidInput("ttl must be between 1 second and 7 days", field="ttlSeconds")
+    with db.read() as conn:
+        key, _ = resolve_key(conn, request.key)
+    content = {**asdict(request), "key": key.id}
+    del content["idempotency_key"]
+    digest = idempotency.request_hash("reserve", content)
+    with db.write() as conn:
+        team, plan = lock_team(conn, key.team_id, now)
+        previous = idempotency.replay(conn, team.id, request.idempotency_key, digest)
+        if previous is not None:
+            return _replayed(previous)
+        fresh = _active_key(conn, key.id)
+        if team.suspended:
+            raise TeamSuspended()
+        verdict = _admit(conn, fresh, request.credits, now, plan.renews, team.anchor)
+        if not verdict.allowed:
+            raise InsufficientCredits(
+                request.credits, verdict.remaining, reason=verdict.limited_by or "team"
+            )
+        held = Reservation(
+            id=new_id(now),
+            team_id=team.id,
+            key_id=key.id,
+            amount=request.credits,
+            settled=0,
+            status="open",
+            endpoint=request.endpoint,
+            api_version=request.api_version,
+            job_id=request.job_id,
+            target=request.target,
+            created_at=now,
+            expires_at=now + request.ttl_ms,
+            closed_at=None,
+        )
+        reservations.insert_reservation(conn, held)
+        view = _view(conn, held, now)
+        idempotency.remember(
+            conn, team.id, request.idempotency_key, digest, held.id, _stored(view), now
+        )
+        return view
+
+
+def _admit(
+    conn: Connection, key: ApiKey, credits: int, now: Instant, renews: bool, anchor: Instant
+) -> Check:
+    """May `key` set aside `credits` now? Team balance first, then the key's cap."""
+    grants = ledger.grants_active_at(conn, key.team_id, now)
+    free = available(grants, now, now, reservations.team_hold(conn, key.team_id, now))
+    if credits > free:
+        return Check(False, credits, free, "team")
+    if key.cap is not None:
+        current = period_at(anchor, renews, now)
+        used = 0 if current is None else ledger.key_usage(conn, key.team_id, key.id, current.start)
+        left = key.cap - used - reservations.key_hold(conn, key.team_id, key.id, now)
+        if credits > left:
+            return Check(False, credits, max(left, 0), "key cap")
+    return Check(True, credits, free, None)
+
+
+def check(db: Database, key_or_id: str, credits: int, now: Instant) -> Check:
+    """May this key spend `credits` now? Reads only; the answer can change a moment later."""
+    check_amount(credits)
+    with db.read() as conn:
+        key, team = resolve_key(conn, key_or_id)
+        if not key.active:
+            raise Conflict(f"API key {key.id} is revoked", keyId=key.id)
+        if team.suspended:
+            raise TeamSuspended()
+        plan = plans.get_plan(conn, team.plan_id)
+        renews = plan.renews if plan is not None else True
+        return _admit(conn, key, credits, now, renews, team.anchor)
+
+
+def settle(
+    db: Database,
+    reservation_id: str,
+    credits: int,
+    now: Instant,
+    *,
+    final: bool,
+    idempotency_key: str | None = None,
+) -> ReservationView:
+    check_amount(credits)
+    check_idempotency_key(idempotency_key)
+    digest = idempotency.request_hash(
+        "settle", {"reservation": reservation_id, "credits": credits, "final": final}
+    )
+    with db.write() as conn:
+        found = _find(conn, reservation_id)
+        team, plan = lock_team(conn, found.team_id, now)
+        previous = idempotency.replay(conn, team.id, idempotency_key, digest)
+        if previous is not None:
+            return _replayed(previous)
+        current = _find(conn, reservation_id)  # re-read under the lock
+        if current.status != "open":
+            raise Conflict(
+                f"Reservation {reservation_id} is {current.status}",
+                reservationStatus=current.status,
+            )
+        key = keys.get_key(conn, current.key_id)
+        assert key is not None
+        held_by_others = reservations.team_hold(conn, team.id, now) - current.holding
+        posted = post_charge(
+            conn,
+            team,
+            plan,
+            key,
+            credits,
+            now,
+            now,
+            Details(current.endpoint, current.api_version, current.job_id, current.target),
+            held=held_by_others,
+            overage_ok=True,
+            check_cap=False,
+            reservation_id=current.id,
+        )
+        reservations.add_settled(conn, team.id, current.id, credits)
+        if final:
+            reservations.close(conn, team.id, current.id, "settled", now)
+        view = _view(conn, _find(conn, reservation_id), now, overage=posted.overage)
+        idempotency.remember(
+            conn, team.id, idempotency_key, digest, posted.movement_id, _stored(view), now
+        )
+        return view
+
+
+def release(
+    db: Database, reservation_id: str, now: Instant, idempotency_key: str | None = None
+) -> ReservationView:
+    """Close the reservation with nothing more charged. Releasing twice is harmless."""
+    check_idempotency_key(idempotency_key)
+    with db.write() as conn:
+        found = _find(conn, reservation_id)
+        lock_team(conn, found.team_id, now)
+        current = _find(conn, reservation_id)
+        if current.status == "open":
+            reservations.close(conn, current.team_id, current.id, "released", now)
+        return _view(conn, _find(conn, reservation_id), now)
+
+
+def get(db: Database, reservation_id: str, now: Instant) -> ReservationView:
+    with db.read() as conn:
+        return _view(conn, _find(conn, reservation_id), now)
+
+
+def expire_due(db: Database, now: Instant, limit: int = 100) -> int:
+    """Record expiry of reservations past their time-to-live (the server's sweeper)."""
+    with db.read() as conn:
+        due = reservations.teams_with_expired(conn, now, limit)
+    count = 0
+    for team_id in due:
+        with db.write() as conn:
+            before = len(reservations.expired_open(conn, team_id, now))
+            lock_team(conn, team_id, now)
+            count += before
+    return count
+
+
+def _find(conn: Connection, reservation_id: str) -> Reservation:
+    found = reservations.get_reservation(conn, reservation_id)
+    if found is None:
+        raise NotFound(f"Reservation {reservation_id} not found", reservationId=reservation_id)
+    return found
+
+
+def _active_key(conn: Connection, key_id: str) -> ApiKey:
+    key = keys.get_key(conn, key_id)
+    if key is None:
+        raise NotFound(f"API key {key_id} not found", keyId=key_id)
+    if not key.active:
+        raise Conflict(f"API key {key_id} is revoked", keyId=key_id)
+    return key

@@ -1,0 +1,148 @@
+"""Reservation rows: open holds, their totals, and state changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Connection, func, insert, select, update
+
+from creditgate.domain.instants import Instant
+from creditgate.storage.tables import reservations
+
+OPEN = "open"
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    id: str
+    team_id: str
+    key_id: str
+    amount: int
+    settled: int
+    status: str
+    endpoint: str | None
+    api_version: str | None
+    job_id: str | None
+    target: str | None
+    created_at: Instant
+    expires_at: Instant
+    closed_at: Instant | None
+
+    @property
+    def holding(self) -> int:
+        """Credits still set aside: what was reserved and not yet charged."""
+        return max(self.amount - self.settled, 0) if self.status == OPEN else 0
+
+
+def _from_row(row: object) -> Reservation:
+    m = row._mapping  # type: ignore[attr-defined]
+    return Reservation(
+        id=m["id"],
+        team_id=m["team_id"],
+        key_id=m["key_id"],
+        amount=m["amount"],
+        settled=m["settled"],
+        status=m["status"],
+        endpoint=m["endpoint"],
+        api_version=m["api_version"],
+        job_id=m["job_id"],
+        target=m["target"],
+        created_at=m["created_ms"],
+        expires_at=m["expires_ms"],
+        closed_at=m["closed_ms"],
+    )
+
+
+def insert_reservation(conn: Connection, r: Reservation) -> None:
+    conn.execute(
+        insert(reservations).values(
+            team_id=r.team_id,
+            id=r.id,
+            key_id=r.key_id,
+            amount=r.amount,
+            settled=r.settled,
+            status=r.status,
+            endpoint=r.endpoint,
+            api_version=r.api_version,
+            job_id=r.job_id,
+            target=r.target,
+            created_ms=r.created_at,
+            expires_ms=r.expires_at,
+            closed_ms=r.closed_at,
+        )
+    )
+
+
+def get_reservation(conn: Connection, reservation_id: str) -> Reservation | None:
+    row = conn.execute(select(reservations).where(reservations.c.id == reservation_id)).first()
+    return None if row is None else _from_row(row)
+
+
+def _open_at(now: Instant) -> list[ColumnElement[bool]]:
+    return [reservations.c.status == OPEN, reservations.c.expires_ms > now]
+
+
+def team_hold(conn: Connection, team_id: str, now: Instant) -> int:
+    """Credits held by the team's open, unexpired reservations."""
+    held = func.coalesce(func.sum(reservations.c.amount - reservations.c.settled), 0)
+    query = select(held).where(
+        reservations.c.team_id == team_id,
+        reservations.c.amount > reservations.c.settled,
+        *_open_at(now),
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def key_hold(conn: Connection, team_id: str, key_id: str, now: Instant) -> int:
+    held = func.coalesce(func.sum(reservations.c.amount - reservations.c.settled), 0)
+    query = select(held).where(
+        reservations.c.team_id == team_id,
+        reservations.c.key_id == key_id,
+        reservations.c.amount > reservations.c.settled,
+        *_open_at(now),
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def count_open(conn: Connection, team_id: str, now: Instant) -> int:
+    query = (
+        select(func.count())
+        .select_from(reservations)
+        .where(reservations.c.team_id == team_id, *_open_at(now))
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def add_settled(conn: Connection, team_id: str, reservation_id: str, credits: int) -> None:
+    conn.execute(
+        update(reservations)
+        .where(reservations.c.team_id == team_id, reservations.c.id == reservation_id)
+        .values(settled=reservations.c.settled + credits)
+    )
+
+
+def close(conn: Connection, team_id: str, reservation_id: str, status: str, at: Instant) -> None:
+    conn.execute(
+        update(reservations)
+        .where(reservations.c.team_id == team_id, reservations.c.id == reservation_id)
+        .values(status=status, closed_ms=at)
+    )
+
+
+def expired_open(conn: Connection, team_id: str, now: Instant) -> list[str]:
+    query = select(reservations.c.id).where(
+        reservations.c.team_id == team_id,
+        reservations.c.status == OPEN,
+        reservations.c.expires_ms <= now,
+    )
+    return [r.id for r in conn.execute(query)]
+
+
+def teams_with_expired(conn: Connection, now: Instant, limit: int) -> list[str]:
+    query = (
+        select(reservations.c.team_id)
+        .where(reservations.c.status == OPEN, reservations.c.expires_ms <= now)
+        .distinct()
+        .limit(limit)
+    )
+    return [r.team_id for r in conn.execute(query)]
