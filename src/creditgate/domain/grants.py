@@ -66,11 +66,15 @@ def spendable(grant: GrantState, now: Instant) -> int:
     return max(grant.remaining, 0)
 
 
+def live_total(grants: list[GrantState], at: Instant, now: Instant) -> int:
+    """The live grants' remaining credits, overdrawn ones counting as debt against the rest."""
+    return sum(g.remaining for g in grants if g.active_at(at) and not g.expired_by(now))
+
+
 def available(grants: list[GrantState], at: Instant, now: Instant, held: int = 0) -> int:
     """Credits a charge at `at` may spend: grants active then, less what open holds keep aside."""
-    live = sum(spendable(g, now) for g in grants if g.active_at(at) and not g.expired_by(now))
     late = sum(spendable(g, now) for g in grants if g.active_at(at) and g.expired_by(now))
-    return late + max(live - held, 0)
+    return late + max(live_total(grants, at, now) - held, 0)
 
 
 def allocate(
@@ -95,7 +99,7 @@ def allocate(
     ordered = sorted((g for g in grants if g.active_at(at)), key=spend_order)
     parts: list[Allocation] = []
     left = amount
-    live_budget = max(sum(spendable(g, now) for g in ordered if not g.expired_by(now)) - held, 0)
+    live_budget = max(live_total(ordered, at, now) - held, 0)
     for grant in ordered:
         if left == 0:
             break
