@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import httpx
 
@@ -20,46 +21,67 @@ def free_port() -> int:
         return port
 
 
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+def start(
+    database_url: str,
+    admin_token: str,
+    port: int,
+    workers: int = 1,
+    extra_env: dict[str, str] | None = None,
+) -> Server:
+    """Start `creditgate serve` and wait until it answers /health."""
+    env = {**os.environ, "CREDITGATE_LOG_LEVEL": "warning", **(extra_env or {})}
+    command = [
+        sys.executable,
+        "-m",
+        "creditgate",
+        "serve",
+        "--port",
+        str(port),
+        "--database-url",
+        database_url,
+        "--admin-token",
+        admin_token,
+        "--workers",
+        str(workers),
+    ]
+    server = Server(f"http://127.0.0.1:{port}", subprocess.Popen(command, env=env))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            stop(server)
+            raise RuntimeError(f"creditgate serve did not start (exit {server.process.poll()})")
+        time.sleep(0.1)
+
+
+def stop(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
 @contextmanager
 def live_server(
-    database_url: str, admin_token: str, workers: int = 1, extra_env: dict[str, str] | None = None
+    database_url: str,
+    admin_token: str,
+    workers: int = 1,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "CREDITGATE_LOG_LEVEL": "warning", **(extra_env or {})}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "creditgate",
-            "serve",
-            "--port",
-            str(port),
-            "--database-url",
-            database_url,
-            "--admin-token",
-            admin_token,
-            "--workers",
-            str(workers),
-        ],
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = start(database_url, admin_token, free_port(), workers, extra_env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"creditgate serve did not start (exit {process.poll()})")
-            time.sleep(0.1)
-        yield url
+        yield server.url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(server)

@@ -201,5 +201,3 @@ def test_ledger_matches_the_model(db: Database, request: object) -> None:
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     machine().runTest()
-
-
