@@ -20,8 +20,7 @@ from creditgate.domain.instants import (
 from creditgate.domain.periods import period_at, periods_between
 from creditgate.domain.plans import Plan
 from creditgate.domain.teams import Team
-from creditgate.services.ledger import lock_team
-from creditgate.services.rollover import needs_rollover
+from creditgate.services.rollover import lock_team, needs_rollover
 from creditgate.storage import keys, ledger, plans, reservations, teams, usage
 from creditgate.storage.database import Database
 

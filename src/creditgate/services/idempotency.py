@@ -28,7 +28,11 @@ def replay(conn: Connection, team_id: str, key: str | None, digest: str) -> dict
     """The stored result for `key`, or None if the key is new."""
     if key is None:
         return None
-    record = ledger.get_idempotency(conn, team_id, key)
+    return check(ledger.get_idempotency(conn, team_id, key), key, digest)
+
+
+def check(record: IdempotencyRecord | None, key: str, digest: str) -> dict[str, Any] | None:
+    """The first result if `record` holds the same content; 409 if other content; else None."""
     if record is None:
         return None
     if record.request_hash != digest:
@@ -38,6 +42,10 @@ def replay(conn: Connection, team_id: str, key: str | None, digest: str) -> dict
         )
     result: dict[str, Any] = json.loads(record.response)
     return result
+
+
+def make_record(digest: str, movement_id: str, result: dict[str, Any]) -> IdempotencyRecord:
+    return IdempotencyRecord(digest, movement_id, json.dumps(result, sort_keys=True))
 
 
 def remember(
@@ -50,5 +58,4 @@ def remember(
     now: Instant,
 ) -> None:
     if key is not None:
-        record = IdempotencyRecord(digest, movement_id, json.dumps(result, sort_keys=True))
-        ledger.insert_idempotency(conn, team_id, key, record, now)
+        ledger.insert_idempotency(conn, team_id, key, make_record(digest, movement_id, result), now)

@@ -1,7 +1,8 @@
 """Batch ingestion of charges: each event accepted, duplicate or rejected on its own.
 
-Events are grouped by team and each team's events are written in one transaction (ledger promise
-9), each event inside a savepoint so one rejected event leaves the others intact. The response is
+Events are grouped by team and each team's events are decided in memory against the team's
+book and written in one transaction (ledger promise 9); a rejected event changes nothing, so
+the others are unaffected. The response is
 sent only after every transaction committed; a retry of the whole batch with the same idempotency
 keys is always safe.
 """
@@ -14,6 +15,7 @@ from typing import Literal
 from creditgate.domain.errors import LedgerError, NotFound
 from creditgate.domain.instants import Instant
 from creditgate.domain.teams import ApiKey
+from creditgate.services.book import TeamBook
 from creditgate.services.keys import resolve_key
 from creditgate.services.ledger import (
     ChargeRequest,
@@ -69,15 +71,17 @@ def charge_batch(
                 outcomes[index] = EventOutcome(index, "rejected", error=key)
             else:
                 pending.setdefault(key.team_id, []).append((index, key, event))
-    for group in pending.values():
+    for team_id, group in pending.items():
         with db.write() as conn:
+            book = TeamBook.open(conn, team_id, now)
+            book.prefetch([e.idempotency_key for _, _, e in group if e.idempotency_key])
             for index, key, event in group:
                 try:
-                    with conn.begin_nested():
-                        result = charge_in(conn, key, event, now)
+                    result = charge_in(book, key, event)
                 except LedgerError as exc:
                     outcomes[index] = EventOutcome(index, "rejected", error=exc)
                     continue
                 status: Status = "duplicate" if result.replayed else "accepted"
                 outcomes[index] = EventOutcome(index, status, result=result)
+            book.flush()
     return [outcomes[i] for i in range(len(events))]

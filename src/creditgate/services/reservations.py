@@ -31,16 +31,15 @@ from creditgate.domain.instants import Instant
 from creditgate.domain.periods import period_at
 from creditgate.domain.teams import ApiKey
 from creditgate.services import idempotency
+from creditgate.services.book import Details, TeamBook
 from creditgate.services.keys import resolve_key
 from creditgate.services.ledger import (
-    Details,
     available_now,
     check_amount,
     check_idempotency_key,
     check_texts,
-    lock_team,
-    post_charge,
 )
+from creditgate.services.rollover import lock_team
 from creditgate.storage import keys, ledger, plans, reservations
 from creditgate.storage.database import Database
 from creditgate.storage.reservations import Reservation
@@ -211,9 +210,8 @@ def settle(
         "settle", {"reservation": reservation_id, "credits": credits, "final": final}
     )
     with db.write() as conn:
-        found = _find(conn, reservation_id)
-        team, plan = lock_team(conn, found.team_id, now)
-        previous = idempotency.replay(conn, team.id, idempotency_key, digest)
+        book = TeamBook.open(conn, _find(conn, reservation_id).team_id, now)
+        previous = book.replay(idempotency_key, digest)
         if previous is not None:
             return _replayed(previous)
         current = _find(conn, reservation_id)  # re-read under the lock
@@ -222,30 +220,23 @@ def settle(
                 f"Reservation {reservation_id} is {current.status}",
                 reservationStatus=current.status,
             )
-        key = keys.get_key(conn, current.key_id)
-        assert key is not None
-        held_by_others = reservations.team_hold(conn, team.id, now) - current.holding
-        posted = post_charge(
-            conn,
-            team,
-            plan,
-            key,
+        posted = book.charge(
+            book.key(current.key_id),
             credits,
             now,
-            now,
             Details(current.endpoint, current.api_version, current.job_id, current.target),
-            held=held_by_others,
+            held=book.team_held - current.holding,
             overage_ok=True,
             check_cap=False,
             reservation_id=current.id,
         )
-        reservations.add_settled(conn, team.id, current.id, credits)
+        book.flush()
+        reservations.add_settled(conn, book.team.id, current.id, credits)
         if final:
-            reservations.close(conn, team.id, current.id, "settled", now)
+            reservations.close(conn, book.team.id, current.id, "settled", now)
         view = _view(conn, _find(conn, reservation_id), now, overage=posted.overage)
-        idempotency.remember(
-            conn, team.id, idempotency_key, digest, posted.movement_id, _stored(view), now
-        )
+        book.remember(idempotency_key, digest, posted.movement_id, _stored(view))
+        book.flush()
         return view
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
+from creditgate.domain.errors import NotFound
 from creditgate.domain.ids import new_id
 from creditgate.domain.instants import Instant
 from creditgate.domain.periods import Period, period, period_at
 from creditgate.domain.plans import Plan
 from creditgate.domain.teams import Team
-from creditgate.storage import ledger, teams
+from creditgate.storage import ledger, plans, reservations, teams
 from creditgate.storage.ledger import EntryLine, NewGrant
 
 
@@ -87,3 +88,19 @@ def _grant_plan_credits(
         occurred_at=billing_period.start,
         recorded_at=now,
     )
+
+
+def lock_team(conn: Connection, team_id: str, now: Instant) -> tuple[Team, Plan]:
+    """Lock the team row, bring its grants up to date and return it with its plan."""
+    team = teams.get_team_for_update(conn, team_id)
+    if team is None:
+        raise NotFound(f"Team {team_id} not found", teamId=team_id)
+    plan = plans.get_plan(conn, team.plan_id)
+    if plan is None:
+        raise NotFound(f"Plan {team.plan_id} not found", planId=team.plan_id)
+    if needs_rollover(team, now):
+        roll_forward(conn, team, plan, now)
+        team = teams.get_team(conn, team_id) or team
+    for reservation_id in reservations.expired_open(conn, team_id, now):
+        reservations.close(conn, team_id, reservation_id, "expired", now)
+    return team, plan

@@ -9,7 +9,7 @@ from creditgate.domain.ids import new_id
 from creditgate.domain.instants import Instant
 from creditgate.domain.plans import DEFAULT_PLAN_ID
 from creditgate.domain.teams import Team
-from creditgate.services.ledger import lock_team
+from creditgate.services.rollover import lock_team
 from creditgate.storage import plans, teams
 from creditgate.storage.database import Database
 

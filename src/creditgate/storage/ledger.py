@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from creditgate.domain.grants import GrantState
 from creditgate.domain.instants import Instant, floor_hour
@@ -17,7 +17,7 @@ from creditgate.storage.tables import (
     usage_by_key,
     usage_by_period,
 )
-from creditgate.storage.upsert import add_to_counter
+from creditgate.storage.upsert import add_to_counter, add_to_counters
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,3 +243,83 @@ def key_usage(conn: Connection, team_id: str, key_id: str, period_start: Instant
         usage_by_key.c.key_id == key_id,
     )
     return int(conn.execute(query).scalar() or 0)
+
+
+# --- bulk forms, for a whole team's batch in one transaction -------------------------------
+
+
+def all_grants(conn: Connection, team_id: str) -> list[GrantState]:
+    query = select(grants).where(grants.c.team_id == team_id).order_by(grants.c.starts_ms)
+    return [grant_from_row(r) for r in conn.execute(query)]
+
+
+def move_grants(conn: Connection, team_id: str, deltas: dict[str, tuple[int, int]]) -> None:
+    """Apply (remaining, expired_amount) deltas to many grants in one executemany."""
+    if not deltas:
+        return
+    statement = (
+        update(grants)
+        .where(grants.c.team_id == bindparam("t"), grants.c.id == bindparam("g"))
+        .values(
+            remaining=grants.c.remaining + bindparam("dr"),
+            expired_amount=grants.c.expired_amount + bindparam("de"),
+        )
+    )
+    conn.execute(
+        statement,
+        [{"t": team_id, "g": g, "dr": dr, "de": de} for g, (dr, de) in deltas.items()],
+    )
+
+
+def insert_entry_rows(conn: Connection, rows: list[dict[str, object]]) -> None:
+    if rows:
+        conn.execute(insert(entries), rows)
+
+
+def idempotency_many(
+    conn: Connection, team_id: str, keys: list[str]
+) -> dict[str, IdempotencyRecord]:
+    found: dict[str, IdempotencyRecord] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        query = select(idempotency).where(
+            idempotency.c.team_id == team_id, idempotency.c.key.in_(chunk)
+        )
+        for row in conn.execute(query):
+            found[row.key] = IdempotencyRecord(row.request_hash, row.movement_id, row.response)
+    return found
+
+
+def insert_idempotency_rows(conn: Connection, rows: list[dict[str, object]]) -> None:
+    if rows:
+        conn.execute(insert(idempotency), rows)
+
+
+def add_usage_many(
+    conn: Connection,
+    team_id: str,
+    per_period: dict[Instant, int],
+    per_key: dict[tuple[Instant, str], int],
+    per_hour: dict[Instant, int],
+) -> None:
+    add_to_counters(
+        conn,
+        usage_by_period,
+        ("team_id", "period_start_ms"),
+        [{"team_id": team_id, "period_start_ms": p, "credits": c} for p, c in per_period.items()],
+    )
+    add_to_counters(
+        conn,
+        usage_by_key,
+        ("team_id", "period_start_ms", "key_id"),
+        [
+            {"team_id": team_id, "period_start_ms": p, "key_id": k, "credits": c}
+            for (p, k), c in per_key.items()
+        ],
+    )
+    add_to_counters(
+        conn,
+        usage_by_hour,
+        ("team_id", "hour_ms"),
+        [{"team_id": team_id, "hour_ms": h, "credits": c} for h, c in per_hour.items()],
+    )

@@ -146,3 +146,18 @@ def teams_with_expired(conn: Connection, now: Instant, limit: int) -> list[str]:
         .limit(limit)
     )
     return [r.team_id for r in conn.execute(query)]
+
+
+def key_holds(conn: Connection, team_id: str, now: Instant) -> dict[str, int]:
+    """Credits held per key by the team's open, unexpired reservations."""
+    held = func.sum(reservations.c.amount - reservations.c.settled)
+    query = (
+        select(reservations.c.key_id, held)
+        .where(
+            reservations.c.team_id == team_id,
+            reservations.c.amount > reservations.c.settled,
+            *_open_at(now),
+        )
+        .group_by(reservations.c.key_id)
+    )
+    return {row[0]: int(row[1]) for row in conn.execute(query)}

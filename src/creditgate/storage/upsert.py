@@ -16,3 +16,17 @@ def add_to_counter(conn: Connection, table: Table, keys: dict[str, Any], amount:
         index_elements=list(keys), set_={"credits": table.c.credits + statement.excluded.credits}
     )
     conn.execute(statement)
+
+
+def add_to_counters(
+    conn: Connection, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]
+) -> None:
+    """The same as add_to_counter for many rows, in one executemany."""
+    if not rows:
+        return
+    make = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement: Any = make(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys), set_={"credits": table.c.credits + statement.excluded.credits}
+    )
+    conn.execute(statement, rows)
