@@ -19,7 +19,7 @@ from creditgate.domain.errors import InsufficientCredits, InvalidInput, NotFound
 from creditgate.domain.grants import GrantState
 from creditgate.domain.ids import new_id
 from creditgate.domain.instants import Instant, floor_hour, format_iso
-from creditgate.domain.periods import period_at
+from creditgate.domain.periods import Period, period_at
 from creditgate.domain.plans import Plan
 from creditgate.domain.teams import ApiKey, Team
 from creditgate.services import idempotency
@@ -54,6 +54,8 @@ class TeamBook:
         self._keys: dict[str, ApiKey] = {}
         self._used: dict[tuple[str, Instant], int] = {}
         self._seen: dict[str, IdempotencyRecord] = {}
+        self._looked_up: set[str] = set()  # keys whose stored record (or its absence) is known
+        self._period: Period | None = None
         self._grant_deltas: dict[str, tuple[int, int]] = {}
         self._entries: list[dict[str, Any]] = []
         self._per_period: dict[Instant, int] = defaultdict(int)
@@ -97,12 +99,14 @@ class TeamBook:
     # --- idempotency -------------------------------------------------------------------------
 
     def prefetch(self, idempotency_keys: list[str]) -> None:
-        self._seen.update(ledger.idempotency_many(self.conn, self.team.id, idempotency_keys))
+        wanted = [k for k in idempotency_keys if k not in self._looked_up]
+        self._seen.update(ledger.idempotency_many(self.conn, self.team.id, wanted))
+        self._looked_up.update(wanted)
 
     def replay(self, key: str | None, digest: str) -> dict[str, Any] | None:
         if key is None:
             return None
-        if key not in self._seen:
+        if key not in self._looked_up:
             self.prefetch([key])
         return idempotency.check(self._seen.get(key), key, digest)
 
@@ -143,7 +147,7 @@ class TeamBook:
         `held` is what open reservations keep aside from live credits (default: all of the
         team's); a settlement passes what others hold, so it may spend its own hold.
         """
-        billing_period = period_at(self.team.anchor, self.plan.renews, at)
+        billing_period = self._period_at(at)
         if billing_period is None:
             raise InvalidInput(
                 "timestamp is before the team's first billing period",
@@ -209,6 +213,12 @@ class TeamBook:
         if self._last_charge is None or at > self._last_charge:
             self._last_charge = at
         return Posted(movement_id, billing_period.start, max(credits - fits, 0))
+
+    def _period_at(self, at: Instant) -> Period | None:
+        """Most events of a batch fall in one period: keep the last one found."""
+        if self._period is None or not self._period.contains(at):
+            self._period = period_at(self.team.anchor, self.plan.renews, at)
+        return self._period
 
     def _move(self, grant_id: str, remaining: int, expired: int) -> None:
         grant: GrantState = self.grants[grant_id]

@@ -132,9 +132,7 @@ def charge(db: Database, request: ChargeRequest, now: Instant) -> ChargeResult:
 
 def charge_in(book: TeamBook, key: ApiKey, request: ChargeRequest) -> ChargeResult:
     """One charge in an open book (a single charge or one event of a batch)."""
-    content = {**asdict(request), "key": key.id}
-    del content["idempotency_key"]
-    digest = idempotency.request_hash("charge", content)
+    digest = idempotency.request_hash("charge", _content(request, key.id))
     previous = book.replay(request.idempotency_key, digest)
     if previous is not None:
         return ChargeResult(**{**previous, "replayed": True})
@@ -165,10 +163,34 @@ def charge_in(book: TeamBook, key: ApiKey, request: ChargeRequest) -> ChargeResu
         overage=posted.overage,
         remaining_credits=book.available_now(),
     )
-    stored = asdict(result)
-    del stored["replayed"]
-    book.remember(request.idempotency_key, digest, posted.movement_id, stored)
+    book.remember(request.idempotency_key, digest, posted.movement_id, _stored(result))
     return result
+
+
+def _content(request: ChargeRequest, key_id: str) -> dict[str, Any]:
+    """What a charge's idempotency hash covers (the key by id, whichever form was sent)."""
+    return {
+        "key": key_id,
+        "credits": request.credits,
+        "at": request.at,
+        "endpoint": request.endpoint,
+        "api_version": request.api_version,
+        "job_id": request.job_id,
+        "target": request.target,
+    }
+
+
+def _stored(result: ChargeResult) -> dict[str, Any]:
+    return {
+        "id": result.id,
+        "team_id": result.team_id,
+        "key_id": result.key_id,
+        "credits": result.credits,
+        "occurred_at": result.occurred_at,
+        "period_start": result.period_start,
+        "overage": result.overage,
+        "remaining_credits": result.remaining_credits,
+    }
 
 
 def available_now(conn: Connection, team_id: str, now: Instant) -> int:
