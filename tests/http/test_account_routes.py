@@ -433,7 +433,7 @@ def test_an_unexpected_failure_is_a_500_with_an_error_id(
     def broken(*_args: object) -> None:
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(account, "credit_usage", broken)
+    monkeypatch.setattr(account, "credit_usage_from", broken)
     response = get(client, "/v2/team/credit-usage", key)
     assert response.status_code == 500
     error = response.json()["error"]
@@ -461,3 +461,19 @@ def test_periods_use_the_anchor_not_the_calendar_month(
         "2026-03-31T09:00:00.000Z",
     )
     assert parse_iso(data["billingPeriodStart"]) < clock.now
+
+
+def test_credit_usage_rolls_over_to_the_new_period_on_read(
+    client: TestClient, db: Database, clock: Clock
+) -> None:
+    _, key, _ = team_with_key(db, clock.now)
+    charge(db, key, 1000, clock.now)
+    assert get(client, "/v2/team/credit-usage", key).json()["data"]["remainingCredits"] == 2000
+    clock.set("2026-09-01T00:00:00Z")
+    data = get(client, "/v2/team/credit-usage", key).json()["data"]
+    assert (data["remainingCredits"], data["billingPeriodStart"]) == (
+        3000,
+        "2026-09-01T00:00:00.000Z",
+    )
+    queue = get(client, "/v2/team/queue-status", key).json()
+    assert queue["mostRecentSuccess"] == "2026-08-01T00:00:00.000Z"

@@ -12,10 +12,11 @@ from creditgate.domain.errors import InvalidInput, NoBalance
 from creditgate.domain.instants import Instant, format_iso
 from creditgate.domain.pricing import TOKENS_PER_CREDIT
 from creditgate.domain.teams import Team
-from creditgate.http.auth import authenticate_team, rate_limited
+from creditgate.http.auth import admit, check_token, rate_limited
 from creditgate.http.context import blocking, context
 from creditgate.http.responses import ok
-from creditgate.services import account, keys
+from creditgate.services import account
+from creditgate.services.rollover import needs_rollover
 
 MAX_ACTIVITY_LIMIT = 100
 DEFAULT_ACTIVITY_LIMIT = 50
@@ -25,15 +26,28 @@ def _iso(instant: Instant | None) -> str | None:
     return None if instant is None else format_iso(instant)
 
 
-async def _team(request: Request) -> tuple[Team, Instant]:
-    """Authenticate, apply the account routes' rate limit, and return the team and now."""
+async def _caller(request: Request) -> tuple[account.Snapshot, Instant]:
+    """Authenticate (one read: key, team, plan, balance), then apply the rate limit."""
     ctx = context(request)
-    _, team = await blocking(authenticate_team, request, lambda t: keys.authenticate(ctx.db, t))
+    token = check_token(request)
     now = ctx.clock()
-    decision = ctx.limiter.hit(team.id, "account", ctx.account_rpm, now)
+    snap = admit(await blocking(account.snapshot, ctx.db, token, now))
+    decision = ctx.limiter.hit(snap.team.id, "account", ctx.account_rpm, now)
     if not decision.allowed:
         raise rate_limited(decision, now)
-    return team, now
+    return snap, now
+
+
+async def _team(request: Request) -> tuple[Team, Instant]:
+    snap, now = await _caller(request)
+    return snap.team, now
+
+
+async def _usage(request: Request) -> account.CreditUsage:
+    snap, now = await _caller(request)
+    if needs_rollover(snap.team, now):
+        return await blocking(account.credit_usage_from, context(request).db, snap, now)
+    return account.credit_usage_from(context(request).db, snap, now)
 
 
 def _version(request: Request) -> str:
@@ -57,15 +71,12 @@ def _usage_body(request: Request, usage: account.CreditUsage, unit: int) -> dict
 
 
 async def credit_usage(request: Request) -> Response:
-    team, now = await _team(request)
-    usage = await blocking(account.credit_usage, context(request).db, team, now)
-    return ok(data=_usage_body(request, usage, 1))
+    return ok(data=_usage_body(request, await _usage(request), 1))
 
 
 async def token_usage(request: Request) -> Response:
-    team, now = await _team(request)
     try:
-        usage = await blocking(account.credit_usage, context(request).db, team, now)
+        usage = await _usage(request)
     except NoBalance as exc:
         raise NoBalance("Could not find token usage information") from exc
     return ok(data=_usage_body(request, usage, TOKENS_PER_CREDIT))
@@ -116,21 +127,19 @@ async def token_history(request: Request) -> Response:
 
 
 async def queue_status(request: Request) -> Response:
-    team, now = await _team(request)
-    status = await blocking(account.queue_status, context(request).db, team, now)
+    snap, _ = await _caller(request)
     return ok(
-        jobsInQueue=status.active + status.waiting,
-        activeJobsInQueue=status.active,
-        waitingJobsInQueue=status.waiting,
-        maxConcurrency=status.max_concurrency,
-        mostRecentSuccess=_iso(status.most_recent_success),
+        jobsInQueue=snap.running,
+        activeJobsInQueue=snap.running,
+        waitingJobsInQueue=0,
+        maxConcurrency=snap.plan.concurrency,
+        mostRecentSuccess=_iso(snap.team.last_charge_at),
     )
 
 
 async def concurrency_check(request: Request) -> Response:
-    team, now = await _team(request)
-    status = await blocking(account.queue_status, context(request).db, team, now)
-    return ok(concurrency=status.active, maxConcurrency=status.max_concurrency)
+    snap, _ = await _caller(request)
+    return ok(concurrency=snap.running, maxConcurrency=snap.plan.concurrency)
 
 
 def _activity_limit(text: str | None) -> int:

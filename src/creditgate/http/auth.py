@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 from datetime import UTC
+from typing import Protocol, TypeVar
 
 from starlette.requests import Request
 
@@ -28,17 +28,29 @@ def bearer_token(request: Request) -> str:
     return token
 
 
-def authenticate_team(
-    request: Request, lookup: Callable[[str], tuple[ApiKey, Team] | None]
-) -> tuple[ApiKey, Team]:
-    """The caller's key and team, or the Firecrawl 401/403 that fits."""
+class Authenticated(Protocol):
+    @property
+    def key(self) -> ApiKey: ...
+    @property
+    def team(self) -> Team: ...
+
+
+A = TypeVar("A", bound=Authenticated)
+
+
+def check_token(request: Request) -> str:
+    """The presented token if it is well formed, or the Firecrawl 401 that fits."""
     token = bearer_token(request)
     if not keygen.is_well_formed(token):
         raise HTTPError(401, INVALID_TOKEN)
-    found = lookup(token)
-    if found is None or not found[0].active:
+    return token
+
+
+def admit(found: A | None) -> A:
+    """What a lookup found, if the key is live and its team not suspended (else 401/403)."""
+    if found is None or not found.key.active:
         raise HTTPError(401, INVALID_TOKEN)
-    if found[1].suspended:
+    if found.team.suspended:
         raise HTTPError(403, BANNED)
     return found
 

@@ -17,11 +17,12 @@ from creditgate.domain.instants import (
     format_iso,
     parse_iso,
 )
+from creditgate.domain.keys import hash_key
 from creditgate.domain.periods import period_at, periods_between
 from creditgate.domain.plans import Plan
 from creditgate.domain.teams import Team
 from creditgate.services.rollover import lock_team, needs_rollover
-from creditgate.storage import keys, ledger, plans, reservations, teams, usage
+from creditgate.storage import keys, ledger, plans, reservations, snapshots, teams, usage
 from creditgate.storage.database import Database
 
 TimeRange = Literal["day", "week", "month"]
@@ -79,6 +80,29 @@ class QueueStatus:
 class Activity:
     rows: list[usage.ActivityRow]
     cursor: str | None
+
+
+Snapshot = snapshots.Snapshot
+
+
+def snapshot(db: Database, token: str, now: Instant) -> snapshots.Snapshot | None:
+    """The caller's key, team, plan and balance in one read; None for an unknown token."""
+    return snapshots.snapshot(db, hash_key(token), now)
+
+
+def credit_usage_from(db: Database, snap: snapshots.Snapshot, now: Instant) -> CreditUsage:
+    """Credit usage from a snapshot, or from a fresh read when a period or grant rolled over."""
+    if needs_rollover(snap.team, now):
+        return credit_usage(db, snap.team, now)
+    if not snap.has_grants:
+        raise NoBalance("Could not find credit usage information")
+    current = period_at(snap.team.anchor, snap.plan.renews, now)
+    return CreditUsage(
+        remaining=snap.live_balance - snap.held,
+        plan_credits=snap.plan.credits if snap.plan_grant is None else snap.plan_grant,
+        period_start=None if current is None else current.start,
+        period_end=None if current is None else current.end,
+    )
 
 
 def current_team(db: Database, team: Team, now: Instant) -> tuple[Team, Plan]:

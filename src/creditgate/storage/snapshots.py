@@ -1,0 +1,100 @@
+"""The account routes' hot read: a key, its team, plan and balance in one statement.
+
+Every Firecrawl account request authenticates and most then report a balance; doing both in a
+single round trip, as plain SQL on the driver's connection, keeps those requests cheap. The
+statement is one SELECT, so it reads one consistent snapshot on both databases.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from creditgate.domain.instants import Instant
+from creditgate.domain.plans import Plan
+from creditgate.domain.teams import ApiKey, Team
+from creditgate.storage.database import Database
+
+_LIVE = "g.team_id = t.id AND g.starts_ms <= :now AND (g.expires_ms IS NULL OR g.expires_ms > :now)"
+_OPEN = "r.team_id = t.id AND r.status = 'open' AND r.expires_ms > :now"
+SNAPSHOT_SQL = f"""
+SELECT k.id, k.team_id, k.name, k.hint, k.cap, k.created_ms, k.revoked_ms,
+       t.name, t.plan_id, t.anchor_ms, t.suspended, t.allow_overage, t.created_ms,
+       t.granted_through_ms, t.next_rollover_ms, t.last_charge_ms,
+       p.credits, p.interval, p.concurrency, p.scrape_rpm, p.crawl_rpm,
+       EXISTS (SELECT 1 FROM grants g WHERE g.team_id = t.id),
+       (SELECT COALESCE(SUM(g.remaining), 0) FROM grants g WHERE {_LIVE}),
+       (SELECT COALESCE(SUM(r.amount - r.settled), 0) FROM reservations r
+         WHERE {_OPEN} AND r.amount > r.settled),
+       (SELECT COUNT(*) FROM reservations r WHERE {_OPEN}),
+       (SELECT g.amount FROM grants g WHERE {_LIVE} AND g.kind = 'plan'
+         ORDER BY g.starts_ms DESC LIMIT 1)
+FROM api_keys k JOIN teams t ON t.id = k.team_id JOIN plans p ON p.id = t.plan_id
+WHERE k.key_hash = :hash
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    key: ApiKey
+    team: Team
+    plan: Plan
+    has_grants: bool
+    live_balance: int  # unexpired grants' remaining credits
+    held: int  # open reservations
+    running: int  # open reservations: the team's jobs
+    plan_grant: int | None  # the current period's plan credits, if granted
+
+
+def _driver_sql(db: Database) -> str:
+    if db.dialect == "postgresql":
+        return re.sub(r":(\w+)", r"%(\1)s", SNAPSHOT_SQL)
+    return SNAPSHOT_SQL
+
+
+_SQL_CACHE: dict[str, str] = {}
+
+
+def snapshot(db: Database, key_hash: str, now: Instant) -> Snapshot | None:
+    sql = _SQL_CACHE.get(db.dialect) or _SQL_CACHE.setdefault(db.dialect, _driver_sql(db))
+    raw = db.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(sql, {"hash": key_hash, "now": now})
+        row = cursor.fetchone()
+        cursor.close()
+    finally:
+        raw.close()  # back to the pool, which rolls back the (read-only) transaction
+    return None if row is None else _from_row(row)
+
+
+def _from_row(r: Any) -> Snapshot:
+    key = ApiKey(
+        id=r[0], team_id=r[1], name=r[2], hint=r[3], cap=r[4], created_at=r[5], revoked_at=r[6]
+    )
+    team = Team(
+        id=r[1],
+        name=r[7],
+        plan_id=r[8],
+        anchor=r[9],
+        suspended=bool(r[10]),
+        allow_overage=bool(r[11]),
+        created_at=r[12],
+        granted_through=r[13],
+        next_rollover=r[14],
+        last_charge_at=r[15],
+    )
+    plan = Plan(
+        id=r[8], credits=r[16], interval=r[17], concurrency=r[18], scrape_rpm=r[19], crawl_rpm=r[20]
+    )
+    return Snapshot(
+        key,
+        team,
+        plan,
+        bool(r[21]),
+        int(r[22]),
+        int(r[23]),
+        int(r[24]),
+        None if r[25] is None else int(r[25]),
+    )
