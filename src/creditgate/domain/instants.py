@@ -39,8 +39,7 @@ def now() -> Instant:
 
 def format_iso(instant: Instant) -> str:
     """`2026-08-01T00:00:00.000Z`: the wire format of every timestamp."""
-    moment = to_datetime(instant)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return to_datetime(instant).isoformat(timespec="milliseconds")[:-6] + "Z"  # drop +00:00
 
 
 def parse_iso(text: str) -> Instant:

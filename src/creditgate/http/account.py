@@ -13,7 +13,7 @@ from creditgate.domain.instants import Instant, format_iso
 from creditgate.domain.pricing import TOKENS_PER_CREDIT
 from creditgate.domain.teams import Team
 from creditgate.http.auth import admit, check_token, rate_limited
-from creditgate.http.context import blocking, context
+from creditgate.http.context import blocking, context, quick_read
 from creditgate.http.responses import ok
 from creditgate.services import account
 from creditgate.services.rollover import needs_rollover
@@ -31,7 +31,7 @@ async def _caller(request: Request) -> tuple[account.Snapshot, Instant]:
     ctx = context(request)
     token = check_token(request)
     now = ctx.clock()
-    snap = admit(await blocking(account.snapshot, ctx.db, token, now))
+    snap = admit(await quick_read(ctx.db, account.snapshot, ctx.db, token, now))
     decision = ctx.limiter.hit(snap.team.id, "account", ctx.account_rpm, now)
     if not decision.allowed:
         raise rate_limited(decision, now)

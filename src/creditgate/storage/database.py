@@ -44,9 +44,19 @@ class Database:
                 connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             )
             _configure_sqlite(self.engine)
+            self.reads: Engine = self.engine
         elif self.dialect == "postgresql":
             self.engine = create_engine(
                 self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+            # Single-statement reads (storage/snapshots.py) need no transaction: autocommit
+            # connections skip BEGIN, ROLLBACK and the pre-ping, three round trips a request.
+            self.reads = create_engine(
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                isolation_level="AUTOCOMMIT",
+                pool_recycle=300,
             )
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
@@ -79,6 +89,7 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.reads.dispose()
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -58,14 +58,14 @@ _SQL_CACHE: dict[str, str] = {}
 
 def snapshot(db: Database, key_hash: str, now: Instant) -> Snapshot | None:
     sql = _SQL_CACHE.get(db.dialect) or _SQL_CACHE.setdefault(db.dialect, _driver_sql(db))
-    raw = db.engine.raw_connection()
+    raw = db.reads.raw_connection()
     try:
         cursor = raw.cursor()
         cursor.execute(sql, {"hash": key_hash, "now": now})
         row = cursor.fetchone()
         cursor.close()
     finally:
-        raw.close()  # back to the pool, which rolls back the (read-only) transaction
+        raw.close()  # back to the pool
     return None if row is None else _from_row(row)
 
 
