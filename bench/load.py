@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -20,6 +21,19 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def ensure_wrk() -> None:
+    """wrk is a Debian package; install it when this runs as root on a machine without it."""
+    if shutil.which("wrk") is None and shutil.which("apt-get") and os.geteuid() == 0:
+        for command in (
+            ["apt-get", "install", "-y", "-q", "wrk"],
+            ["apt-get", "update", "-q"],
+            ["apt-get", "install", "-y", "-q", "wrk"],
+        ):
+            subprocess.run(command, check=False, capture_output=True)
+            if shutil.which("wrk"):
+                return
+
+
 def wrk(
     url: str,
     connections: int,
@@ -27,6 +41,7 @@ def wrk(
     headers: dict[str, str] | None = None,
     threads: int = 2,
 ) -> Load:
+    ensure_wrk()
     if shutil.which("wrk") is None:
         raise SystemExit("bench needs wrk: apt-get install -y wrk")
     command = [
