@@ -13,7 +13,7 @@ expiry       an open reservation past its time-to-live holds nothing; the next w
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection
@@ -85,7 +85,14 @@ class Check:
     limited_by: str | None
 
 
-def _view(conn: Connection, r: Reservation, now: Instant, overage: int = 0) -> ReservationView:
+def _view(
+    conn: Connection,
+    r: Reservation,
+    now: Instant,
+    overage: int = 0,
+    remaining: int | None = None,
+) -> ReservationView:
+    """The wire view; `remaining` when the caller already knows it (saves three reads)."""
     return ReservationView(
         id=r.id,
         team_id=r.team_id,
@@ -98,7 +105,7 @@ def _view(conn: Connection, r: Reservation, now: Instant, overage: int = 0) -> R
         expires_at=r.expires_at,
         closed_at=r.closed_at,
         overage=overage,
-        remaining_credits=available_now(conn, r.team_id, now),
+        remaining_credits=available_now(conn, r.team_id, now) if remaining is None else remaining,
     )
 
 
@@ -123,12 +130,11 @@ def reserve(db: Database, request: ReserveRequest, now: Instant) -> ReservationV
     check_idempotency_key(request.idempotency_key)
     if not 1_000 <= request.ttl_ms <= MAX_TTL_MS:
         raise InvalidInput("ttl must be between 1 second and 7 days", field="ttlSeconds")
-    with db.read() as conn:
+    with db.write() as conn:  # one transaction: find the key, then lock its team
         key, _ = resolve_key(conn, request.key)
-    content = {**asdict(request), "key": key.id}
-    del content["idempotency_key"]
-    digest = idempotency.request_hash("reserve", content)
-    with db.write() as conn:
+        content = {**asdict(request), "key": key.id}
+        del content["idempotency_key"]
+        digest = idempotency.request_hash("reserve", content)
         team, plan = lock_team(conn, key.team_id, now)
         previous = idempotency.replay(conn, team.id, request.idempotency_key, digest)
         if previous is not None:
@@ -157,7 +163,7 @@ def reserve(db: Database, request: ReserveRequest, now: Instant) -> ReservationV
             closed_at=None,
         )
         reservations.insert_reservation(conn, held)
-        view = _view(conn, held, now)
+        view = _view(conn, held, now, remaining=verdict.remaining - request.credits)
         idempotency.remember(
             conn, team.id, request.idempotency_key, digest, held.id, _stored(view), now
         )
@@ -232,9 +238,13 @@ def settle(
         )
         book.flush()
         reservations.add_settled(conn, book.team.id, current.id, credits)
+        after = replace(current, settled=current.settled + credits)
         if final:
             reservations.close(conn, book.team.id, current.id, "settled", now)
-        view = _view(conn, _find(conn, reservation_id), now, overage=posted.overage)
+            after = replace(after, status="settled", closed_at=now)
+        # What others hold did not change; this reservation now holds `after.holding`.
+        book.team_held += after.holding - current.holding
+        view = _view(conn, after, now, overage=posted.overage, remaining=book.available_now())
         book.remember(idempotency_key, digest, posted.movement_id, _stored(view))
         book.flush()
         return view
