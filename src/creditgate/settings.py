@@ -21,3 +21,8 @@ class Settings(BaseSettings):
     account_rpm: int = Field(ACCOUNT_ROUTES_RPM, description="account route requests/min/team")
     log_level: str = "info"
     sweep_seconds: float = Field(5.0, description="how often expired reservations are released")
+    upstream_url: str | None = Field(None, description="the Firecrawl to front (gateway mode)")
+    upstream_key: str | None = Field(None, description="the upstream's own API key, if any")
+    redis_url: str | None = Field(None, description="share rate limits between processes")
+    queue_wait_seconds: float = 30.0
+    follow_seconds: float = 1.0

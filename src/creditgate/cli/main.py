@@ -40,12 +40,18 @@ def main() -> None:
 @click.option("--workers", type=int, default=None, help="Server processes sharing the database.")
 @click.option("--database-url", default=None, help="sqlite:///path or postgresql://...")
 @click.option("--admin-token", default=None, help="Enables the admin API (or env).")
+@click.option("--upstream", default=None, help="Front this Firecrawl URL (gateway mode).")
+@click.option("--upstream-key", default=None, help="The upstream's own API key, if it needs one.")
+@click.option("--redis-url", default=None, help="Share rate limits between gateway processes.")
 def serve(
     host: str | None,
     port: int | None,
     workers: int | None,
     database_url: str | None,
     admin_token: str | None,
+    upstream: str | None,
+    upstream_key: str | None,
+    redis_url: str | None,
 ) -> None:
     """Start the HTTP server (creates and migrates the database first)."""
     for name, value in (
@@ -54,6 +60,9 @@ def serve(
         ("WORKERS", workers),
         ("DATABASE_URL", database_url),
         ("ADMIN_TOKEN", admin_token),
+        ("UPSTREAM_URL", upstream),
+        ("UPSTREAM_KEY", upstream_key),
+        ("REDIS_URL", redis_url),
     ):
         if value is not None:
             os.environ[f"CREDITGATE_{name}"] = str(value)

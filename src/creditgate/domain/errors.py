@@ -60,3 +60,15 @@ class TeamSuspended(LedgerError):
 
 class NoBalance(LedgerError):
     """The team has never been granted any credit, so it has no balance record."""
+
+
+class ConcurrencyLimited(LedgerError):
+    """The team already runs as many jobs as its plan allows."""
+
+    def __init__(self, running: int, limit: int) -> None:
+        super().__init__(
+            f"Concurrency limit reached: {running} of {limit} jobs are running. Retry when one "
+            "finishes, or upgrade your plan at https://firecrawl.dev/pricing.",
+            running=running,
+            maxConcurrency=limit,
+        )

@@ -32,7 +32,7 @@ async def _caller(request: Request) -> tuple[account.Snapshot, Instant]:
     token = check_token(request)
     now = ctx.clock()
     snap = admit(await quick_read(ctx.db, account.snapshot, ctx.db, token, now))
-    decision = ctx.limiter.hit(snap.team.id, "account", ctx.account_rpm, now)
+    decision = await ctx.limiter.hit(snap.team.id, "account", ctx.account_rpm, now)
     if not decision.allowed:
         raise rate_limited(decision, now)
     return snap, now

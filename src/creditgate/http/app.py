@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from creditgate.domain.errors import LedgerError
+from creditgate.gateway import proxy
 from creditgate.http import account, admin, openapi
 from creditgate.http.context import AppContext, blocking
 from creditgate.http.errors import (
@@ -25,7 +26,7 @@ from creditgate.http.errors import (
     on_unexpected,
 )
 from creditgate.http.responses import ok
-from creditgate.services import reservations
+from creditgate.services import jobs, reservations
 
 log = logging.getLogger("creditgate.http")
 
@@ -38,14 +39,20 @@ async def health(_request: Request) -> Response:
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     """Release expired reservations in the background, so holds end on time without traffic."""
     ctx: AppContext = app.state.ctx
-    sweeper = asyncio.create_task(_sweep(ctx)) if ctx.sweep_seconds > 0 else None
+    tasks = []
+    if ctx.sweep_seconds > 0:
+        tasks.append(asyncio.create_task(_sweep(ctx)))
+    if ctx.upstream is not None and ctx.follow_seconds > 0:
+        tasks.append(asyncio.create_task(_follow(ctx)))
     try:
         yield
     finally:
-        if sweeper is not None:
-            sweeper.cancel()
+        for task in tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+                await task
+        if ctx.upstream is not None:
+            await ctx.upstream.close()
 
 
 async def _sweep(ctx: AppContext) -> None:
@@ -57,6 +64,18 @@ async def _sweep(ctx: AppContext) -> None:
             log.exception("reservation sweep failed")
 
 
+async def _follow(ctx: AppContext) -> None:
+    """Follow open upstream jobs so they are settled even when no client polls them."""
+    assert ctx.upstream is not None
+    while True:
+        await asyncio.sleep(ctx.follow_seconds)
+        try:
+            for job in await blocking(jobs.claim_due, ctx.db, ctx.clock()):
+                await proxy.follow(ctx, ctx.upstream, job)
+        except Exception:  # one failed round must not stop the next
+            log.exception("job follower round failed")
+
+
 def create_app(ctx: AppContext) -> Starlette:
     routes = [
         *account.routes(),
@@ -65,6 +84,12 @@ def create_app(ctx: AppContext) -> Starlette:
         Route("/docs", openapi.docs, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
     ]
+    if ctx.upstream is not None:  # everything else under /v1 and /v2 goes through the gateway
+        methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        routes += [
+            Route("/v1/{rest:path}", proxy.handle, methods=methods),
+            Route("/v2/{rest:path}", proxy.handle, methods=methods),
+        ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

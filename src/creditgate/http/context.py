@@ -11,7 +11,8 @@ from starlette.requests import Request
 
 from creditgate.domain.instants import Instant, now
 from creditgate.domain.plans import ACCOUNT_ROUTES_RPM
-from creditgate.http.ratelimit import RateLimiter
+from creditgate.gateway.limits import Limiter, MemoryLimiter
+from creditgate.gateway.upstream import Upstream
 from creditgate.storage.database import Database
 
 T = TypeVar("T")
@@ -23,10 +24,13 @@ class AppContext:
     admin_token: str | None = None
     account_rpm: int = ACCOUNT_ROUTES_RPM
     clock: Callable[[], Instant] = now
-    limiter: RateLimiter = field(default_factory=RateLimiter)
+    limiter: Limiter = field(default_factory=MemoryLimiter)
     max_body_bytes: int = 1 << 20
     max_batch_events: int = 1_000
     sweep_seconds: float = 5.0  # how often expired reservations are released
+    upstream: Upstream | None = None  # the Firecrawl the gateway fronts; None: no gateway
+    queue_wait_seconds: float = 30.0  # how long a request waits for a concurrency slot
+    follow_seconds: float = 1.0  # how often the gateway polls its open upstream jobs
 
 
 def context(request: Request) -> AppContext:

@@ -23,6 +23,7 @@ STATUS: dict[type[errors.LedgerError], int] = {
     errors.InsufficientCredits: 402,
     errors.TeamSuspended: 403,
     errors.NoBalance: 404,
+    errors.ConcurrencyLimited: 429,
 }
 
 UNAUTHORIZED = "Unauthorized"

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from creditgate.domain.errors import (
+    ConcurrencyLimited,
     Conflict,
     InsufficientCredits,
     InvalidInput,
@@ -119,7 +120,10 @@ def _replayed(previous: dict[str, Any]) -> ReservationView:
     return ReservationView(**{**previous, "replayed": True})
 
 
-def reserve(db: Database, request: ReserveRequest, now: Instant) -> ReservationView:
+def reserve(
+    db: Database, request: ReserveRequest, now: Instant, *, max_open: int | None = None
+) -> ReservationView:
+    """Hold credits; with `max_open`, also refuse while the team has that many jobs open."""
     check_amount(request.credits, allow_zero=False)
     check_texts(
         endpoint=request.endpoint,
@@ -142,6 +146,10 @@ def reserve(db: Database, request: ReserveRequest, now: Instant) -> ReservationV
         fresh = _active_key(conn, key.id)
         if team.suspended:
             raise TeamSuspended()
+        if max_open is not None:
+            running = reservations.count_open(conn, team.id, now)
+            if running >= max_open:
+                raise ConcurrencyLimited(running, max_open)
         verdict = _admit(conn, fresh, request.credits, now, plan.renews, team.anchor)
         if not verdict.allowed:
             raise InsufficientCredits(
@@ -209,7 +217,11 @@ def settle(
     *,
     final: bool,
     idempotency_key: str | None = None,
+    as_total: bool = False,
 ) -> ReservationView:
+    """Charge `credits` against the reservation; with `as_total`, `credits` is what the work has
+    cost in all, and only what was not settled yet is charged (decided under the team lock, so
+    reports of the same total from several processes charge it once)."""
     check_amount(credits)
     check_idempotency_key(idempotency_key)
     digest = idempotency.request_hash(
@@ -226,6 +238,8 @@ def settle(
                 f"Reservation {reservation_id} is {current.status}",
                 reservationStatus=current.status,
             )
+        if as_total:
+            credits = max(credits - current.settled, 0)
         posted = book.charge(
             book.key(current.key_id),
             credits,

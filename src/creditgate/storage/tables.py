@@ -173,3 +173,21 @@ reservations = Table(
     Index(None, "team_id", "status", "expires_ms"),
     Index(None, "status", "expires_ms"),
 )
+
+# Asynchronous upstream jobs (crawl, batch scrape, extract, agent) the gateway follows: each
+# holds a reservation that is settled as the upstream reports credits used.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
+    Column("id", String(200), primary_key=True),  # the upstream's job id
+    Column("reservation_id", String(36), nullable=False),
+    Column("key_id", String(36), nullable=False),
+    Column("endpoint", String(64), nullable=False),
+    Column("status_path", String(300), nullable=False),  # e.g. /v2/crawl/<id>
+    Column("status", String(16), nullable=False),  # active, done
+    Column("created_ms", BigInteger, nullable=False),
+    Column("next_poll_ms", BigInteger, nullable=False),
+    Index(None, "id", unique=True),
+    Index(None, "status", "next_poll_ms"),
+)

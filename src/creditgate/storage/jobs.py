@@ -1,0 +1,90 @@
+"""Rows of the upstream jobs the gateway follows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, insert, select, update
+
+from creditgate.domain.instants import Instant
+from creditgate.storage.tables import jobs
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    team_id: str
+    reservation_id: str
+    key_id: str
+    endpoint: str
+    status_path: str
+    status: str
+    created_at: Instant
+    next_poll_at: Instant
+
+
+def _from_row(row: object) -> Job:
+    m = row._mapping  # type: ignore[attr-defined]
+    return Job(
+        m["id"],
+        m["team_id"],
+        m["reservation_id"],
+        m["key_id"],
+        m["endpoint"],
+        m["status_path"],
+        m["status"],
+        m["created_ms"],
+        m["next_poll_ms"],
+    )
+
+
+def insert_job(conn: Connection, job: Job) -> None:
+    conn.execute(
+        insert(jobs).values(
+            team_id=job.team_id,
+            id=job.id,
+            reservation_id=job.reservation_id,
+            key_id=job.key_id,
+            endpoint=job.endpoint,
+            status_path=job.status_path,
+            status=job.status,
+            created_ms=job.created_at,
+            next_poll_ms=job.next_poll_at,
+        )
+    )
+
+
+def get_job(conn: Connection, job_id: str) -> Job | None:
+    row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+    return None if row is None else _from_row(row)
+
+
+def due_jobs(conn: Connection, now: Instant, limit: int) -> list[Job]:
+    query = (
+        select(jobs)
+        .where(jobs.c.status == "active", jobs.c.next_poll_ms <= now)
+        .order_by(jobs.c.next_poll_ms)
+        .limit(limit)
+    )
+    return [_from_row(r) for r in conn.execute(query)]
+
+
+def claim(conn: Connection, job: Job, next_poll: Instant) -> bool:
+    """Take the job's next poll; False if another process took it first."""
+    result = conn.execute(
+        update(jobs)
+        .where(
+            jobs.c.team_id == job.team_id,
+            jobs.c.id == job.id,
+            jobs.c.next_poll_ms == job.next_poll_at,
+            jobs.c.status == "active",
+        )
+        .values(next_poll_ms=next_poll)
+    )
+    return bool(result.rowcount)
+
+
+def finish(conn: Connection, team_id: str, job_id: str) -> None:
+    conn.execute(
+        update(jobs).where(jobs.c.team_id == team_id, jobs.c.id == job_id).values(status="done")
+    )
