@@ -59,6 +59,8 @@ def estimate(endpoint: str, body: dict[str, object]) -> int:
             limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else 5
         )
         return -(-results // 10) * 2
+    if endpoint == "scrape":
+        return scrape_cost(body)  # PDF pages are not known before: a PDF may settle higher
     return 1
 
 

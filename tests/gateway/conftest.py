@@ -1,0 +1,51 @@
+"""A fake Firecrawl upstream and a gateway in front of it, both real HTTP servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from creditgate.gateway.upstream import Upstream
+from creditgate.http.app import create_app
+from creditgate.http.context import AppContext
+from creditgate.storage.database import Database
+from tests.conftest import ADMIN_TOKEN
+from tests.gateway.fake_firecrawl import FakeState, make_app
+from tests.server import app_in_thread
+
+UPSTREAM_KEY = "fc-upstream-own-key"
+
+
+@dataclass
+class Fake:
+    url: str
+    state: FakeState
+
+
+@pytest.fixture
+def fake() -> Iterator[Fake]:
+    state = FakeState()
+    with app_in_thread(make_app(state)) as url:
+        state.base_url = url
+        yield Fake(url, state)
+
+
+@dataclass
+class Gateway:
+    url: str
+    ctx: AppContext
+
+
+@pytest.fixture
+def gateway(db: Database, fake: Fake) -> Iterator[Gateway]:
+    ctx = AppContext(
+        db=db,
+        admin_token=ADMIN_TOKEN,
+        upstream=Upstream(fake.url, UPSTREAM_KEY, timeout_s=1.0),
+        follow_seconds=0.2,
+        queue_wait_seconds=3.0,
+    )
+    with app_in_thread(create_app(ctx)) as url:
+        yield Gateway(url, ctx)

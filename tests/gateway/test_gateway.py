@@ -1,0 +1,264 @@
+"""The gateway in front of a (fake) self-hosted Firecrawl: admission, settlement, jobs."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from creditgate.domain.instants import now
+from creditgate.domain.plans import Plan
+from creditgate.services import account, keys, ledger, plans, teams
+from creditgate.storage.database import Database
+from tests.gateway.conftest import UPSTREAM_KEY, Fake, Gateway
+from tests.helpers import bearer, team_with_key
+
+INSUFFICIENT = (
+    "Insufficient credits to perform this request. For more credits, you can upgrade your plan "
+    "at https://firecrawl.dev/pricing or try changing the request limit to a lower value."
+)
+
+
+def remaining(db: Database, team_id: str) -> int:
+    return account.credit_usage(db, teams.get_team(db, team_id), now()).remaining
+
+
+def scrape(gw: Gateway, key: str, url: str, **extra: object) -> httpx.Response:
+    return httpx.post(
+        f"{gw.url}/v2/scrape", json={"url": url, **extra}, headers=bearer(key), timeout=10
+    )
+
+
+def small_plan(db: Database, **limits: int) -> str:
+    values = {"credits": 1000, "concurrency": 5, "scrape_rpm": 100, "crawl_rpm": 100, **limits}
+    plans.create_plan(
+        db,
+        Plan(
+            "tiny",
+            values["credits"],
+            "month",
+            values["concurrency"],
+            values["scrape_rpm"],
+            values["crawl_rpm"],
+        ),
+        now(),
+    )
+    return "tiny"
+
+
+def test_scrape_is_charged_what_the_upstream_reports(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    team, key, _ = team_with_key(db, now())
+    plain = scrape(gateway, key, "https://example.com")
+    assert plain.status_code == 200
+    assert plain.json()["data"]["metadata"]["creditsUsed"] == 1
+    assert scrape(gateway, key, "https://example.com/x", formats=["json"]).status_code == 200
+    assert scrape(gateway, key, "https://example.com/doc.pdf").status_code == 200
+    missing = scrape(gateway, key, "https://example.com/missing")
+    assert missing.json()["data"]["metadata"]["statusCode"] == 404  # still charged
+    assert remaining(db, team.id) == 3000 - (1 + 5 + 3 + 1)
+    assert fake.state.auth == [f"Bearer {UPSTREAM_KEY}"] * 4  # the client's key never leaves
+    jobs = account.activity(db, teams.get_team(db, team.id), now(), "scrape", 10, None).rows
+    assert [r.target for r in jobs][:2] == [
+        "https://example.com/missing",
+        "https://example.com/doc.pdf",
+    ]
+
+
+def test_map_and_search_fall_back_to_the_cost_table(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    team, key, _ = team_with_key(db, now())
+    mapped = httpx.post(
+        f"{gateway.url}/v2/map", json={"url": "https://example.com"}, headers=bearer(key)
+    )
+    assert [link["url"] for link in mapped.json()["links"]] == [
+        "https://example.com/a",
+        "https://example.com/b",
+    ]
+    found = httpx.post(
+        f"{gateway.url}/v2/search", json={"query": "creditgate"}, headers=bearer(key)
+    )
+    assert found.status_code == 200
+    assert remaining(db, team.id) == 3000 - 1 - 2
+
+
+def test_402_before_any_upstream_call(db: Database, fake: Fake, gateway: Gateway) -> None:
+    team, key, _ = team_with_key(db, now(), plan=small_plan(db, credits=3))
+    refused = scrape(gateway, key, "https://example.com", formats=["json"])
+    assert refused.status_code == 402
+    assert refused.json()["error"] == INSUFFICIENT
+    assert fake.state.requests == []
+    assert remaining(db, team.id) == 3
+
+
+def test_unauthenticated_requests_never_reach_the_upstream(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    for headers, status in (({}, 401), ({"Authorization": "Bearer fc-" + "0" * 32}, 401)):
+        response = httpx.post(
+            f"{gateway.url}/v2/scrape", json={"url": "https://a.b"}, headers=headers
+        )
+        assert response.status_code == status
+    assert fake.state.requests == []
+
+
+def test_the_plans_rate_limit_gives_429_with_retry_after(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    _, key, _ = team_with_key(db, now(), plan=small_plan(db, scrape_rpm=2))
+    assert [scrape(gateway, key, "https://example.com").status_code for _ in range(2)] == [200, 200]
+    limited = scrape(gateway, key, "https://example.com")
+    assert limited.status_code == 429
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert limited.json()["error"].startswith(
+        "Rate limit exceeded. Consumed (req/min): 2, Remaining (req/min): 0."
+    )
+    assert len(fake.state.requests) == 2
+
+
+def test_requests_beyond_the_concurrency_wait_in_a_bounded_queue(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    _, key, _ = team_with_key(db, now(), plan=small_plan(db, concurrency=1))
+    results: list[int] = []
+
+    def slow() -> None:
+        results.append(scrape(gateway, key, "https://example.com/wait").status_code)
+
+    threads = [threading.Thread(target=slow) for _ in range(3)]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join()
+    # One runs, one waits its turn (the queue holds as many as the plan's concurrency), one
+    # finds the queue full.
+    assert sorted(results) == [200, 200, 429]
+
+
+def test_a_keys_cap_applies_through_the_gateway(db: Database, fake: Fake, gateway: Gateway) -> None:
+    team, _, _ = team_with_key(db, now())
+    capped = keys.create_key(db, team.id, now(), name="capped", cap=2)
+    assert [scrape(gateway, capped.secret, "https://e.com").status_code for _ in range(3)] == [
+        200,
+        200,
+        402,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("https://example.com/fail", 502),
+        ("https://example.com/slow", 504),
+        ("https://example.com/drop", 502),
+    ],
+)
+def test_an_upstream_failure_charges_nothing(
+    db: Database, fake: Fake, gateway: Gateway, url: str, status: int
+) -> None:
+    team, key, _ = team_with_key(db, now())
+    response = scrape(gateway, key, url)
+    assert response.status_code == status
+    assert response.json()["success"] is False
+    assert remaining(db, team.id) == 3000
+    assert account.queue_status(db, teams.get_team(db, team.id), now()).active == 0
+
+
+def test_upstream_validation_errors_pass_through_and_cost_nothing(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    team, key, _ = team_with_key(db, now())
+    response = scrape(gateway, key, "not a url")
+    assert response.status_code == 400
+    assert response.json()["details"] == [{"message": "Invalid URL"}]
+    assert remaining(db, team.id) == 3000
+
+
+def test_a_crawl_is_followed_and_settled_page_by_page(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    team, key, _ = team_with_key(db, now())
+    started = httpx.post(
+        f"{gateway.url}/v2/crawl",
+        json={"url": "https://site.example", "limit": 4},
+        headers=bearer(key),
+    )
+    assert started.status_code == 200
+    job_id = started.json()["id"]
+    assert started.json()["url"] == f"{gateway.url}/v2/crawl/{job_id}"
+    assert remaining(db, team.id) == 3000 - 4  # the limit is held
+    deadline = time.monotonic() + 10
+    while account.queue_status(db, teams.get_team(db, team.id), now()).active:
+        assert time.monotonic() < deadline, "the follower never finished the crawl"
+        time.sleep(0.1)
+    assert remaining(db, team.id) == 3000 - 4  # four pages, charged once each
+    status = httpx.get(f"{gateway.url}/v2/crawl/{job_id}", headers=bearer(key)).json()
+    assert (status["status"], status["creditsUsed"]) == ("completed", 4)
+    assert status["next"] == f"{gateway.url}/v2/crawl/{job_id}?skip=2"
+    assert remaining(db, team.id) == 3000 - 4
+    usage = account.history(db, teams.get_team(db, team.id), True, now())
+    assert [(r.key_name, r.credits) for r in usage] == [("default", 4)]
+
+
+def test_a_crawl_limit_is_lowered_to_the_remaining_credits(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    _, key, _ = team_with_key(db, now(), plan=small_plan(db, credits=3))
+    started = httpx.post(
+        f"{gateway.url}/v2/crawl",
+        json={"url": "https://site.example", "limit": 50},
+        headers=bearer(key),
+    )
+    assert started.status_code == 200
+    assert fake.state.requests[0][2]["limit"] == 3
+
+
+def test_other_teams_cannot_see_a_job(db: Database, fake: Fake, gateway: Gateway) -> None:
+    _, key, _ = team_with_key(db, now())
+    _, other, _ = team_with_key(db, now(), name="other")
+    job_id = httpx.post(
+        f"{gateway.url}/v2/crawl",
+        json={"url": "https://s.example", "limit": 2},
+        headers=bearer(key),
+    ).json()["id"]
+    peek = httpx.get(f"{gateway.url}/v2/crawl/{job_id}", headers=bearer(other))
+    assert (peek.status_code, peek.json()["error"]) == (404, "Job not found")
+
+
+def test_cancel_settles_what_was_done_and_releases_the_rest(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    gateway.ctx.follow_seconds = 3600  # only the client's own calls move the job here
+    team, key, _ = team_with_key(db, now())
+    job_id = httpx.post(
+        f"{gateway.url}/v2/crawl",
+        json={"url": "https://s.example", "limit": 4},
+        headers=bearer(key),
+    ).json()["id"]
+    httpx.get(f"{gateway.url}/v2/crawl/{job_id}", headers=bearer(key))  # one page done
+    cancelled = httpx.delete(f"{gateway.url}/v2/crawl/{job_id}", headers=bearer(key))
+    assert cancelled.json()["status"] == "cancelled"
+    assert remaining(db, team.id) == 3000 - 1
+    assert account.queue_status(db, teams.get_team(db, team.id), now()).active == 0
+
+
+def test_account_routes_are_answered_by_creditgate_not_the_upstream(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    _, key, _ = team_with_key(db, now())
+    usage = httpx.get(f"{gateway.url}/v2/team/credit-usage", headers=bearer(key)).json()
+    assert usage["data"]["remainingCredits"] == 3000
+    assert fake.state.requests == []
+
+
+def test_grants_show_up_through_the_gateway(db: Database, fake: Fake, gateway: Gateway) -> None:
+    team, key, _ = team_with_key(db, now(), plan=small_plan(db, credits=0))
+    assert scrape(gateway, key, "https://example.com").status_code == 402
+    ledger.grant(db, ledger.GrantRequest(team.id, 10), now())
+    assert scrape(gateway, key, "https://example.com").status_code == 200
+    assert remaining(db, team.id) == 9
