@@ -142,3 +142,14 @@ def admin(client: TestClient) -> TestClient:
     """The same client, with the admin token."""
     client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
     return client
+
+
+@pytest.fixture
+def pg(postgres_url: str) -> Iterator[Database]:
+    """PostgreSQL only, for tests of several processes sharing one database."""
+    db = Database(postgres_url)
+    _truncate(db)
+    yield db
+    report = audit.verify(db)
+    assert report.ok, [d.detail for d in report.differences]
+    db.dispose()

@@ -33,6 +33,8 @@ class FakeState:
     crawls: dict[str, Crawl] = field(default_factory=dict)
     page_size: int = 2
     base_url: str = ""
+    inflight: int = 0
+    max_inflight: int = 0
 
 
 def document(url: str, credits: int, status: int = 200) -> dict[str, Any]:
@@ -79,7 +81,10 @@ def make_app(state: FakeState) -> Starlette:
         if "slow" in url:
             await asyncio.sleep(2)
         if "wait" in url:
+            state.inflight += 1
+            state.max_inflight = max(state.max_inflight, state.inflight)
             await asyncio.sleep(0.5)
+            state.inflight -= 1
         if "drop" in url:
             raise ConnectionResetError("dropped")
         if not url.startswith("http"):

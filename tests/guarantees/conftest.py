@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from creditgate.domain.instants import now
 from creditgate.domain.plans import Plan
-from creditgate.services import audit, keys, ledger, plans, teams
+from creditgate.services import keys, ledger, plans, teams
 from creditgate.storage.database import Database
-from tests.conftest import _truncate
-
-
-@pytest.fixture
-def pg(postgres_url: str) -> Iterator[Database]:
-    db = Database(postgres_url)
-    _truncate(db)
-    yield db
-    report = audit.verify(db)
-    assert report.ok, [d.detail for d in report.differences]
-    db.dispose()
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
+from creditgate.gateway.limits import Limiter, MemoryLimiter, RedisLimiter
+from creditgate.gateway.upstream import Upstream
 from creditgate.http.app import create_app
 from creditgate.http.context import AppContext
 from creditgate.settings import Settings
@@ -13,9 +15,22 @@ from creditgate.storage.migrate import upgrade
 
 def app_from_settings(settings: Settings) -> Starlette:
     db = Database(settings.database_url)
+    upstream = (
+        Upstream(settings.upstream_url, settings.upstream_key or None)
+        if settings.upstream_url
+        else None
+    )
+    limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
     return create_app(
         AppContext(
-            db=db, admin_token=settings.admin_token or None, account_rpm=settings.account_rpm
+            db=db,
+            admin_token=settings.admin_token or None,
+            account_rpm=settings.account_rpm,
+            sweep_seconds=settings.sweep_seconds,
+            upstream=upstream,
+            limiter=limiter,
+            queue_wait_seconds=settings.queue_wait_seconds,
+            follow_seconds=settings.follow_seconds,
         )
     )
 
