@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, text
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.server import free_port, start, stop
 
-from bench.load import wrk
+from bench.load import wrk, wrk_post
 from creditgate.domain.instants import now
 from creditgate.domain.plans import Plan
 from creditgate.services import keys, ledger, plans, teams
@@ -389,6 +389,75 @@ def bench_reads(pg_url: str, charges: int, seconds: int) -> list[Row]:
     return rows
 
 
+# --- 5. the gateway beside the upstream it fronts ----------------------------------------------
+
+SCRAPE_LUA = """wrk.method = "POST"
+wrk.body = '{"url": "https://example.com"}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def bench_gateway(seconds: int) -> list[Row]:
+    tmp = tempfile.mkdtemp()
+    script = Path(tmp) / "scrape.lua"
+    script.write_text(SCRAPE_LUA)
+    db = Database(f"sqlite:///{tmp}/gateway.db")
+    upgrade(db)
+    plans.create_plan(db, Plan("unlimited", 10**12, "month", 10**6, 10**7, 10**7), now())
+    team = teams.create_team(db, "gateway", now(), plan_id="unlimited")
+    key = keys.create_key(db, team.id, now()).secret
+    fake_port = free_port()
+    fake = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tests.gateway.fake_firecrawl:app",
+            "--port",
+            str(fake_port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+    )
+    fake_url = f"http://127.0.0.1:{fake_port}"
+    server = start(
+        db.url, ADMIN, free_port(), extra_env={"CREDITGATE_UPSTREAM_URL": fake_url, **UNLIMITED}
+    )
+    rows = []
+    try:
+        time.sleep(1)
+        for conns in (1, 32):
+            direct = wrk_post(f"{fake_url}/v2/scrape", conns, seconds, script, {})
+            through = wrk_post(
+                f"{server.url}/v2/scrape",
+                conns,
+                seconds,
+                script,
+                {"Authorization": f"Bearer {key}"},
+            )
+            rows.append(
+                {
+                    "figure": f"POST /v2/scrape through the gateway, {conns} conns (SQLite)",
+                    "value": round(through.rps),
+                    "unit": "req/s",
+                    "baseline": round(direct.rps),
+                    "ratio": through.rps / direct.rps,
+                    "target": 0.5,
+                    "p50_ms": through.p50_ms,
+                    "baseline_p50_ms": direct.p50_ms,
+                    "added_p50_ms": round(through.p50_ms - direct.p50_ms, 2),
+                }
+            )
+    finally:
+        stop(server)
+        fake.terminate()
+        fake.wait()
+        db.dispose()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--seconds", type=int, default=8, help="per load run")
@@ -399,7 +468,7 @@ def main() -> None:
         help="charges of the big team (the issue's figure: 10,000,000)",
     )
     parser.add_argument("--batches", type=int, default=3, help="1,000-event ingestion batches")
-    parser.add_argument("--only", default="http,ingest,reserve,reads")
+    parser.add_argument("--only", default="http,ingest,reserve,reads,gateway")
     args = parser.parse_args()
     only = set(args.only.split(","))
     pg_url = fresh_postgres()
@@ -409,6 +478,7 @@ def main() -> None:
         ("ingest", lambda: bench_ingestion(pg_url, args.batches)),
         ("reserve", lambda: bench_reservations(pg_url, args.seconds)),
         ("reads", lambda: bench_reads(pg_url, args.charges, args.seconds)),
+        ("gateway", lambda: bench_gateway(args.seconds)),
     ]
     try:
         for name, step in steps:

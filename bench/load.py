@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -17,8 +18,11 @@ class Load:
 
 
 def _ms(text: str) -> float:
-    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    found = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    if found is None:
+        raise SystemExit(f"wrk printed a latency this cannot read: {text!r}")
+    value, unit = found.groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 def ensure_wrk() -> None:
@@ -34,12 +38,20 @@ def ensure_wrk() -> None:
                 return
 
 
+def wrk_post(
+    url: str, connections: int, seconds: int, script: Path, headers: dict[str, str]
+) -> Load:
+    """wrk with a Lua script that makes each request a POST with a JSON body."""
+    return wrk(url, connections, seconds, headers, script=script)
+
+
 def wrk(
     url: str,
     connections: int,
     seconds: int,
     headers: dict[str, str] | None = None,
     threads: int = 2,
+    script: Path | None = None,
 ) -> Load:
     ensure_wrk()
     if shutil.which("wrk") is None:
@@ -53,10 +65,14 @@ def wrk(
     ]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
+    if script is not None:
+        command += ["-s", str(script)]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    if "Requests/sec" not in out or "50%" not in out:
+        raise SystemExit(f"wrk against {url} printed no result:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     if "Non-2xx" in out:
         raise SystemExit(f"wrk saw errors against {url}:\n{out}")
     return Load(rps, p50, p99)

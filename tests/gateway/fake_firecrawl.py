@@ -183,3 +183,7 @@ def make_app(state: FakeState) -> Starlette:
             ),
         ]
     return Starlette(routes=routes)
+
+
+# For `python -m uvicorn tests.gateway.fake_firecrawl:app` (bench/): a standalone fake.
+app = make_app(FakeState())

@@ -7,6 +7,7 @@ database's single write lock up front instead of upgrading a read lock (and dead
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,12 @@ from sqlalchemy.pool import NullPool
 from creditgate.storage.tables import metadata
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# WAL with synchronous=NORMAL: a committed write survives a crash of the process (kill -9);
+# a power cut or OS crash may lose the last commits. FULL also survives those, at an fsync per
+# commit. CREDITGATE_SQLITE_SYNCHRONOUS=FULL chooses it.
+SQLITE_SYNCHRONOUS = (
+    "FULL" if os.environ.get("CREDITGATE_SQLITE_SYNCHRONOUS", "").upper() == "FULL" else "NORMAL"
+)
 
 
 def normalize_url(url: str) -> str:
@@ -99,7 +106,7 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives a crash
+        cursor.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
