@@ -189,7 +189,8 @@ def _admit(
     if key.cap is not None:
         current = period_at(anchor, renews, now)
         used = 0 if current is None else ledger.key_usage(conn, key.team_id, key.id, current.start)
-        left = key.cap - used - reservations.key_hold(conn, key.team_id, key.id, now)
+        held = reservations.key_holds(conn, key.team_id, now).get(key.id, 0)
+        left = key.cap - used - held
         if credits > left:
             return Check(False, credits, max(left, 0), "key cap")
     return Check(True, credits, free, None)

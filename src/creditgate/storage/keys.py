@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, insert, select, update
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Connection, Select, bindparam, func, insert, select, update
 
 from creditgate.domain.teams import ApiKey, Team
 from creditgate.storage.rows import key_from_row, team_from_row
@@ -24,8 +27,13 @@ def insert_key(conn: Connection, key: ApiKey, key_hash: str) -> None:
     )
 
 
+@cache
+def _key_by_id() -> Select[Any]:
+    return select(api_keys).where(api_keys.c.id == bindparam("id"))
+
+
 def get_key(conn: Connection, key_id: str) -> ApiKey | None:
-    row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+    row = conn.execute(_key_by_id(), {"id": key_id}).first()
     return None if row is None else key_from_row(row)
 
 
@@ -34,9 +42,14 @@ _KEY_AND_TEAM = select(*api_keys.c, *(c.label(f"team__{c.name}") for c in teams.
 )
 
 
+@cache
+def _key_and_team_by_hash() -> Select[Any]:
+    return _KEY_AND_TEAM.where(api_keys.c.key_hash == bindparam("hash"))
+
+
 def get_key_and_team_by_hash(conn: Connection, key_hash: str) -> tuple[ApiKey, Team] | None:
     """The one query authentication makes: the key and its team by the key's hash."""
-    row = conn.execute(_KEY_AND_TEAM.where(api_keys.c.key_hash == key_hash)).first()
+    row = conn.execute(_key_and_team_by_hash(), {"hash": key_hash}).first()
     if row is None:
         return None
     return key_from_row(row), team_from_row(row, prefix="team__")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, bindparam, func, insert, or_, select, update
 
 from creditgate.domain.grants import GrantState
 from creditgate.domain.instants import Instant, floor_hour
@@ -236,21 +238,30 @@ def add_usage(
     add_to_counter(conn, usage_by_hour, {"team_id": team_id, "hour_ms": floor_hour(at)}, credits)
 
 
-def key_usage(conn: Connection, team_id: str, key_id: str, period_start: Instant) -> int:
-    query = select(usage_by_key.c.credits).where(
-        usage_by_key.c.team_id == team_id,
-        usage_by_key.c.period_start_ms == period_start,
-        usage_by_key.c.key_id == key_id,
+@cache
+def _key_usage() -> Select[Any]:
+    return select(usage_by_key.c.credits).where(
+        usage_by_key.c.team_id == bindparam("team"),
+        usage_by_key.c.period_start_ms == bindparam("period"),
+        usage_by_key.c.key_id == bindparam("key"),
     )
-    return int(conn.execute(query).scalar() or 0)
+
+
+def key_usage(conn: Connection, team_id: str, key_id: str, period_start: Instant) -> int:
+    params = {"team": team_id, "period": period_start, "key": key_id}
+    return int(conn.execute(_key_usage(), params).scalar() or 0)
 
 
 # --- bulk forms, for a whole team's batch in one transaction -------------------------------
 
 
+@cache
+def _team_grants() -> Select[Any]:
+    return select(grants).where(grants.c.team_id == bindparam("team")).order_by(grants.c.starts_ms)
+
+
 def all_grants(conn: Connection, team_id: str) -> list[GrantState]:
-    query = select(grants).where(grants.c.team_id == team_id).order_by(grants.c.starts_ms)
-    return [grant_from_row(r) for r in conn.execute(query)]
+    return [grant_from_row(r) for r in conn.execute(_team_grants(), {"team": team_id})]
 
 
 def move_grants(conn: Connection, team_id: str, deltas: dict[str, tuple[int, int]]) -> None:

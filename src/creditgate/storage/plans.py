@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, insert, select, update
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Connection, Select, bindparam, insert, select, update
 
 from creditgate.domain.plans import Plan
 from creditgate.storage.rows import plan_from_row
 from creditgate.storage.tables import plans
 
 
+@cache
+def _by_id() -> Select[Any]:
+    return select(plans).where(plans.c.id == bindparam("id"))
+
+
 def get_plan(conn: Connection, plan_id: str) -> Plan | None:
-    row = conn.execute(select(plans).where(plans.c.id == plan_id)).first()
+    row = conn.execute(_by_id(), {"id": plan_id}).first()
     return None if row is None else plan_from_row(row)
 
 

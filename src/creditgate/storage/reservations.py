@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Update,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from creditgate.domain.instants import Instant
 from creditgate.storage.tables import reservations
@@ -73,69 +85,86 @@ def insert_reservation(conn: Connection, r: Reservation) -> None:
     )
 
 
+@cache
+def _by_id() -> Select[Any]:
+    return select(reservations).where(reservations.c.id == bindparam("id"))
+
+
 def get_reservation(conn: Connection, reservation_id: str) -> Reservation | None:
-    row = conn.execute(select(reservations).where(reservations.c.id == reservation_id)).first()
+    row = conn.execute(_by_id(), {"id": reservation_id}).first()
     return None if row is None else _from_row(row)
 
 
-def _open_at(now: Instant) -> list[ColumnElement[bool]]:
-    return [reservations.c.status == OPEN, reservations.c.expires_ms > now]
+def _open_at() -> list[ColumnElement[bool]]:
+    """Open and unexpired at the bound `now` (statements are built once, bound per call)."""
+    return [reservations.c.status == OPEN, reservations.c.expires_ms > bindparam("now")]
+
+
+@cache
+def _team_hold() -> Select[Any]:
+    held = func.coalesce(func.sum(reservations.c.amount - reservations.c.settled), 0)
+    return select(held).where(
+        reservations.c.team_id == bindparam("team"),
+        reservations.c.amount > reservations.c.settled,
+        *_open_at(),
+    )
 
 
 def team_hold(conn: Connection, team_id: str, now: Instant) -> int:
     """Credits held by the team's open, unexpired reservations."""
-    held = func.coalesce(func.sum(reservations.c.amount - reservations.c.settled), 0)
-    query = select(held).where(
-        reservations.c.team_id == team_id,
-        reservations.c.amount > reservations.c.settled,
-        *_open_at(now),
-    )
-    return int(conn.execute(query).scalar_one())
+    return int(conn.execute(_team_hold(), {"team": team_id, "now": now}).scalar_one())
 
 
-def key_hold(conn: Connection, team_id: str, key_id: str, now: Instant) -> int:
-    held = func.coalesce(func.sum(reservations.c.amount - reservations.c.settled), 0)
-    query = select(held).where(
-        reservations.c.team_id == team_id,
-        reservations.c.key_id == key_id,
-        reservations.c.amount > reservations.c.settled,
-        *_open_at(now),
+@cache
+def _count_open() -> Select[Any]:
+    return (
+        select(func.count())
+        .select_from(reservations)
+        .where(reservations.c.team_id == bindparam("team"), *_open_at())
     )
-    return int(conn.execute(query).scalar_one())
 
 
 def count_open(conn: Connection, team_id: str, now: Instant) -> int:
-    query = (
-        select(func.count())
-        .select_from(reservations)
-        .where(reservations.c.team_id == team_id, *_open_at(now))
+    return int(conn.execute(_count_open(), {"team": team_id, "now": now}).scalar_one())
+
+
+@cache
+def _add_settled() -> Update:
+    return (
+        update(reservations)
+        .where(reservations.c.team_id == bindparam("team"), reservations.c.id == bindparam("rid"))
+        .values(settled=reservations.c.settled + bindparam("credits"))
     )
-    return int(conn.execute(query).scalar_one())
 
 
 def add_settled(conn: Connection, team_id: str, reservation_id: str, credits: int) -> None:
-    conn.execute(
+    conn.execute(_add_settled(), {"team": team_id, "rid": reservation_id, "credits": credits})
+
+
+@cache
+def _close() -> Update:
+    return (
         update(reservations)
-        .where(reservations.c.team_id == team_id, reservations.c.id == reservation_id)
-        .values(settled=reservations.c.settled + credits)
+        .where(reservations.c.team_id == bindparam("team"), reservations.c.id == bindparam("rid"))
+        .values(status=bindparam("status"), closed_ms=bindparam("at"))
     )
 
 
 def close(conn: Connection, team_id: str, reservation_id: str, status: str, at: Instant) -> None:
-    conn.execute(
-        update(reservations)
-        .where(reservations.c.team_id == team_id, reservations.c.id == reservation_id)
-        .values(status=status, closed_ms=at)
+    conn.execute(_close(), {"team": team_id, "rid": reservation_id, "status": status, "at": at})
+
+
+@cache
+def _expired_open() -> Select[Any]:
+    return select(reservations.c.id).where(
+        reservations.c.team_id == bindparam("team"),
+        reservations.c.status == OPEN,
+        reservations.c.expires_ms <= bindparam("now"),
     )
 
 
 def expired_open(conn: Connection, team_id: str, now: Instant) -> list[str]:
-    query = select(reservations.c.id).where(
-        reservations.c.team_id == team_id,
-        reservations.c.status == OPEN,
-        reservations.c.expires_ms <= now,
-    )
-    return [r.id for r in conn.execute(query)]
+    return [r.id for r in conn.execute(_expired_open(), {"team": team_id, "now": now})]
 
 
 def teams_with_expired(conn: Connection, now: Instant, limit: int) -> list[str]:
@@ -148,16 +177,21 @@ def teams_with_expired(conn: Connection, now: Instant, limit: int) -> list[str]:
     return [r.team_id for r in conn.execute(query)]
 
 
-def key_holds(conn: Connection, team_id: str, now: Instant) -> dict[str, int]:
-    """Credits held per key by the team's open, unexpired reservations."""
+@cache
+def _key_holds() -> Select[Any]:
     held = func.sum(reservations.c.amount - reservations.c.settled)
-    query = (
+    return (
         select(reservations.c.key_id, held)
         .where(
-            reservations.c.team_id == team_id,
+            reservations.c.team_id == bindparam("team"),
             reservations.c.amount > reservations.c.settled,
-            *_open_at(now),
+            *_open_at(),
         )
         .group_by(reservations.c.key_id)
     )
-    return {row[0]: int(row[1]) for row in conn.execute(query)}
+
+
+def key_holds(conn: Connection, team_id: str, now: Instant) -> dict[str, int]:
+    """Credits held per key by the team's open, unexpired reservations."""
+    rows = conn.execute(_key_holds(), {"team": team_id, "now": now})
+    return {row[0]: int(row[1]) for row in rows}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, func, insert, select, update
 
 from creditgate.domain.teams import Team
 from creditgate.storage.rows import team_from_row
@@ -28,14 +29,20 @@ def insert_team(conn: Connection, team: Team) -> None:
     )
 
 
+@cache
+def _by_id(for_update: bool) -> Select[Any]:
+    query = select(teams).where(teams.c.id == bindparam("id"))
+    return query.with_for_update() if for_update else query
+
+
 def get_team(conn: Connection, team_id: str) -> Team | None:
-    row = conn.execute(select(teams).where(teams.c.id == team_id)).first()
+    row = conn.execute(_by_id(False), {"id": team_id}).first()
     return None if row is None else team_from_row(row)
 
 
 def get_team_for_update(conn: Connection, team_id: str) -> Team | None:
     """Lock the team's row: every credit-moving write of one team goes through this lock."""
-    row = conn.execute(select(teams).where(teams.c.id == team_id).with_for_update()).first()
+    row = conn.execute(_by_id(True), {"id": team_id}).first()
     return None if row is None else team_from_row(row)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -22,11 +23,14 @@ def add_to_counters(
     conn: Connection, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]
 ) -> None:
     """The same as add_to_counter for many rows, in one executemany."""
-    if not rows:
-        return
-    make = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    if rows:
+        conn.execute(_counter_upsert(conn.dialect.name, table, keys), rows)
+
+
+@cache
+def _counter_upsert(dialect: str, table: Table, keys: tuple[str, ...]) -> Any:
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement: Any = make(table)
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=list(keys), set_={"credits": table.c.credits + statement.excluded.credits}
     )
-    conn.execute(statement, rows)
