@@ -7,6 +7,7 @@ import time
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from creditgate.domain.instants import now
 from creditgate.domain.plans import Plan
@@ -203,6 +204,11 @@ def test_a_crawl_is_followed_and_settled_page_by_page(
     assert remaining(db, team.id) == 3000 - 4
     usage = account.history(db, teams.get_team(db, team.id), True, now())
     assert [(r.key_name, r.credits) for r in usage] == [("default", 4)]
+    with db.read() as conn:
+        charged = conn.execute(
+            text("SELECT DISTINCT job_id, endpoint, target FROM entries WHERE kind = 'charge'")
+        ).all()
+    assert [tuple(r) for r in charged] == [(job_id, "crawl", "https://site.example")]
 
 
 def test_a_crawl_limit_is_lowered_to_the_remaining_credits(

@@ -11,6 +11,7 @@ from creditgate.domain.errors import Conflict
 from creditgate.domain.instants import Instant
 from creditgate.services import reservations
 from creditgate.storage import jobs
+from creditgate.storage import reservations as reservations_store
 from creditgate.storage.database import Database
 from creditgate.storage.jobs import Job as Job  # re-exported for the gateway
 
@@ -42,6 +43,8 @@ def open_job(
     with db.write() as conn:
         if jobs.get_job(conn, job_id) is None:
             jobs.insert_job(conn, job)
+            # Every charge settled from here on carries the job's id (activity, history).
+            reservations_store.set_job_id(conn, team_id, reservation_id, job_id)
     return job
 
 

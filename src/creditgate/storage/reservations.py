@@ -195,3 +195,12 @@ def key_holds(conn: Connection, team_id: str, now: Instant) -> dict[str, int]:
     """Credits held per key by the team's open, unexpired reservations."""
     rows = conn.execute(_key_holds(), {"team": team_id, "now": now})
     return {row[0]: int(row[1]) for row in rows}
+
+
+def set_job_id(conn: Connection, team_id: str, reservation_id: str, job_id: str) -> None:
+    """Name the upstream job a reservation pays for, once the upstream has said it."""
+    conn.execute(
+        update(reservations)
+        .where(reservations.c.team_id == team_id, reservations.c.id == reservation_id)
+        .values(job_id=job_id)
+    )
