@@ -21,9 +21,7 @@ from creditgate.services.ledger import (
     ChargeRequest,
     ChargeResult,
     charge_in,
-    check_amount,
-    check_idempotency_key,
-    check_texts,
+    check_charge,
 )
 from creditgate.storage.database import Database
 
@@ -50,14 +48,7 @@ def charge_batch(
                 outcomes[index] = EventOutcome(index, "rejected", error=event)
                 continue
             try:
-                check_amount(event.credits)
-                check_texts(
-                    endpoint=event.endpoint,
-                    api_version=event.api_version,
-                    job_id=event.job_id,
-                    target=event.target,
-                )
-                check_idempotency_key(event.idempotency_key)
+                check_charge(event)
             except LedgerError as exc:
                 outcomes[index] = EventOutcome(index, "rejected", error=exc)
                 continue

@@ -112,7 +112,8 @@ def check_idempotency_key(key: str | None) -> None:
         )
 
 
-def charge(db: Database, request: ChargeRequest, now: Instant) -> ChargeResult:
+def check_charge(request: ChargeRequest) -> None:
+    """Check 1 of the order above: the request's own values, before anything is read."""
     check_amount(request.credits)
     check_texts(
         endpoint=request.endpoint,
@@ -121,6 +122,10 @@ def charge(db: Database, request: ChargeRequest, now: Instant) -> ChargeResult:
         target=request.target,
     )
     check_idempotency_key(request.idempotency_key)
+
+
+def charge(db: Database, request: ChargeRequest, now: Instant) -> ChargeResult:
+    check_charge(request)
     with db.read() as conn:
         key, _ = resolve_key(conn, request.key)
     with db.write() as conn:

@@ -15,11 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
-
-from creditgate.storage.tables import metadata
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # WAL with synchronous=NORMAL: a committed write survives a crash of the process (kill -9);
@@ -95,13 +92,6 @@ class Database:
             conn.info["write"] = True
             with conn.begin():
                 yield conn
-
-    def insert(self, table: Any) -> Any:
-        """An INSERT that supports ON CONFLICT on both dialects."""
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
-
-    def create_all_for_tests(self) -> None:
-        metadata.create_all(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()

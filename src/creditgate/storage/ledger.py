@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, bindparam, func, insert, or_, select, update
 
 from creditgate.domain.grants import GrantState
-from creditgate.domain.instants import Instant, floor_hour
+from creditgate.domain.instants import Instant
 from creditgate.storage.rows import grant_from_row
 from creditgate.storage.tables import (
     entries,
@@ -19,7 +19,7 @@ from creditgate.storage.tables import (
     usage_by_key,
     usage_by_period,
 )
-from creditgate.storage.upsert import add_to_counter, add_to_counters
+from creditgate.storage.upsert import add_to_counters
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,11 +143,6 @@ def plan_grant_amount(conn: Connection, team_id: str, period_start: Instant) -> 
     return None if value is None else int(value)
 
 
-def list_grants(conn: Connection, team_id: str) -> list[dict[str, object]]:
-    query = select(grants).where(grants.c.team_id == team_id).order_by(grants.c.starts_ms)
-    return [dict(r._mapping) for r in conn.execute(query)]
-
-
 # --- entries --------------------------------------------------------------------------------
 
 
@@ -220,22 +215,6 @@ def insert_idempotency(
 
 
 # --- rollups --------------------------------------------------------------------------------
-
-
-def add_usage(
-    conn: Connection, team_id: str, key_id: str, period_start: Instant, at: Instant, credits: int
-) -> None:
-    """Count `credits` of usage in the team's, the key's and the hour's rollups."""
-    add_to_counter(
-        conn, usage_by_period, {"team_id": team_id, "period_start_ms": period_start}, credits
-    )
-    add_to_counter(
-        conn,
-        usage_by_key,
-        {"team_id": team_id, "period_start_ms": period_start, "key_id": key_id},
-        credits,
-    )
-    add_to_counter(conn, usage_by_hour, {"team_id": team_id, "hour_ms": floor_hour(at)}, credits)
 
 
 @cache

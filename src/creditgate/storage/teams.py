@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, insert, select, update
 
 from creditgate.domain.teams import Team
 from creditgate.storage.rows import team_from_row
@@ -48,10 +48,6 @@ def get_team_for_update(conn: Connection, team_id: str) -> Team | None:
 
 def list_teams(conn: Connection) -> list[Team]:
     return [team_from_row(r) for r in conn.execute(select(teams).order_by(teams.c.id))]
-
-
-def count_teams(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(teams)).scalar_one())
 
 
 def update_team(conn: Connection, team_id: str, **values: Any) -> None:

@@ -9,20 +9,11 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 
-def add_to_counter(conn: Connection, table: Table, keys: dict[str, Any], amount: int) -> None:
-    """Add `amount` to table.credits at `keys`, creating the row at `amount` if it is missing."""
-    make = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement: Any = make(table).values(**keys, credits=amount)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(keys), set_={"credits": table.c.credits + statement.excluded.credits}
-    )
-    conn.execute(statement)
-
-
 def add_to_counters(
     conn: Connection, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]
 ) -> None:
-    """The same as add_to_counter for many rows, in one executemany."""
+    """Add each row's credits to the counter at its keys, creating missing rows, in one
+    executemany."""
     if rows:
         conn.execute(_counter_upsert(conn.dialect.name, table, keys), rows)
 
