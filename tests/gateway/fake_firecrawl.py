@@ -2,20 +2,23 @@
 
 Targets steer it: a URL containing `fail` makes every engine fail (500); `slow` answers after
 two seconds (past the gateway's timeout in tests); `wait` after half a second; `drop` closes
-the connection; `missing` is a 404 page (still charged); `pdf` is a three-page PDF. Crawls and
+the connection; `missing` is a 404 page (still charged); `pdf` is a three-page PDF; `big` is a
+4 MiB answer sent in chunks. Crawls and
 batch scrapes gain one page per status poll and page through `next`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 
@@ -93,7 +96,18 @@ def make_app(state: FakeState) -> Starlette:
                 status_code=400,
             )
         status = 404 if "missing" in url else 200
-        return JSONResponse({"success": True, "data": document(url, page_cost(url, body), status)})
+        doc = document(url, page_cost(url, body), status)
+        if "big" in url:  # a large answer, sent in chunks
+            doc["markdown"] = "x" * (4 << 20)
+            raw = json.dumps({"success": True, "data": doc}).encode()
+
+            async def chunks() -> AsyncIterator[bytes]:
+                for start in range(0, len(raw), 64 << 10):
+                    yield raw[start : start + (64 << 10)]
+                    await asyncio.sleep(0.001)
+
+            return StreamingResponse(chunks(), media_type="application/json")
+        return JSONResponse({"success": True, "data": doc})
 
     async def map_(request: Request) -> Response:
         body = await record(request)
@@ -166,7 +180,23 @@ def make_app(state: FakeState) -> Starlette:
         crawl.status = "cancelled"
         return JSONResponse({"success": True, "status": "cancelled"})
 
-    routes = []
+    async def stream(request: Request) -> Response:
+        await record(request)
+
+        async def lines() -> AsyncIterator[bytes]:
+            for n in range(100):
+                yield f"line {n}\n".encode()
+
+        return StreamingResponse(lines(), media_type="text/plain")
+
+    async def unknown_post(request: Request) -> Response:
+        await record(request)
+        return JSONResponse({"success": True, "creditsUsed": 7})
+
+    routes = [
+        Route("/v2/stream", stream, methods=["GET"]),
+        Route("/v2/something-new", unknown_post, methods=["POST"]),
+    ]
     for v in ("v1", "v2"):
         routes += [
             Route(f"/{v}/scrape", scrape, methods=["POST"]),

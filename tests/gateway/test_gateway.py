@@ -268,3 +268,52 @@ def test_grants_show_up_through_the_gateway(db: Database, fake: Fake, gateway: G
     ledger.grant(db, ledger.GrantRequest(team.id, 10), now())
     assert scrape(gateway, key, "https://example.com").status_code == 200
     assert remaining(db, team.id) == 9
+
+
+def test_answers_stream_and_a_client_that_leaves_early_is_still_charged(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    team, key, _ = team_with_key(db, now())
+    with httpx.stream(
+        "POST",
+        f"{gateway.url}/v2/scrape",
+        json={"url": "https://e.com/big"},
+        headers=bearer(key),
+        timeout=10,
+    ) as response:
+        assert response.status_code == 200
+        first = next(response.iter_raw())
+        assert first.startswith(b'{"success"')
+    deadline = time.monotonic() + 10
+    while account.queue_status(db, teams.get_team(db, team.id), now()).active:
+        assert time.monotonic() < deadline, "the abandoned answer was never settled"
+        time.sleep(0.05)
+    # Settled from the rest of the answer, read without the client: charged, not released.
+    used = account.history(db, teams.get_team(db, team.id), False, now())
+    assert [r.credits for r in used] == [1]
+    assert remaining(db, team.id) == 3000 - 1
+
+
+def test_a_whole_streamed_answer_is_settled_before_its_last_byte(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    team, key, _ = team_with_key(db, now())
+    response = scrape(gateway, key, "https://e.com/big")
+    assert len(response.json()["data"]["markdown"]) == 4 << 20
+    # No waiting: the charge is in the ledger before the body's last byte was sent.
+    used = account.history(db, teams.get_team(db, team.id), False, now())
+    assert [r.credits for r in used] == [1]
+    assert account.queue_status(db, teams.get_team(db, team.id), now()).active == 0
+
+
+def test_unknown_routes_pass_through_authenticated(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    team, key, _ = team_with_key(db, now())
+    assert httpx.get(f"{gateway.url}/v2/stream").status_code == 401
+    streamed = httpx.get(f"{gateway.url}/v2/stream", headers=bearer(key))
+    assert streamed.text == "".join(f"line {n}\n" for n in range(100))
+    posted = httpx.post(f"{gateway.url}/v2/something-new", json={}, headers=bearer(key))
+    assert posted.json() == {"success": True, "creditsUsed": 7}
+    assert remaining(db, team.id) == 3000 - 7  # charged what the answer reports
+    assert fake.state.auth[-1] == f"Bearer {UPSTREAM_KEY}"

@@ -9,16 +9,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
 
+import httpx
 import orjson
+from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from creditgate.domain import pricing
 from creditgate.domain.errors import ConcurrencyLimited
 from creditgate.gateway.routes import Operation, classify
-from creditgate.gateway.upstream import Answer, Upstream, UpstreamFailed
+from creditgate.gateway.upstream import Answer, Upstream, UpstreamFailed, kept_headers
 from creditgate.http.auth import admit, check_token, rate_limited
 from creditgate.http.context import AppContext, blocking, context, quick_read
 from creditgate.http.errors import HTTPError
@@ -42,18 +45,46 @@ async def handle(request: Request) -> Response:
     token = check_token(request)
     now = ctx.clock()
     snap = admit(await quick_read(ctx.db, account.snapshot, ctx.db, token, now))
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise HTTPError(413, f"Request body is too large (limit {MAX_BODY} bytes).")
+    if op.kind == "passthrough" and request.method != "POST":
+        return await _passthrough(upstream, request)
+    body = await _bounded_body(request)
     if op.kind in ("status", "cancel", "owned"):
         return await _job_route(ctx, upstream, request, op, snap, body)
-    if op.kind == "passthrough" and request.method == "GET":
-        return _reply(await _send(upstream, request, body))
     limit = snap.plan.crawl_rpm if op.mode == "crawl" else snap.plan.scrape_rpm
     decision = await ctx.limiter.hit(snap.team.id, op.mode, limit, now)
     if not decision.allowed:
         raise rate_limited(decision, now)
     return await _metered(ctx, upstream, request, op, snap, body)
+
+
+async def _bounded_body(request: Request) -> bytes:
+    """A metered request's body, read whole: its cost is estimated from it."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise HTTPError(413, f"Request body is too large (limit {MAX_BODY} bytes).")
+    return bytes(body)
+
+
+async def _passthrough(upstream: Upstream, request: Request) -> Response:
+    """Routes creditgate neither meters nor rewrites: bodies stream both ways."""
+    try:
+        response = await upstream.open(
+            request.method,
+            request.url.path,
+            request.url.query,
+            dict(request.headers),
+            request.stream(),
+        )
+    except UpstreamFailed as exc:
+        return fail(exc.status, exc.error)
+    return StreamingResponse(
+        response.aiter_bytes(),
+        status_code=response.status_code,
+        headers=kept_headers(response),
+        background=BackgroundTask(response.aclose),
+    )
 
 
 async def _metered(
@@ -73,35 +104,128 @@ async def _metered(
     target = parsed.get("url") or parsed.get("query")
     held = await _reserve(ctx, snap, op, cost, target if isinstance(target, str) else None)
     try:
-        answer = await _send(upstream, request, body)
+        response = await upstream.open(
+            request.method, request.url.path, request.url.query, dict(request.headers), body
+        )
     except UpstreamFailed as exc:
         await blocking(reservations.release, ctx.db, held.id, ctx.clock())
         return fail(exc.status, exc.error)
-    if answer.status >= 400:  # refused by the upstream: costs nothing
+    if response.status_code >= 400:  # refused by the upstream: costs nothing
+        try:
+            content = await response.aread()
+        finally:
+            await response.aclose()
         await blocking(reservations.release, ctx.db, held.id, ctx.clock())
-        return _reply(answer)
-    payload = answer.json()
-    if op.kind == "async" and isinstance(payload, dict) and isinstance(payload.get("id"), str):
-        job_id = payload["id"]
+        return Response(content, status_code=response.status_code, headers=kept_headers(response))
+    if op.kind == "async":
+        return await _job_started(ctx, request, op, snap, held, response)
+    settle = _Settlement(ctx, op, parsed, held.id)
+    return StreamingResponse(
+        settle.relay(response), status_code=response.status_code, headers=kept_headers(response)
+    )
+
+
+async def _job_started(
+    ctx: AppContext,
+    request: Request,
+    op: Operation,
+    snap: account.Snapshot,
+    held: ReservationView,
+    response: httpx.Response,
+) -> Response:
+    """An async job's start: record it to follow, point its status link at the gateway."""
+    try:
+        content = await response.aread()
+    finally:
+        await response.aclose()
+    payload = Answer(response.status_code, {}, content).json()
+    if not (isinstance(payload, dict) and isinstance(payload.get("id"), str)):
+        await blocking(reservations.release, ctx.db, held.id, ctx.clock())
+        return Response(content, status_code=response.status_code, headers=kept_headers(response))
+    job_id = payload["id"]
+    await blocking(
+        jobs.open_job,
+        ctx.db,
+        job_id,
+        snap.team.id,
+        held.id,
+        snap.key.id,
+        op.endpoint,
+        op.status_path(job_id),
+        ctx.clock(),
+    )
+    if isinstance(payload.get("url"), str):
+        payload["url"] = str(request.base_url).rstrip("/") + op.status_path(job_id)
+    return JSON(payload, status_code=response.status_code)
+
+
+class _Settlement:
+    """Streams an answer to the client while keeping a copy, and settles from the copy.
+
+    The last chunk is held back until the reservation is settled, so a client that has read
+    the whole answer sees its cost in the ledger. If the client goes away first, the rest of
+    the answer is still read and settled, in a task of its own.
+    """
+
+    _pending: ClassVar[set[asyncio.Task[None]]] = set()
+
+    def __init__(
+        self, ctx: AppContext, op: Operation, parsed: dict[str, Any], reservation_id: str
+    ) -> None:
+        self.ctx, self.op, self.parsed, self.reservation_id = ctx, op, parsed, reservation_id
+        self.copy = bytearray()
+        self.settled = False
+        self._chunks: AsyncIterator[bytes] | None = None  # one iterator, resumed if need be
+
+    async def relay(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        held_back: bytes | None = None
+        finished = False
+        self._chunks = response.aiter_bytes()
+        try:
+            async for chunk in self._chunks:
+                self.copy += chunk
+                if held_back is not None:
+                    yield held_back
+                held_back = chunk
+            finished = True
+            await self._settle()
+            if held_back is not None:
+                yield held_back
+        finally:
+            if not finished or not self.settled:
+                task = asyncio.create_task(self._finish(response, finished))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+            else:
+                await response.aclose()
+
+    async def _finish(self, response: httpx.Response, finished: bool) -> None:
+        try:
+            if not finished and self._chunks is not None:
+                async for chunk in self._chunks:
+                    self.copy += chunk
+            if not self.settled:
+                await self._settle()
+        except Exception:  # the answer never completed: the work is not charged
+            log.warning("an abandoned answer could not be read to its end; released", exc_info=True)
+            await blocking(reservations.release, self.ctx.db, self.reservation_id, self.ctx.clock())
+        finally:
+            await response.aclose()
+
+    async def _settle(self) -> None:
+        payload = Answer(200, {}, bytes(self.copy)).json()
+        credits = pricing.reported_cost(payload)
+        if credits is None:
+            credits = _fallback_cost(self.op, self.parsed, payload)
         await blocking(
-            jobs.open_job,
-            ctx.db,
-            job_id,
-            snap.team.id,
-            held.id,
-            snap.key.id,
-            op.endpoint,
-            op.status_path(job_id),
-            ctx.clock(),
+            reservations.settle,
+            self.ctx.db,
+            self.reservation_id,
+            credits,
+            self.ctx.clock(),
+            final=True,
         )
-        if isinstance(payload.get("url"), str):
-            payload["url"] = str(request.base_url).rstrip("/") + op.status_path(job_id)
-        return JSON(payload, status_code=answer.status)
-    credits = pricing.reported_cost(payload)
-    if credits is None:
-        credits = _fallback_cost(op, parsed, payload)
-    await blocking(reservations.settle, ctx.db, held.id, credits, ctx.clock(), final=True)
-    return _reply(answer)
+        self.settled = True
 
 
 async def _fit_limit(
