@@ -35,3 +35,14 @@ def test_python_sdk_through_the_gateway_is_charged_exactly_per_key(
     history = crawler.v2.get_credit_usage_historical(by_api_key=True)
     assert [(p.apiKey, p.creditsUsed) for p in history.periods] == [("crawler", 3), ("scraper", 4)]
     assert crawler.get_queue_status().active_jobs_in_queue == 0
+
+
+def test_active_crawls_are_the_teams_own(db: Database, fake: Fake, gateway: Gateway) -> None:
+    gateway.ctx.follow_seconds = 3600  # keep the crawls running
+    _, key, _ = team_with_key(db, now())
+    _, other, _ = team_with_key(db, now(), name="other")
+    mine = Firecrawl(api_key=key, api_url=gateway.url)
+    started = mine.start_crawl("https://site.example", limit=3)
+    Firecrawl(api_key=other, api_url=gateway.url).start_crawl("https://other.example", limit=2)
+    active = mine.get_active_crawls()
+    assert [(c.id, c.url) for c in active.crawls] == [(started.id, "https://site.example")]

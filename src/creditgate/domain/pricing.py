@@ -84,3 +84,15 @@ def reported_cost(payload: object) -> int | None:
         and isinstance(d["metadata"].get("creditsUsed"), int)
     ]
     return sum(found) if found else None
+
+
+def reported_job_cost(payload: dict[str, object]) -> int | None:
+    """What a job's status says it has cost in all: creditsUsed, or for extract its tokens
+    (tokens / 15, rounded up); None when it says nothing."""
+    used = payload.get("creditsUsed")
+    if isinstance(used, int) and not isinstance(used, bool):
+        return used
+    tokens = payload.get("tokensUsed")
+    if isinstance(tokens, int) and not isinstance(tokens, bool):
+        return -(-tokens // TOKENS_PER_CREDIT)
+    return None

@@ -47,6 +47,17 @@ async def handle(request: Request) -> Response:
     snap = admit(await quick_read(ctx.db, account.snapshot, ctx.db, token, now))
     if op.kind == "passthrough" and request.method != "POST":
         return await _passthrough(upstream, request)
+    if op.kind == "active":
+        running = await blocking(jobs.active_crawls, ctx.db, snap.team.id)
+        return JSON(
+            {
+                "success": True,
+                "crawls": [
+                    {"id": job_id, "teamId": snap.team.id, "url": url, "options": {}}
+                    for job_id, url in running
+                ],
+            }
+        )
     body = await _bounded_body(request)
     if op.kind in ("status", "cancel", "owned"):
         return await _job_route(ctx, upstream, request, op, snap, body)
@@ -322,13 +333,13 @@ async def follow(ctx: AppContext, upstream: Upstream, job: jobs.Job) -> None:
 
 
 async def _apply(ctx: AppContext, job: jobs.Job, payload: dict[str, Any]) -> None:
-    used = payload.get("creditsUsed")
+    used = pricing.reported_job_cost(payload)
     status = payload.get("status")
     await blocking(
         jobs.apply_report,
         ctx.db,
         job,
-        used if isinstance(used, int) else None,
+        used,
         status if isinstance(status, str) else None,
         ctx.clock(),
     )

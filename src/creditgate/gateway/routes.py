@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["sync", "async", "status", "cancel", "owned", "passthrough"]
+Kind = Literal["sync", "async", "status", "cancel", "owned", "active", "passthrough"]
 
 # (method, pattern, endpoint, kind); the first match wins. {v} is v1 or v2.
 _TABLE: list[tuple[str, str, str, Kind]] = [
@@ -17,6 +17,7 @@ _TABLE: list[tuple[str, str, str, Kind]] = [
     ("POST", r"/(v1|v2)/batch/scrape", "batch_scrape", "async"),
     ("POST", r"/(v1|v2)/extract", "extract", "async"),
     ("POST", r"/(v2)/agent", "agent", "async"),
+    ("GET", r"/(v1|v2)/crawl/active", "crawl", "active"),
     ("GET", r"/(v1|v2)/(crawl|batch/scrape|extract|agent)/(?P<id>[^/]+)", "", "status"),
     ("DELETE", r"/(v1|v2)/(crawl|batch/scrape|agent)/(?P<id>[^/]+)", "", "cancel"),
     ("GET", r"/(v1|v2)/(crawl|batch/scrape)/(?P<id>[^/]+)/errors", "", "owned"),

@@ -87,3 +87,10 @@ def claim_due(db: Database, now: Instant, limit: int = 20) -> list[Job]:
             if jobs.claim(conn, job, now + POLL_INTERVAL_MS):
                 claimed.append(job)
     return claimed
+
+
+def active_crawls(db: Database, team_id: str) -> list[tuple[str, str | None]]:
+    """The team's crawls still running, from creditgate's own records: the upstream is shared
+    by every team and would list them all."""
+    with db.read() as conn:
+        return jobs.active_of_team(conn, team_id, "crawl")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, insert, select, update
 
 from creditgate.domain.instants import Instant
-from creditgate.storage.tables import jobs
+from creditgate.storage.tables import jobs, reservations
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +88,18 @@ def finish(conn: Connection, team_id: str, job_id: str) -> None:
     conn.execute(
         update(jobs).where(jobs.c.team_id == team_id, jobs.c.id == job_id).values(status="done")
     )
+
+
+def active_of_team(conn: Connection, team_id: str, endpoint: str) -> list[tuple[str, str | None]]:
+    """(job id, target URL) of the team's jobs still followed, oldest first."""
+    query = (
+        select(jobs.c.id, reservations.c.target)
+        .join(
+            reservations,
+            (reservations.c.team_id == jobs.c.team_id)
+            & (reservations.c.id == jobs.c.reservation_id),
+        )
+        .where(jobs.c.team_id == team_id, jobs.c.status == "active", jobs.c.endpoint == endpoint)
+        .order_by(jobs.c.created_ms)
+    )
+    return [(r.id, r.target) for r in conn.execute(query)]
