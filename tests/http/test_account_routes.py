@@ -477,3 +477,20 @@ def test_credit_usage_rolls_over_to_the_new_period_on_read(
     )
     queue = get(client, "/v2/team/queue-status", key).json()
     assert queue["mostRecentSuccess"] == "2026-08-01T00:00:00.000Z"
+
+
+def test_history_after_a_period_change_includes_the_new_empty_period(
+    client: TestClient, db: Database, clock: Clock
+) -> None:
+    _, key, _ = team_with_key(db, clock.now, key_name="ci")
+    charge(db, key, 70, clock.now)
+    clock.set("2026-09-01T00:00:00Z")  # the first read after the boundary rolls the team over
+    rows = get(client, "/v2/team/credit-usage/historical", key, byApiKey="true").json()
+    assert [(r["startDate"][:10], r["apiKey"], r["creditsUsed"]) for r in rows["periods"]] == [
+        ("2026-08-01", "ci", 70)
+    ]
+    totals = get(client, "/v1/team/credit-usage/historical", key).json()["periods"]
+    assert [(r["startDate"][:10], r["creditsUsed"]) for r in totals] == [
+        ("2026-08-01", 70),
+        ("2026-09-01", 0),
+    ]

@@ -159,6 +159,32 @@ def history(db: Database, team: Team, by_key: bool, now: Instant) -> list[UsageR
     return rows
 
 
+def history_from(
+    db: Database, snap: snapshots.Snapshot, by_key: bool, now: Instant
+) -> list[UsageRow]:
+    """History for an authenticated caller: one read of the rollups, unless a period or grant
+    rolled over since (then the general path, which brings the team up to date first)."""
+    if needs_rollover(snap.team, now):
+        return history(db, snap.team, by_key, now)
+    found = usage.usage_rows(db, snap.team.id, by_key)
+    if not found:
+        return []
+    periods = periods_between(snap.team.anchor, snap.plan.renews, min(r[0] for r in found), now)
+    by_period: dict[Instant, list[tuple[str | None, int]]] = {}
+    for start, name, credits in found:
+        by_period.setdefault(start, []).append((name, credits))
+    if not by_key:
+        return [
+            UsageRow(p.start, p.end, None, sum(c for _, c in by_period.get(p.start, [])))
+            for p in periods
+        ]
+    return [
+        UsageRow(p.start, p.end, name, credits)
+        for p in periods
+        for name, credits in sorted(by_period.get(p.start, []), key=lambda r: str(r[0]))
+    ]
+
+
 def usage_window(db: Database, team: Team, time_range: str, now: Instant) -> UsageWindow:
     """A rolling window ending now: hourly bins for a day, daily (UTC) bins for a week or month."""
     if time_range not in WINDOW_DAYS:

@@ -7,7 +7,6 @@ statement is one SELECT, so it reads one consistent snapshot on both databases.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,26 +46,9 @@ class Snapshot:
     plan_grant: int | None  # the current period's plan credits, if granted
 
 
-def _driver_sql(db: Database) -> str:
-    if db.dialect == "postgresql":
-        return re.sub(r":(\w+)", r"%(\1)s", SNAPSHOT_SQL)
-    return SNAPSHOT_SQL
-
-
-_SQL_CACHE: dict[str, str] = {}
-
-
 def snapshot(db: Database, key_hash: str, now: Instant) -> Snapshot | None:
-    sql = _SQL_CACHE.get(db.dialect) or _SQL_CACHE.setdefault(db.dialect, _driver_sql(db))
-    raw = db.reads.raw_connection()
-    try:
-        cursor = raw.cursor()
-        cursor.execute(sql, {"hash": key_hash, "now": now})
-        row = cursor.fetchone()
-        cursor.close()
-    finally:
-        raw.close()  # back to the pool
-    return None if row is None else _from_row(row)
+    rows = db.fetch(SNAPSHOT_SQL, {"hash": key_hash, "now": now})
+    return _from_row(rows[0]) if rows else None
 
 
 def _from_row(r: Any) -> Snapshot:

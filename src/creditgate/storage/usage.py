@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, and_, func, or_, select, union_all
 
 from creditgate.domain.instants import Instant
+from creditgate.storage.database import Database
 from creditgate.storage.tables import (
     entries,
     reservations,
@@ -105,3 +106,18 @@ def recent_activity(
         ActivityRow(r.id, r.endpoint, r.api_version, int(r.at), r.target)
         for r in conn.execute(query)
     ]
+
+
+_USAGE_BY_KEY_SQL = """
+SELECT u.period_start_ms, k.name, u.credits FROM usage_by_key u
+JOIN api_keys k ON k.id = u.key_id WHERE u.team_id = :team
+"""
+_USAGE_BY_PERIOD_SQL = """
+SELECT period_start_ms, NULL, credits FROM usage_by_period WHERE team_id = :team
+"""
+
+
+def usage_rows(db: Database, team_id: str, by_key: bool) -> list[tuple[Instant, str | None, int]]:
+    """(period start, key name or None, credits) from the rollups, in one statement."""
+    sql = _USAGE_BY_KEY_SQL if by_key else _USAGE_BY_PERIOD_SQL
+    return [(int(r[0]), r[1], int(r[2])) for r in db.fetch(sql, {"team": team_id})]
