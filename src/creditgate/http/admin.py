@@ -100,6 +100,11 @@ def _replay_headers(replayed: bool) -> dict[str, str]:
     return {"Idempotent-Replayed": "true"} if replayed else {}
 
 
+def _created(data: dict[str, Any], replayed: bool) -> Response:
+    """201 for a new write; 200 with the first result for a replay of an idempotent one."""
+    return ok(data=data, status=200 if replayed else 201, headers=_replay_headers(replayed))
+
+
 # --- teams ----------------------------------------------------------------------------------
 
 
@@ -263,11 +268,7 @@ async def grant(request: Request) -> Response:
         ),
         ctx.clock(),
     )
-    return ok(
-        data=grant_json(result),
-        status=200 if result.replayed else 201,
-        headers=_replay_headers(result.replayed),
-    )
+    return _created(grant_json(result), result.replayed)
 
 
 def charge_request(body: schemas.ChargeIn) -> ledger.ChargeRequest:
@@ -287,11 +288,7 @@ async def charge(request: Request) -> Response:
     ctx = await _admin(request)
     body = parse(schemas.ChargeIn, await _body(request, ctx))
     result = await blocking(ledger.charge, ctx.db, charge_request(body), ctx.clock())
-    return ok(
-        data=charge_json(result),
-        status=200 if result.replayed else 201,
-        headers=_replay_headers(result.replayed),
-    )
+    return _created(charge_json(result), result.replayed)
 
 
 async def charge_batch(request: Request) -> Response:
@@ -367,11 +364,7 @@ async def reserve(request: Request) -> Response:
         ),
         ctx.clock(),
     )
-    return ok(
-        data=reservation_json(view),
-        status=200 if view.replayed else 201,
-        headers=_replay_headers(view.replayed),
-    )
+    return _created(reservation_json(view), view.replayed)
 
 
 async def settle(request: Request) -> Response:
