@@ -36,6 +36,7 @@ class FakeState:
     crawls: dict[str, Crawl] = field(default_factory=dict)
     page_size: int = 2
     base_url: str = ""
+    growing_reads: int = 0
     inflight: int = 0
     max_inflight: int = 0
 
@@ -189,11 +190,18 @@ def make_app(state: FakeState) -> Starlette:
 
         return StreamingResponse(lines(), media_type="text/plain")
 
+    async def growing(request: Request) -> Response:
+        """An unknown status route: creditsUsed is a running total (3, then 5, then 5)."""
+        await record(request)
+        state.growing_reads += 1
+        return JSONResponse({"success": True, "creditsUsed": min(1 + 2 * state.growing_reads, 5)})
+
     async def unknown_post(request: Request) -> Response:
         await record(request)
         return JSONResponse({"success": True, "creditsUsed": 7})
 
     routes = [
+        Route("/v2/deep-thing/{thing_id}", growing, methods=["GET"]),
         Route("/v2/stream", stream, methods=["GET"]),
         Route("/v2/something-new", unknown_post, methods=["POST"]),
     ]

@@ -317,3 +317,23 @@ def test_unknown_routes_pass_through_authenticated(
     assert posted.json() == {"success": True, "creditsUsed": 7}
     assert remaining(db, team.id) == 3000 - 7  # charged what the answer reports
     assert fake.state.auth[-1] == f"Bearer {UPSTREAM_KEY}"
+
+
+def test_an_unknown_get_is_charged_the_increase_of_its_reported_total(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    team, key, _ = team_with_key(db, now())
+    reads = [
+        httpx.get(f"{gateway.url}/v2/deep-thing/42", headers=bearer(key)).json() for _ in range(3)
+    ]
+    assert [r["creditsUsed"] for r in reads] == [3, 5, 5]
+    assert remaining(db, team.id) == 3000 - 5  # 3, then 2 more, then nothing: each credit once
+
+
+def test_a_reported_total_beyond_the_free_credits_is_not_overdrawn(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    team, key, _ = team_with_key(db, now(), plan=small_plan(db, credits=4))
+    for _ in range(2):
+        httpx.get(f"{gateway.url}/v2/deep-thing/7", headers=bearer(key))
+    assert remaining(db, team.id) == 0  # 5 reported, 4 free: 4 charged, never below zero

@@ -26,7 +26,7 @@ from creditgate.http.auth import admit, check_token, rate_limited
 from creditgate.http.context import AppContext, blocking, context, quick_read
 from creditgate.http.errors import HTTPError
 from creditgate.http.responses import JSON, fail
-from creditgate.services import account, jobs, reservations
+from creditgate.services import account, jobs, reported, reservations
 from creditgate.services.reservations import ReservationView, ReserveRequest
 
 log = logging.getLogger("creditgate.gateway")
@@ -46,7 +46,7 @@ async def handle(request: Request) -> Response:
     now = ctx.clock()
     snap = admit(await quick_read(ctx.db, account.snapshot, ctx.db, token, now))
     if op.kind == "passthrough" and request.method != "POST":
-        return await _passthrough(upstream, request)
+        return await _passthrough(ctx, upstream, request, snap)
     if op.kind == "active":
         running = await blocking(jobs.active_crawls, ctx.db, snap.team.id)
         return JSON(
@@ -78,8 +78,11 @@ async def _bounded_body(request: Request) -> bytes:
     return bytes(body)
 
 
-async def _passthrough(upstream: Upstream, request: Request) -> Response:
-    """Routes creditgate neither meters nor rewrites: bodies stream both ways."""
+async def _passthrough(
+    ctx: AppContext, upstream: Upstream, request: Request, snap: account.Snapshot
+) -> Response:
+    """Routes creditgate does not meter up front: bodies stream both ways; a GET whose answer
+    reports credits is charged the increase of that running total for its path."""
     try:
         response = await upstream.open(
             request.method,
@@ -90,6 +93,11 @@ async def _passthrough(upstream: Upstream, request: Request) -> Response:
         )
     except UpstreamFailed as exc:
         return fail(exc.status, exc.error)
+    if request.method == "GET" and response.status_code < 300:
+        tee = _ReportedTotal(ctx, snap, request.url.path)
+        return StreamingResponse(
+            tee.relay(response), status_code=response.status_code, headers=kept_headers(response)
+        )
     return StreamingResponse(
         response.aiter_bytes(),
         status_code=response.status_code,
@@ -170,23 +178,31 @@ async def _job_started(
     return JSON(payload, status_code=response.status_code)
 
 
-class _Settlement:
-    """Streams an answer to the client while keeping a copy, and settles from the copy.
+class _Tee:
+    """Streams an answer to the client while keeping a copy, and acts on the copy at the end.
 
-    The last chunk is held back until the reservation is settled, so a client that has read
-    the whole answer sees its cost in the ledger. If the client goes away first, the rest of
-    the answer is still read and settled, in a task of its own.
+    The last chunk is held back until `_complete` has run, so a client that has read the whole
+    answer finds its effect in the ledger. If the client goes away first, the rest of the
+    answer is still read and acted on, in a task of its own.
     """
 
+    MAX_COPY = 32 << 20  # past this the copy is dropped and treated as saying nothing
     _pending: ClassVar[set[asyncio.Task[None]]] = set()
 
-    def __init__(
-        self, ctx: AppContext, op: Operation, parsed: dict[str, Any], reservation_id: str
-    ) -> None:
-        self.ctx, self.op, self.parsed, self.reservation_id = ctx, op, parsed, reservation_id
-        self.copy = bytearray()
-        self.settled = False
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.copy: bytearray | None = bytearray()
+        self.done = False
         self._chunks: AsyncIterator[bytes] | None = None  # one iterator, resumed if need be
+
+    def _keep(self, chunk: bytes) -> None:
+        if self.copy is not None:
+            self.copy += chunk
+            if len(self.copy) > self.MAX_COPY:
+                self.copy = None
+
+    def payload(self) -> object:
+        return None if self.copy is None else Answer(200, {}, bytes(self.copy)).json()
 
     async def relay(self, response: httpx.Response) -> AsyncIterator[bytes]:
         held_back: bytes | None = None
@@ -194,16 +210,17 @@ class _Settlement:
         self._chunks = response.aiter_bytes()
         try:
             async for chunk in self._chunks:
-                self.copy += chunk
+                self._keep(chunk)
                 if held_back is not None:
                     yield held_back
                 held_back = chunk
             finished = True
-            await self._settle()
+            await self._complete()
+            self.done = True
             if held_back is not None:
                 yield held_back
         finally:
-            if not finished or not self.settled:
+            if not self.done:
                 task = asyncio.create_task(self._finish(response, finished))
                 self._pending.add(task)
                 task.add_done_callback(self._pending.discard)
@@ -214,17 +231,32 @@ class _Settlement:
         try:
             if not finished and self._chunks is not None:
                 async for chunk in self._chunks:
-                    self.copy += chunk
-            if not self.settled:
-                await self._settle()
-        except Exception:  # the answer never completed: the work is not charged
-            log.warning("an abandoned answer could not be read to its end; released", exc_info=True)
-            await blocking(reservations.release, self.ctx.db, self.reservation_id, self.ctx.clock())
+                    self._keep(chunk)
+            await self._complete()
+        except Exception:
+            log.warning("an abandoned answer could not be read to its end", exc_info=True)
+            await self._abandoned()
         finally:
             await response.aclose()
 
-    async def _settle(self) -> None:
-        payload = Answer(200, {}, bytes(self.copy)).json()
+    async def _complete(self) -> None:
+        raise NotImplementedError
+
+    async def _abandoned(self) -> None:
+        """The answer never completed."""
+
+
+class _Settlement(_Tee):
+    """A metered answer: settle its reservation with what it reports (or the cost table)."""
+
+    def __init__(
+        self, ctx: AppContext, op: Operation, parsed: dict[str, Any], reservation_id: str
+    ) -> None:
+        super().__init__(ctx)
+        self.op, self.parsed, self.reservation_id = op, parsed, reservation_id
+
+    async def _complete(self) -> None:
+        payload = self.payload()
         credits = pricing.reported_cost(payload)
         if credits is None:
             credits = _fallback_cost(self.op, self.parsed, payload)
@@ -236,7 +268,31 @@ class _Settlement:
             self.ctx.clock(),
             final=True,
         )
-        self.settled = True
+
+    async def _abandoned(self) -> None:  # the work did not complete: it is not charged
+        await blocking(reservations.release, self.ctx.db, self.reservation_id, self.ctx.clock())
+
+
+class _ReportedTotal(_Tee):
+    """An unknown GET: what its answer reports is a running total for its path; the increase
+    since the last answer for that path is charged."""
+
+    def __init__(self, ctx: AppContext, snap: account.Snapshot, path: str) -> None:
+        super().__init__(ctx)
+        self.snap, self.path = snap, path
+
+    async def _complete(self) -> None:
+        total = pricing.reported_cost(self.payload())
+        if total is not None:
+            await blocking(
+                reported.charge_reported_total,
+                self.ctx.db,
+                self.snap.key.id,
+                self.snap.team.id,
+                self.path,
+                total,
+                self.ctx.clock(),
+            )
 
 
 async def _fit_limit(

@@ -191,3 +191,14 @@ jobs = Table(
     Index(None, "id", unique=True),
     Index(None, "status", "next_poll_ms"),
 )
+
+# Running totals that unknown upstream GET routes reported, per path: only their increase is
+# ever charged, however often the same resource is read.
+reported_totals = Table(
+    "reported_totals",
+    metadata,
+    Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
+    Column("path", String(500), primary_key=True),
+    Column("credits", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)

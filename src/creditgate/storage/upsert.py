@@ -25,3 +25,13 @@ def _counter_upsert(dialect: str, table: Table, keys: tuple[str, ...]) -> Any:
     return statement.on_conflict_do_update(
         index_elements=list(keys), set_={"credits": table.c.credits + statement.excluded.credits}
     )
+
+
+def upsert_row(conn: Connection, table: Table, keys: tuple[str, ...], row: dict[str, Any]) -> None:
+    """Insert the row, or overwrite its non-key columns if one exists at `keys`."""
+    make = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement: Any = make(table).values(**row)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys), set_={k: v for k, v in row.items() if k not in keys}
+    )
+    conn.execute(statement)
