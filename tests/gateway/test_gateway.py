@@ -13,7 +13,7 @@ from creditgate.domain.instants import now
 from creditgate.domain.plans import Plan
 from creditgate.services import account, keys, ledger, plans, teams
 from creditgate.storage.database import Database
-from tests.gateway.conftest import UPSTREAM_KEY, Fake, Gateway
+from tests.gateway.conftest import UPSTREAM_KEY, Fake, Gateway, early_in_a_minute
 from tests.helpers import bearer, team_with_key
 
 INSUFFICIENT = (
@@ -111,6 +111,7 @@ def test_the_plans_rate_limit_gives_429_with_retry_after(
     db: Database, fake: Fake, gateway: Gateway
 ) -> None:
     _, key, _ = team_with_key(db, now(), plan=small_plan(db, scrape_rpm=2))
+    early_in_a_minute()
     assert [scrape(gateway, key, "https://example.com").status_code for _ in range(2)] == [200, 200]
     limited = scrape(gateway, key, "https://example.com")
     assert limited.status_code == 429
@@ -133,7 +134,7 @@ def test_requests_beyond_the_concurrency_wait_in_a_bounded_queue(
     threads = [threading.Thread(target=slow) for _ in range(3)]
     for t in threads:
         t.start()
-        time.sleep(0.1)
+        time.sleep(0.05)  # in order, all three well within the first one's half second
     for t in threads:
         t.join()
     # One runs, one waits its turn (the queue holds as many as the plan's concurrency), one

@@ -16,7 +16,7 @@ from creditgate.domain.plans import Plan
 from creditgate.services import account, plans, teams
 from creditgate.storage.database import Database
 from tests.conftest import ADMIN_TOKEN, IN_CI
-from tests.gateway.conftest import Fake
+from tests.gateway.conftest import Fake, early_in_a_minute
 from tests.helpers import bearer, team_with_key
 from tests.server import free_port, start, stop
 
@@ -80,6 +80,7 @@ def test_two_gateways_share_the_rate_limit_and_the_concurrency(
     env = gateway_env(fake, CREDITGATE_REDIS_URL=redis_url)
     gateways = [start(postgres_url, ADMIN_TOKEN, free_port(), extra_env=env) for _ in range(2)]
     try:
+        early_in_a_minute()
         results: list[int] = []
 
         def wait_scrape(url: str) -> None:
