@@ -198,6 +198,8 @@ def test_ledger_matches_the_model(db: Database, request: object) -> None:
         max_examples=200 if big else 25,
         stateful_step_count=40 if big else 20,
         deadline=None,
+        # The normal suite replays the same examples every run (CI gates on it); --big explores.
+        derandomize=not big,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     machine().runTest()
