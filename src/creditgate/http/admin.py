@@ -273,7 +273,7 @@ async def grant(request: Request) -> Response:
 
 def charge_request(body: schemas.ChargeIn) -> ledger.ChargeRequest:
     return ledger.ChargeRequest(
-        key=_one_key(body.key, body.keyId),
+        key=body.key_ref(),
         credits=body.credits,
         at=instant(body.at, "at"),
         endpoint=body.endpoint,
@@ -340,12 +340,6 @@ def reservation_json(view: reservations.ReservationView) -> dict[str, Any]:
     }
 
 
-def _one_key(key: str | None, key_id: str | None) -> str:
-    if (key is None) == (key_id is None):
-        raise InvalidInput("give exactly one of key or keyId", field="key")
-    return key or key_id or ""
-
-
 async def reserve(request: Request) -> Response:
     ctx = await _admin(request)
     body = parse(schemas.ReserveIn, await _body(request, ctx))
@@ -353,7 +347,7 @@ async def reserve(request: Request) -> Response:
         reservations.reserve,
         ctx.db,
         reservations.ReserveRequest(
-            key=_one_key(body.key, body.keyId),
+            key=body.key_ref(),
             credits=body.credits,
             ttl_ms=body.ttlSeconds * 1000,
             endpoint=body.endpoint,
@@ -407,9 +401,7 @@ async def get_reservation(request: Request) -> Response:
 async def check(request: Request) -> Response:
     ctx = await _admin(request)
     body = parse(schemas.CheckIn, await _body(request, ctx))
-    verdict = await blocking(
-        reservations.check, ctx.db, _one_key(body.key, body.keyId), body.credits, ctx.clock()
-    )
+    verdict = await blocking(reservations.check, ctx.db, body.key_ref(), body.credits, ctx.clock())
     return ok(
         data={
             "allowed": verdict.allowed,

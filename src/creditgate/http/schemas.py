@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+from creditgate.domain.errors import InvalidInput
 from creditgate.domain.pricing import MAX_CREDITS
 
 Credits = Annotated[StrictInt, Field(ge=0, le=MAX_CREDITS)]
@@ -19,6 +20,18 @@ IdempotencyKey = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class KeyedBody(Body):
+    """A body that names an API key, by the fc- key itself or by its id (exactly one)."""
+
+    key: StrictStr | None = Field(None, description="the fc- key")
+    keyId: StrictStr | None = Field(None, description="or the key's id")
+
+    def key_ref(self) -> str:
+        if (self.key is None) == (self.keyId is None):
+            raise InvalidInput("give exactly one of key or keyId", field="key")
+        return self.key or self.keyId or ""
 
 
 class TeamIn(Body):
@@ -57,9 +70,7 @@ class GrantIn(Body):
     idempotencyKey: IdempotencyKey | None = None
 
 
-class ChargeIn(Body):
-    key: StrictStr | None = Field(None, description="the fc- key that did the work")
-    keyId: StrictStr | None = Field(None, description="or the key's id")
+class ChargeIn(KeyedBody):
     credits: Credits
     at: Timestamp | None = Field(None, description="when the work happened; default now")
     endpoint: Annotated[StrictStr, Field(max_length=64)] | None = None
@@ -73,9 +84,7 @@ class ChargeBatchIn(Body):
     events: list[dict[str, object]] = Field(description="up to 1,000 charges, each as ChargeIn")
 
 
-class ReserveIn(Body):
-    key: StrictStr | None = Field(None, description="the fc- key the work is for")
-    keyId: StrictStr | None = Field(None, description="or the key's id")
+class ReserveIn(KeyedBody):
     credits: PositiveCredits
     ttlSeconds: Annotated[StrictInt, Field(ge=1, le=7 * 24 * 3600)] = 3600
     endpoint: Annotated[StrictStr, Field(max_length=64)] | None = None
@@ -95,7 +104,5 @@ class ReleaseIn(Body):
     idempotencyKey: IdempotencyKey | None = None
 
 
-class CheckIn(Body):
-    key: StrictStr | None = None
-    keyId: StrictStr | None = None
+class CheckIn(KeyedBody):
     credits: Credits
