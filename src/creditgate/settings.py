@@ -26,3 +26,6 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="share rate limits between processes")
     queue_wait_seconds: float = 30.0
     follow_seconds: float = 1.0
+    routes: str | None = Field(None, description="extra gateway routes: a JSON list")
+    public_url: str | None = Field(None, description="where clients reach the gateway")
+    cors_origins: str = Field("*", description="comma-separated origins, or *")

@@ -31,9 +31,9 @@ def test_python_sdk_through_the_gateway_is_charged_exactly_per_key(
     assert len(job.data) == 3  # paged through `next`, via the gateway
 
     usage = crawler.get_credit_usage()
-    assert usage.remaining_credits == 3000 - (1 + 1 + 2) - 3
+    assert usage.remaining_credits == 3000 - (1 + 1 + 3) - 3  # search: 1 per result
     history = crawler.v2.get_credit_usage_historical(by_api_key=True)
-    assert [(p.apiKey, p.creditsUsed) for p in history.periods] == [("crawler", 3), ("scraper", 4)]
+    assert [(p.apiKey, p.creditsUsed) for p in history.periods] == [("crawler", 3), ("scraper", 5)]
     assert crawler.get_queue_status().active_jobs_in_queue == 0
 
 

@@ -67,7 +67,10 @@ def serve(
         if value is not None:
             os.environ[f"CREDITGATE_{name}"] = str(value)
     settings = Settings()
-    prepare(settings)
+    try:
+        prepare(settings)
+    except ValueError as exc:  # a configuration that cannot be served (e.g. CREDITGATE_ROUTES)
+        raise click.ClickException(str(exc)) from exc
     click.echo(
         f"creditgate {__version__} on http://{settings.host}:{settings.port} "
         f"({settings.database_url.split('@')[-1]})",

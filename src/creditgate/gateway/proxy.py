@@ -1,7 +1,11 @@
-"""The gateway's request path: admit (auth, rate, concurrency, credits), forward, settle.
+"""The gateway's request path: match a row of the route table, admit, forward, settle.
 
-A database transaction is never held across the upstream call: the reservation commits before
-forwarding, and the settlement is its own transaction after the answer.
+Deny by default: a request is forwarded only when its canonical path (http/edge.py) is a row
+of the route table, to the path built from that row; anything else is a 404 that never leaves.
+Admission runs in this order: the key (401/403), the plan's requests per minute (429), a valid
+body (400), the concurrency queue and the credit hold (429/402). A database transaction is
+never held across the upstream call: the hold commits before forwarding, and the settlement is
+its own transaction after the answer.
 """
 
 from __future__ import annotations
@@ -18,15 +22,23 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from creditgate.domain import pricing
-from creditgate.domain.errors import ConcurrencyLimited
-from creditgate.gateway.routes import Operation, classify
-from creditgate.gateway.upstream import Answer, Upstream, UpstreamFailed, kept_headers
+from creditgate.domain import pricing, requests
+from creditgate.domain.errors import ConcurrencyLimited, Conflict
+from creditgate.gateway.routes import JOB_ID, Match, RouteKind, RouteRow
+from creditgate.gateway.upstream import (
+    DROPPED,
+    Answer,
+    Upstream,
+    UpstreamFailed,
+    failure,
+    kept_headers,
+    outgoing_headers,
+)
 from creditgate.http.auth import admit, check_token, rate_limited
 from creditgate.http.context import AppContext, blocking, context, quick_read
 from creditgate.http.errors import HTTPError
 from creditgate.http.responses import JSON, fail
-from creditgate.services import account, jobs, reported, reservations
+from creditgate.services import account, jobs, reservations
 from creditgate.services.reservations import ReservationView, ReserveRequest
 
 log = logging.getLogger("creditgate.gateway")
@@ -34,70 +46,85 @@ log = logging.getLogger("creditgate.gateway")
 SYNC_TTL_MS = 15 * 60 * 1000
 ASYNC_TTL_MS = 24 * 60 * 60 * 1000
 MAX_BODY = 10 << 20
+BODY_TIMEOUT_S = 30.0  # a client that has not sent its body by then is cut off (408)
+NOT_FOUND = "Not Found"
+JOB_NOT_FOUND = "Job not found"
+MIN_STEP_PAGES = 10  # a growing hold stays this many pages (or 2 x concurrency) ahead
 
 
 async def handle(request: Request) -> Response:
     ctx = context(request)
-    upstream: Upstream | None = ctx.upstream
-    if upstream is None:
-        raise HTTPError(404, "Not Found")
-    op = classify(request.method, request.url.path)
+    upstream = ctx.upstream
+    match = ctx.routes.match(request.method, request.scope["path"])
+    if upstream is None or match is None or match.row.kind in (RouteKind.ACCOUNT, RouteKind.HEALTH):
+        raise HTTPError(404, NOT_FOUND)
     token = check_token(request)
     now = ctx.clock()
     snap = admit(await quick_read(ctx.db, account.snapshot, ctx.db, token, now))
-    if op.kind == "passthrough" and request.method != "POST":
-        return await _passthrough(ctx, upstream, request, snap)
-    if op.kind == "active":
-        running = await blocking(jobs.active_crawls, ctx.db, snap.team.id)
-        return JSON(
-            {
-                "success": True,
-                "crawls": [
-                    {"id": job_id, "teamId": snap.team.id, "url": url, "options": {}}
-                    for job_id, url in running
-                ],
-            }
-        )
     body = await _bounded_body(request)
-    if op.kind in ("status", "cancel", "owned"):
-        return await _job_route(ctx, upstream, request, op, snap, body)
-    limit = snap.plan.crawl_rpm if op.mode == "crawl" else snap.plan.scrape_rpm
-    decision = await ctx.limiter.hit(snap.team.id, op.mode, limit, now)
+    kind = match.row.kind
+    if kind is RouteKind.LIST:
+        return await _list(ctx, snap)
+    if kind in (RouteKind.JOB_READ, RouteKind.JOB_CANCEL):
+        return await _job_route(ctx, upstream, request, match, snap)
+    limit = snap.plan.crawl_rpm if match.row.mode == "crawl" else snap.plan.scrape_rpm
+    decision = await ctx.limiter.hit(snap.team.id, match.row.mode, limit, now)
     if not decision.allowed:
         raise rate_limited(decision, now)
-    return await _metered(ctx, upstream, request, op, snap, body)
+    if kind is RouteKind.FREE:
+        return await _free(upstream, request, match.row, body)
+    return await _metered(ctx, upstream, request, match.row, snap, body)
 
 
 async def _bounded_body(request: Request) -> bytes:
-    """A metered request's body, read whole: its cost is estimated from it."""
+    """The request's body, bounded in size (413) and in the time the client takes (408)."""
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise HTTPError(413, f"Request body is too large (limit {MAX_BODY} bytes).")
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    raise HTTPError(413, f"Request body is too large (limit {MAX_BODY} bytes).")
+    except TimeoutError as exc:
+        raise HTTPError(408, "Request Timeout: the body did not arrive in time.") from exc
     return bytes(body)
 
 
-async def _passthrough(
-    ctx: AppContext, upstream: Upstream, request: Request, snap: account.Snapshot
-) -> Response:
-    """Routes creditgate does not meter up front: bodies stream both ways; a GET whose answer
-    reports credits is charged the increase of that running total for its path."""
+def _forwarded(request: Request) -> dict[str, str]:
+    client = request.scope.get("client")
+    return outgoing_headers(dict(request.headers), client[0] if client else None)
+
+
+def _query(request: Request) -> str:
+    return bytes(request.scope.get("query_string", b"")).decode("latin-1")
+
+
+def public_base(ctx: AppContext, request: Request) -> str:
+    """Where clients reach this gateway: the configured public URL, else the listen address
+    (never the client's Host header, which anyone can set)."""
+    if ctx.public_url:
+        return ctx.public_url.rstrip("/")
+    host, port = request.scope.get("server") or ("127.0.0.1", 80)
+    host = f"[{host}]" if ":" in host else host
+    return f"{request.scope.get('scheme', 'http')}://{host}:{port}"
+
+
+async def _list(ctx: AppContext, snap: account.Snapshot) -> Response:
+    """The team's running crawls, from creditgate's records: the upstream lists every team's."""
+    running = await blocking(jobs.active_crawls, ctx.db, snap.team.id)
+    crawls: list[dict[str, object]] = [
+        {"id": job_id, "teamId": snap.team.id, "url": url, "options": {}} for job_id, url in running
+    ]
+    return JSON({"success": True, "crawls": crawls})
+
+
+async def _free(upstream: Upstream, request: Request, row: RouteRow, body: bytes) -> Response:
     try:
         response = await upstream.open(
-            request.method,
-            request.url.path,
-            request.url.query,
-            dict(request.headers),
-            request.stream(),
+            row.method, row.upstream_path(None), "", _forwarded(request), body
         )
     except UpstreamFailed as exc:
         return fail(exc.status, exc.error)
-    if request.method == "GET" and response.status_code < 300:
-        tee = _ReportedTotal(ctx, snap, request.url.path)
-        return StreamingResponse(
-            tee.relay(response), status_code=response.status_code, headers=kept_headers(response)
-        )
     return StreamingResponse(
         response.aiter_bytes(),
         status_code=response.status_code,
@@ -110,72 +137,125 @@ async def _metered(
     ctx: AppContext,
     upstream: Upstream,
     request: Request,
-    op: Operation,
+    row: RouteRow,
     snap: account.Snapshot,
     body: bytes,
 ) -> Response:
-    """Reserve the estimate, forward, then settle what the upstream reports (or release)."""
-    parsed = _json_object(body)
-    cost = pricing.estimate(op.endpoint, parsed) if op.endpoint else 1
-    if op.endpoint in ("crawl", "batch_scrape"):
-        parsed, cost = await _fit_limit(ctx, snap, op, parsed, cost)
+    """Validate, hold, forward, then settle what the upstream reports (or release)."""
+    parsed = _parse(body)
+    issues = requests.problems(row.endpoint, parsed)
+    if issues:
+        raise HTTPError(400, "Bad Request", details=issues)
+    assert isinstance(parsed, dict)
+    plan = _HoldPlan(pricing.estimate(row.endpoint, parsed))
+    if row.endpoint == "crawl":
+        parsed, plan = await _plan_crawl(ctx, snap, parsed)
         body = orjson.dumps(parsed)
-    target = parsed.get("url") or parsed.get("query")
-    held = await _reserve(ctx, snap, op, cost, target if isinstance(target, str) else None)
+    target = parsed.get("url") or parsed.get("query") or parsed.get("prompt")
+    held = await _reserve(ctx, snap, row, plan.first, target if isinstance(target, str) else None)
+    release = _releaser(ctx, held.id)
     try:
         response = await upstream.open(
-            request.method, request.url.path, request.url.query, dict(request.headers), body
+            row.method, row.upstream_path(None), "", _forwarded(request), body
         )
     except UpstreamFailed as exc:
-        await blocking(reservations.release, ctx.db, held.id, ctx.clock())
+        await release()
         return fail(exc.status, exc.error)
-    if response.status_code >= 400:  # refused by the upstream: costs nothing
-        try:
-            content = await response.aread()
-        finally:
-            await response.aclose()
-        await blocking(reservations.release, ctx.db, held.id, ctx.clock())
-        return Response(content, status_code=response.status_code, headers=kept_headers(response))
-    if op.kind == "async":
-        return await _job_started(ctx, request, op, snap, held, response)
-    settle = _Settlement(ctx, op, parsed, held.id)
+    if response.status_code >= 300:  # refused or failed upstream: passed on, costs nothing
+        answer = await _read(response, release)
+        if isinstance(answer, Response):
+            return answer
+        await release()
+        return Response(answer.body, status_code=answer.status, headers=answer.headers)
+    if row.kind is RouteKind.JOB_START:
+        return await _job_started(ctx, request, row, snap, held, plan, response)
+    settle = _Settlement(ctx, row, parsed, held.id)
     return StreamingResponse(
         settle.relay(response), status_code=response.status_code, headers=kept_headers(response)
     )
 
 
+class _HoldPlan:
+    """What a job start holds: `first` now; with a step, the hold grows up to `ceiling`."""
+
+    def __init__(self, first: int, step: int | None = None, ceiling: int | None = None) -> None:
+        self.first, self.step, self.ceiling = max(first, 1), step, ceiling
+
+
+async def _plan_crawl(
+    ctx: AppContext, snap: account.Snapshot, parsed: dict[str, Any]
+) -> tuple[dict[str, Any], _HoldPlan]:
+    """A crawl's limit is lowered to what the team can pay for, as the live API does. With an
+    explicit limit the whole of it is held; without one, a hold that grows with the crawl
+    (services/jobs.py), so a long crawl never locks the team's other keys out."""
+    per_page = pricing.page_cost("crawl", parsed)
+    pages = pricing.pages("crawl", parsed)
+    verdict = await blocking(reservations.check, ctx.db, snap.key.id, pages * per_page, ctx.clock())
+    if not verdict.allowed and verdict.remaining >= per_page:
+        pages = verdict.remaining // per_page
+    fitted = {**parsed, "limit": pages}
+    if "limit" in parsed:
+        return fitted, _HoldPlan(pages * per_page)
+    step = max(2 * snap.plan.concurrency, MIN_STEP_PAGES) * per_page
+    return fitted, _HoldPlan(min(pages * per_page, step), step, pages * per_page)
+
+
+def _releaser(ctx: AppContext, reservation_id: str) -> Any:
+    async def release() -> None:
+        await blocking(reservations.release, ctx.db, reservation_id, ctx.clock())
+
+    return release
+
+
+async def _read(response: httpx.Response, on_failure: Any) -> Answer | Response:
+    """The whole answer, or (after `on_failure`) creditgate's 502/504 if it never arrives."""
+    try:
+        content = await response.aread()
+    except httpx.HTTPError as exc:
+        await on_failure()
+        failed = failure(exc)
+        return fail(failed.status, DROPPED if failed.status == 502 else failed.error)
+    finally:
+        await response.aclose()
+    return Answer(response.status_code, kept_headers(response), content)
+
+
 async def _job_started(
     ctx: AppContext,
     request: Request,
-    op: Operation,
+    row: RouteRow,
     snap: account.Snapshot,
     held: ReservationView,
+    plan: _HoldPlan,
     response: httpx.Response,
 ) -> Response:
-    """An async job's start: record it to follow, point its status link at the gateway."""
-    try:
-        content = await response.aread()
-    finally:
-        await response.aclose()
-    payload = Answer(response.status_code, {}, content).json()
-    if not (isinstance(payload, dict) and isinstance(payload.get("id"), str)):
-        await blocking(reservations.release, ctx.db, held.id, ctx.clock())
-        return Response(content, status_code=response.status_code, headers=kept_headers(response))
-    job_id = payload["id"]
-    await blocking(
-        jobs.open_job,
-        ctx.db,
-        job_id,
-        snap.team.id,
-        held.id,
-        snap.key.id,
-        op.endpoint,
-        op.status_path(job_id),
-        ctx.clock(),
+    """An async job's start: record it as the team's, to follow; its status link points at
+    the gateway."""
+    release = _releaser(ctx, held.id)
+    answer = await _read(response, release)
+    if isinstance(answer, Response):
+        return answer
+    payload = answer.json()
+    job_id = payload.get("id") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict) or not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
+        await release()
+        return Response(answer.body, status_code=answer.status, headers=answer.headers)
+    cancel = ctx.routes.match("DELETE", row.status_path(job_id))
+    new = jobs.NewJob(
+        id=job_id,
+        team_id=snap.team.id,
+        reservation_id=held.id,
+        key_id=snap.key.id,
+        endpoint=row.endpoint,
+        status_path=row.status_path(job_id),
+        cancel_path=None if cancel is None else row.status_path(job_id),
+        hold_step=plan.step,
+        hold_ceiling=plan.ceiling,
     )
+    await blocking(jobs.open_job, ctx.db, new, ctx.clock(), ctx.poll_ms)
     if isinstance(payload.get("url"), str):
-        payload["url"] = str(request.base_url).rstrip("/") + op.status_path(job_id)
-    return JSON(payload, status_code=response.status_code)
+        payload["url"] = public_base(ctx, request) + row.status_path(job_id)
+    return JSON(payload, status_code=answer.status)
 
 
 class _Tee:
@@ -183,7 +263,9 @@ class _Tee:
 
     The last chunk is held back until `_complete` has run, so a client that has read the whole
     answer finds its effect in the ledger. If the client goes away first, the rest of the
-    answer is still read and acted on, in a task of its own.
+    answer is still read and acted on, in a task of its own. If the upstream breaks off its
+    answer, the work is not taken as done (`_abandoned`) and the client's connection is cut,
+    so it cannot take a truncated answer for a whole one.
     """
 
     MAX_COPY = 32 << 20  # past this the copy is dropped and treated as saying nothing
@@ -206,30 +288,34 @@ class _Tee:
 
     async def relay(self, response: httpx.Response) -> AsyncIterator[bytes]:
         held_back: bytes | None = None
-        finished = False
         self._chunks = response.aiter_bytes()
         try:
-            async for chunk in self._chunks:
-                self._keep(chunk)
-                if held_back is not None:
-                    yield held_back
-                held_back = chunk
-            finished = True
+            try:
+                async for chunk in self._chunks:
+                    self._keep(chunk)
+                    if held_back is not None:
+                        yield held_back
+                    held_back = chunk
+            except httpx.HTTPError:
+                log.warning("the upstream broke off its answer; nothing is charged for it")
+                self.done = True
+                await self._abandoned()
+                raise
             await self._complete()
             self.done = True
             if held_back is not None:
                 yield held_back
         finally:
             if not self.done:
-                task = asyncio.create_task(self._finish(response, finished))
+                task = asyncio.create_task(self._finish(response))
                 self._pending.add(task)
                 task.add_done_callback(self._pending.discard)
             else:
                 await response.aclose()
 
-    async def _finish(self, response: httpx.Response, finished: bool) -> None:
+    async def _finish(self, response: httpx.Response) -> None:
         try:
-            if not finished and self._chunks is not None:
+            if self._chunks is not None:
                 async for chunk in self._chunks:
                     self._keep(chunk)
             await self._complete()
@@ -247,77 +333,65 @@ class _Tee:
 
 
 class _Settlement(_Tee):
-    """A metered answer: settle its reservation with what it reports (or the cost table)."""
+    """A metered answer: settle its hold with what it reports (or the cost table)."""
 
     def __init__(
-        self, ctx: AppContext, op: Operation, parsed: dict[str, Any], reservation_id: str
+        self, ctx: AppContext, row: RouteRow, parsed: dict[str, Any], reservation_id: str
     ) -> None:
         super().__init__(ctx)
-        self.op, self.parsed, self.reservation_id = op, parsed, reservation_id
+        self.row, self.parsed, self.reservation_id = row, parsed, reservation_id
 
     async def _complete(self) -> None:
         payload = self.payload()
-        credits = pricing.reported_cost(payload)
+        credits = _reported(payload, pricing.reported_cost)
         if credits is None:
-            credits = _fallback_cost(self.op, self.parsed, payload)
-        await blocking(
-            reservations.settle,
-            self.ctx.db,
-            self.reservation_id,
-            credits,
-            self.ctx.clock(),
-            final=True,
-        )
+            credits = _fallback_cost(self.row.endpoint, self.parsed, payload)
+        try:
+            await blocking(
+                reservations.settle,
+                self.ctx.db,
+                self.reservation_id,
+                credits,
+                self.ctx.clock(),
+                final=True,
+                job_id=_scrape_id(payload),
+            )
+        except Conflict:  # released meanwhile: this process was taken for dead
+            log.error("hold %s was closed before its answer settled", self.reservation_id)
 
     async def _abandoned(self) -> None:  # the work did not complete: it is not charged
         await blocking(reservations.release, self.ctx.db, self.reservation_id, self.ctx.clock())
 
 
-class _ReportedTotal(_Tee):
-    """An unknown GET: what its answer reports is a running total for its path; the increase
-    since the last answer for that path is charged."""
-
-    def __init__(self, ctx: AppContext, snap: account.Snapshot, path: str) -> None:
-        super().__init__(ctx)
-        self.snap, self.path = snap, path
-
-    async def _complete(self) -> None:
-        total = pricing.reported_cost(self.payload())
-        if total is not None:
-            await blocking(
-                reported.charge_reported_total,
-                self.ctx.db,
-                self.snap.key.id,
-                self.snap.team.id,
-                self.path,
-                total,
-                self.ctx.clock(),
-            )
+def _reported(payload: Any, read: Any) -> int | None:
+    """A reported figure, or None (logged) when the upstream reports one out of range."""
+    try:
+        value: int | None = read(payload)
+    except pricing.Unbelievable as exc:
+        log.warning("the upstream reported an unbelievable cost; using the cost table: %s", exc)
+        return None
+    return value
 
 
-async def _fit_limit(
-    ctx: AppContext, snap: account.Snapshot, op: Operation, parsed: dict[str, Any], cost: int
-) -> tuple[dict[str, Any], int]:
-    """Lower a crawl's limit to what the team can pay for, as the live API does."""
-    per_page = pricing.scrape_cost(parsed)
-    verdict = await blocking(reservations.check, ctx.db, snap.key.id, cost, ctx.clock())
-    if verdict.allowed or verdict.remaining < per_page or op.endpoint != "crawl":
-        return parsed, cost
-    pages = verdict.remaining // per_page
-    return {**parsed, "limit": pages}, pages * per_page
+def _scrape_id(payload: object) -> str | None:
+    """A scrape answer's id: the team may read it back (GET /scrape/{id}) as its own."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    found = meta.get("scrapeId") if isinstance(meta, dict) else None
+    return found if isinstance(found, str) and JOB_ID.fullmatch(found) else None
 
 
 async def _reserve(
-    ctx: AppContext, snap: account.Snapshot, op: Operation, cost: int, target: str | None
+    ctx: AppContext, snap: account.Snapshot, row: RouteRow, cost: int, target: str | None
 ) -> ReservationView:
     """Hold credits; while the team runs its plan's concurrency, wait in a bounded queue."""
     request = ReserveRequest(
         key=snap.key.id,
         credits=max(cost, 1),
-        endpoint=op.endpoint or None,
-        api_version=op.version,
-        target=target,
-        ttl_ms=ASYNC_TTL_MS if op.kind == "async" else SYNC_TTL_MS,
+        endpoint=row.endpoint or None,
+        api_version=row.version,
+        target=target[:2048] if target else None,
+        ttl_ms=ASYNC_TTL_MS if row.kind is RouteKind.JOB_START else SYNC_TTL_MS,
     )
     queued = False
     deadline = time.monotonic() + ctx.queue_wait_seconds
@@ -330,6 +404,7 @@ async def _reserve(
                     request,
                     ctx.clock(),
                     max_open=snap.plan.concurrency,
+                    owner=ctx.process_id,
                 )
             except ConcurrencyLimited:
                 if not queued:
@@ -347,31 +422,32 @@ async def _reserve(
 
 
 async def _job_route(
-    ctx: AppContext,
-    upstream: Upstream,
-    request: Request,
-    op: Operation,
-    snap: account.Snapshot,
-    body: bytes,
+    ctx: AppContext, upstream: Upstream, request: Request, match: Match, snap: account.Snapshot
 ) -> Response:
-    """Status, cancel and errors of a job: only its own team may see it; status settles it."""
-    job = await blocking(jobs.get_job, ctx.db, op.job_id or "")
-    if job is None or job.team_id != snap.team.id:
-        raise HTTPError(404, "Job not found")
+    """Read or cancel a job: only the team that started it; reading its status settles it."""
+    job_id = match.job_id or ""
+    if not await blocking(jobs.owns, ctx.db, snap.team.id, job_id):
+        raise HTTPError(404, JOB_NOT_FOUND)
+    row = match.row
+    query = _query(request) if row.kind is RouteKind.JOB_READ else ""
     try:
-        answer = await _send(upstream, request, body)
+        answer = await upstream.send(
+            row.method, row.upstream_path(job_id), query, _forwarded(request), b""
+        )
     except UpstreamFailed as exc:
         return fail(exc.status, exc.error)
-    if op.kind == "cancel" and answer.status < 300:
-        await follow(ctx, upstream, job)  # settle what was done before the cancel
-    if op.kind != "status" or answer.status >= 300:
-        return _reply(answer)
-    payload = answer.json()
-    if isinstance(payload, dict):
-        await _apply(ctx, job, payload)
-        _rewrite_links(payload, upstream.base_url, str(request.base_url).rstrip("/"))
-        return JSON(payload, status_code=answer.status)
-    return _reply(answer)
+    job = await blocking(jobs.team_job, ctx.db, snap.team.id, job_id)
+    if job is not None and answer.status < 300:
+        if row.kind is RouteKind.JOB_CANCEL:
+            await blocking(jobs.mark_cancelled, ctx.db, job)
+            await follow(ctx, upstream, job)  # settle what was done so far; the rest follows
+        elif row.upstream_path(job_id) == job.status_path:
+            payload = answer.json()
+            if isinstance(payload, dict):
+                await _apply(ctx, upstream, job, payload)
+                _rewrite_links(payload, upstream.base_url, public_base(ctx, request))
+                return JSON(payload, status_code=answer.status)
+    return Response(answer.body, status_code=answer.status, headers=answer.headers)
 
 
 async def follow(ctx: AppContext, upstream: Upstream, job: jobs.Job) -> None:
@@ -383,22 +459,26 @@ async def follow(ctx: AppContext, upstream: Upstream, job: jobs.Job) -> None:
         return
     payload = answer.json()
     if answer.status < 300 and isinstance(payload, dict):
-        await _apply(ctx, job, payload)
+        await _apply(ctx, upstream, job, payload)
     elif answer.status == 404:  # the upstream forgot the job: settle what we know, close it
         await blocking(jobs.apply_report, ctx.db, job, None, "failed", ctx.clock())
 
 
-async def _apply(ctx: AppContext, job: jobs.Job, payload: dict[str, Any]) -> None:
-    used = pricing.reported_job_cost(payload)
+async def _apply(
+    ctx: AppContext, upstream: Upstream, job: jobs.Job, payload: dict[str, Any]
+) -> None:
+    used = _reported(payload, pricing.reported_job_cost)
     status = payload.get("status")
-    await blocking(
-        jobs.apply_report,
-        ctx.db,
-        job,
-        used,
-        status if isinstance(status, str) else None,
-        ctx.clock(),
-    )
+    status = status if isinstance(status, str) else None
+    verdict = await blocking(jobs.apply_report, ctx.db, job, used, status, ctx.clock())
+    if verdict is jobs.Next.CANCEL and job.cancel_path is not None:
+        log.info("job %s: the team cannot pay for more pages; cancelling it upstream", job.id)
+        try:
+            await upstream.send("DELETE", job.cancel_path, "", {}, b"")
+        except UpstreamFailed as exc:
+            log.warning("job %s: cancel failed: %s", job.id, exc.error)
+            return
+        await blocking(jobs.mark_cancelled, ctx.db, job)
 
 
 def _rewrite_links(payload: dict[str, Any], upstream_base: str, own_base: str) -> None:
@@ -409,33 +489,25 @@ def _rewrite_links(payload: dict[str, Any], upstream_base: str, own_base: str) -
             payload[field] = own_base + value[len(upstream_base) :]
 
 
-def _fallback_cost(op: Operation, parsed: dict[str, Any], payload: object) -> int:
+def _fallback_cost(endpoint: str, parsed: dict[str, Any], payload: object) -> int:
     """The cost table, for answers that report no credits (spec §3)."""
-    if op.endpoint == "map":
+    if endpoint == "map":
         return 1
-    if op.endpoint == "scrape":
+    if endpoint == "scrape":
         return pricing.scrape_cost(parsed)
-    if op.endpoint == "search" and isinstance(payload, dict):
+    if endpoint == "search" and isinstance(payload, dict):
         data = payload.get("data")
         results = data.get("web") if isinstance(data, dict) else data
         count = len(results) if isinstance(results, list) else 0
-        return -(-count // 10) * 2
+        return count * pricing.search_result_cost(parsed)
     return 0
 
 
-async def _send(upstream: Upstream, request: Request, body: bytes) -> Answer:
-    return await upstream.send(
-        request.method, request.url.path, request.url.query, dict(request.headers), body
-    )
-
-
-def _reply(answer: Answer) -> Response:
-    return Response(answer.body, status_code=answer.status, headers=answer.headers)
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        parsed = orjson.loads(body) if body else {}
-    except orjson.JSONDecodeError:
+def _parse(body: bytes) -> object:
+    if not body.strip():
         return {}
-    return parsed if isinstance(parsed, dict) else {}
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        issue = {"code": "invalid_json", "path": [], "message": f"Invalid JSON: {exc}"}
+        raise HTTPError(400, "Bad Request", details=[issue]) from exc

@@ -1,43 +1,62 @@
-"""The upstream Firecrawl: forwarding requests and reading (or streaming) its answers."""
+"""The upstream Firecrawl: forwarding requests and reading (or streaming) its answers.
+
+Only an allowlist of the client's headers is passed on (never its key, cookies, X-Forwarded-*
+or anything hop-by-hop); the upstream sees its own key and X-Forwarded-For set from the peer.
+An upstream answer of any status is the upstream's to give: 4xx and 5xx pass through with their
+body. creditgate answers 502/504 itself only when there is no answer: refused, dropped or
+timed out.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
 from dataclasses import dataclass
 
 import httpx
 import orjson
 
-# Headers that belong to one hop, or that httpx recomputes, never forwarded either way. Bodies
-# are passed on decoded, so content-encoding goes too.
+log = logging.getLogger("creditgate.gateway")
+
+# The client's headers that are the request's content, not the hop's or the client's identity.
+FORWARDED_HEADERS = frozenset({"content-type", "accept", "accept-language", "user-agent"})
+# Headers of the upstream's answer that belong to its hop, or that are recomputed here (bodies
+# are passed on decoded, so their length and encoding change).
 HOP_HEADERS = frozenset(
     {
         "connection",
         "keep-alive",
         "proxy-authenticate",
         "proxy-authorization",
+        "proxy-connection",
         "te",
         "trailer",
         "transfer-encoding",
         "upgrade",
-        "host",
         "content-length",
         "content-encoding",
-        "authorization",
+        "set-cookie",
+        "access-control-allow-origin",  # the edge sets CORS for the gateway's own origin rules
     }
 )
 
 TIMED_OUT = "The upstream Firecrawl did not answer in time."
 UNREACHABLE = "The upstream Firecrawl could not be reached."
+DROPPED = "The upstream Firecrawl dropped its answer."
 
 
 class UpstreamFailed(Exception):
-    """No usable answer: refused, dropped, timed out, or a 5xx."""
+    """No answer at all: refused, dropped or timed out."""
 
     def __init__(self, status: int, error: str) -> None:
         super().__init__(error)
         self.status = status
         self.error = error
+
+
+def failure(exc: httpx.HTTPError) -> UpstreamFailed:
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamFailed(504, TIMED_OUT)
+    return UpstreamFailed(502, DROPPED if isinstance(exc, httpx.ReadError) else UNREACHABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +73,19 @@ class Answer:
 
 
 def kept_headers(response: httpx.Response) -> dict[str, str]:
-    return {k: v for k, v in response.headers.items() if k.lower() not in HOP_HEADERS}
+    named = {token.strip().lower() for token in response.headers.get("connection", "").split(",")}
+    return {
+        k: v
+        for k, v in response.headers.items()
+        if k.lower() not in HOP_HEADERS and k.lower() not in named
+    }
+
+
+def outgoing_headers(incoming: dict[str, str], peer: str | None) -> dict[str, str]:
+    out = {k: v for k, v in incoming.items() if k.lower() in FORWARDED_HEADERS}
+    if peer:
+        out["x-forwarded-for"] = peer
+    return out
 
 
 class Upstream:
@@ -67,48 +98,23 @@ class Upstream:
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
 
-    def _headers(self, incoming: dict[str, str]) -> dict[str, str]:
-        out = {k: v for k, v in incoming.items() if k.lower() not in HOP_HEADERS}
-        if self.api_key:
-            out["authorization"] = f"Bearer {self.api_key}"
-        return out
-
     async def open(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        headers: dict[str, str],
-        body: bytes | AsyncIterator[bytes],
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
     ) -> httpx.Response:
-        """Send a request (its body may stream) and return once the answer's head arrived.
+        """Send a request and return once the answer's head arrived (any status).
 
-        UpstreamFailed for anything that is not a usable answer (a 5xx is read and closed).
-        The caller reads or streams the body and must close the response.
+        `path` is built by the gateway from its route table, never the client's string. The
+        caller reads or streams the body and must close the response.
         """
+        sent = dict(headers)
+        if self.api_key:
+            sent["authorization"] = f"Bearer {self.api_key}"
         url = path + (f"?{query}" if query else "")
-        request = self.client.build_request(
-            method, url, headers=self._headers(headers), content=body
-        )
+        request = self.client.build_request(method, url, headers=sent, content=body)
         try:
-            response = await self.client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise UpstreamFailed(504, TIMED_OUT) from exc
-        except httpx.TransportError as exc:
-            raise UpstreamFailed(502, UNREACHABLE) from exc
-        if response.status_code >= 500:
-            payload: object = None
-            try:
-                payload = Answer(response.status_code, {}, await response.aread()).json()
-            except httpx.HTTPError:
-                pass
-            finally:
-                await response.aclose()
-            error = payload.get("error") if isinstance(payload, dict) else None
-            raise UpstreamFailed(
-                502, f"The upstream Firecrawl failed: {error or response.status_code}"
-            )
-        return response
+            return await self.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise failure(exc) from exc
 
     async def send(
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
@@ -117,10 +123,8 @@ class Upstream:
         response = await self.open(method, path, query, headers, body)
         try:
             content = await response.aread()
-        except httpx.TimeoutException as exc:
-            raise UpstreamFailed(504, TIMED_OUT) from exc
-        except httpx.TransportError as exc:
-            raise UpstreamFailed(502, "The upstream Firecrawl dropped its answer.") from exc
+        except httpx.HTTPError as exc:
+            raise failure(exc) from exc
         finally:
             await response.aclose()
         return Answer(response.status_code, kept_headers(response), content)

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -18,6 +19,7 @@ from creditgate.domain.errors import LedgerError
 from creditgate.gateway import proxy
 from creditgate.http import account, admin, openapi
 from creditgate.http.context import AppContext, blocking
+from creditgate.http.edge import Edge
 from creditgate.http.errors import (
     HTTPError,
     on_http_error,
@@ -26,7 +28,7 @@ from creditgate.http.errors import (
     on_unexpected,
 )
 from creditgate.http.responses import ok
-from creditgate.services import jobs, reservations
+from creditgate.services import jobs, processes, reservations
 
 log = logging.getLogger("creditgate.http")
 
@@ -37,9 +39,14 @@ async def health(_request: Request) -> Response:
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """Release expired reservations in the background, so holds end on time without traffic."""
+    """Background work: expired holds end on time without traffic; a gateway registers its
+    process, releases the holds of dead ones, beats, and follows open upstream jobs."""
     ctx: AppContext = app.state.ctx
     tasks = []
+    if ctx.upstream is not None:
+        ctx.process_id = await blocking(processes.register, ctx.db, ctx.clock())
+        await blocking(processes.release_orphans, ctx.db, ctx.clock())
+        tasks.append(asyncio.create_task(_heartbeat(ctx, ctx.process_id)))
     if ctx.sweep_seconds > 0:
         tasks.append(asyncio.create_task(_sweep(ctx)))
     if ctx.upstream is not None and ctx.follow_seconds > 0:
@@ -53,6 +60,9 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
                 await task
         if ctx.upstream is not None:
             await ctx.upstream.close()
+        if ctx.process_id is not None:
+            with contextlib.suppress(Exception):
+                await blocking(processes.unregister, ctx.db, ctx.process_id)
 
 
 async def _sweep(ctx: AppContext) -> None:
@@ -60,8 +70,19 @@ async def _sweep(ctx: AppContext) -> None:
         await asyncio.sleep(ctx.sweep_seconds)
         try:
             await blocking(reservations.expire_due, ctx.db, ctx.clock())
+            if ctx.process_id is not None:
+                await blocking(processes.release_orphans, ctx.db, ctx.clock())
         except Exception:  # a sweep failing must not stop the next one
             log.exception("reservation sweep failed")
+
+
+async def _heartbeat(ctx: AppContext, process_id: str) -> None:
+    while True:
+        await asyncio.sleep(processes.HEARTBEAT_MS / 1000)
+        try:
+            await blocking(processes.beat, ctx.db, process_id, ctx.clock())
+        except Exception:
+            log.exception("heartbeat failed")
 
 
 async def _follow(ctx: AppContext) -> None:
@@ -70,7 +91,7 @@ async def _follow(ctx: AppContext) -> None:
     while True:
         await asyncio.sleep(ctx.follow_seconds)
         try:
-            for job in await blocking(jobs.claim_due, ctx.db, ctx.clock()):
+            for job in await blocking(jobs.claim_due, ctx.db, ctx.clock(), ctx.poll_ms):
                 await proxy.follow(ctx, ctx.upstream, job)
         except Exception:  # one failed round must not stop the next
             log.exception("job follower round failed")
@@ -84,7 +105,7 @@ def create_app(ctx: AppContext) -> Starlette:
         Route("/docs", openapi.docs, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
     ]
-    if ctx.upstream is not None:  # everything else under /v1 and /v2 goes through the gateway
+    if ctx.upstream is not None:  # the rest of /v1 and /v2: the gateway's route table decides
         methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
         routes += [
             Route("/v1/{rest:path}", proxy.handle, methods=methods),
@@ -93,6 +114,7 @@ def create_app(ctx: AppContext) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(Edge, origins=ctx.cors_origins)],
         exception_handlers={
             LedgerError: on_ledger_error,
             HTTPError: on_http_error,

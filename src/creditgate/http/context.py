@@ -12,6 +12,7 @@ from starlette.requests import Request
 from creditgate.domain.instants import Instant, now
 from creditgate.domain.plans import ACCOUNT_ROUTES_RPM
 from creditgate.gateway.limits import Limiter, MemoryLimiter
+from creditgate.gateway.routes import DEFAULT_TABLE, RouteTable
 from creditgate.gateway.upstream import Upstream
 from creditgate.storage.database import Database
 
@@ -31,6 +32,15 @@ class AppContext:
     upstream: Upstream | None = None  # the Firecrawl the gateway fronts; None: no gateway
     queue_wait_seconds: float = 30.0  # how long a request waits for a concurrency slot
     follow_seconds: float = 1.0  # how often the gateway polls its open upstream jobs
+    routes: RouteTable = DEFAULT_TABLE  # what the gateway forwards; nothing else is
+    public_url: str | None = None  # where clients reach the gateway (rewritten links)
+    cors_origins: tuple[str, ...] = ("*",)
+    process_id: str | None = None  # this process's row in `processes` (gateway mode)
+
+    @property
+    def poll_ms(self) -> int:
+        """How long a followed job waits between two polls."""
+        return max(int(self.follow_seconds * 1000), 100)
 
 
 def context(request: Request) -> AppContext:

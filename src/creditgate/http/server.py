@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from creditgate.gateway.limits import Limiter, MemoryLimiter, RedisLimiter
+from creditgate.gateway.routes import parse_extra_routes, table_with
 from creditgate.gateway.upstream import Upstream
 from creditgate.http.app import create_app
 from creditgate.http.context import AppContext
@@ -31,6 +32,9 @@ def app_from_settings(settings: Settings) -> Starlette:
             limiter=limiter,
             queue_wait_seconds=settings.queue_wait_seconds,
             follow_seconds=settings.follow_seconds,
+            routes=table_with(parse_extra_routes(settings.routes)),
+            public_url=settings.public_url,
+            cors_origins=tuple(o.strip() for o in settings.cors_origins.split(",") if o.strip()),
         )
     )
 
@@ -42,6 +46,7 @@ def app_from_env() -> Starlette:
 
 def prepare(settings: Settings) -> None:
     """Create and migrate the database once, before any worker starts."""
+    table_with(parse_extra_routes(settings.routes))  # refuse a bad route table before serving
     db = Database(settings.database_url)
     try:
         upgrade(db)

@@ -3,9 +3,21 @@
 A job's reservation records what has been charged so far (`settled`). When the upstream reports
 a total of N credits used, only N - settled is charged, computed under the team's lock: two
 processes polling the same job, or a poll replayed after a restart, charge each credit once.
+
+Ending: a completed or failed job is settled for good at its first report as such. A cancelled
+one is not: pages in flight at the cancel still finish and are billed upstream, so it is
+followed until its reported total has not moved for QUIET_POLLS polls in a row.
+
+A growing hold (a crawl without a limit): the job holds `hold_step` credits beyond what it has
+used, up to `hold_ceiling`; whenever the reported total comes within a step of the hold, the
+hold is extended by what keeps a step ahead, admitted like a new hold. When the team cannot pay
+for that, the job must stop: `apply_report` answers CANCEL and the gateway cancels it upstream.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
 
 from creditgate.domain.errors import Conflict
 from creditgate.domain.instants import Instant
@@ -14,37 +26,55 @@ from creditgate.storage import jobs
 from creditgate.storage import reservations as reservations_store
 from creditgate.storage.database import Database
 from creditgate.storage.jobs import Job as Job  # re-exported for the gateway
+from creditgate.storage.jobs import JobStatus
 
-POLL_INTERVAL_MS = 2_000
-FINISHED = ("completed", "failed", "cancelled")
+FINISHED = ("completed", "failed")
+CANCELLED = "cancelled"
+QUIET_POLLS = 3
+FIRST_POLL_MS = 1_000
 
 
-def open_job(
-    db: Database,
-    job_id: str,
-    team_id: str,
-    reservation_id: str,
-    key_id: str,
-    endpoint: str,
-    status_path: str,
-    now: Instant,
-) -> Job:
+class Next(StrEnum):
+    FOLLOW = "follow"  # keep polling
+    CANCEL = "cancel"  # the team cannot pay for more: cancel it upstream, then keep polling
+    DONE = "done"  # settled for good
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    id: str
+    team_id: str
+    reservation_id: str
+    key_id: str
+    endpoint: str
+    status_path: str
+    cancel_path: str | None
+    hold_step: int | None = None
+    hold_ceiling: int | None = None
+
+
+def open_job(db: Database, new: NewJob, now: Instant, poll_ms: int) -> Job:
     job = Job(
-        job_id,
-        team_id,
-        reservation_id,
-        key_id,
-        endpoint,
-        status_path,
-        "active",
+        new.id,
+        new.team_id,
+        new.reservation_id,
+        new.key_id,
+        new.endpoint,
+        new.status_path,
+        JobStatus.ACTIVE,
         now,
-        now + POLL_INTERVAL_MS,
+        now + min(poll_ms, FIRST_POLL_MS),  # any process may take it: not this one's pace
+        new.hold_step,
+        new.hold_ceiling,
+        0,
+        new.cancel_path,
     )
     with db.write() as conn:
-        if jobs.get_job(conn, job_id) is None:
+        if jobs.get_job(conn, new.id) is None:
             jobs.insert_job(conn, job)
-            # Every charge settled from here on carries the job's id (activity, history).
-            reservations_store.set_job_id(conn, team_id, reservation_id, job_id)
+            # Every charge settled from here on carries the job's id (activity, history), and
+            # the hold is the job's now, not the request's.
+            reservations_store.hand_over(conn, new.team_id, new.reservation_id, new.id)
     return job
 
 
@@ -53,16 +83,41 @@ def get_job(db: Database, job_id: str) -> Job | None:
         return jobs.get_job(conn, job_id)
 
 
+def owns(db: Database, team_id: str, job_id: str) -> bool:
+    """Did this team start this upstream job (or scrape)? Only then may it read or cancel it."""
+    with db.read() as conn:
+        if jobs.get_team_job(conn, team_id, job_id) is not None:
+            return True
+        return reservations_store.holds_job(conn, team_id, job_id)
+
+
+def team_job(db: Database, team_id: str, job_id: str) -> Job | None:
+    with db.read() as conn:
+        return jobs.get_team_job(conn, team_id, job_id)
+
+
+def mark_cancelled(db: Database, job: Job) -> None:
+    """The job was cancelled upstream: follow it until its total stops moving."""
+    with db.write() as conn:
+        current = jobs.get_team_job(conn, job.team_id, job.id)
+        if current is not None and current.status is JobStatus.ACTIVE:
+            jobs.set_status(conn, job.team_id, job.id, JobStatus.CANCELLING)
+
+
 def apply_report(
     db: Database, job: Job, credits_used: int | None, status: str | None, now: Instant
-) -> None:
-    """Settle what the upstream says the job has cost in all; close it when it has ended."""
-    finished = status in FINISHED
+) -> Next:
+    """Settle what the upstream says the job has cost in all; close it once it has ended."""
     held = reservations.get(db, job.reservation_id, now)
-    if held.status != "open":
+    current = team_job(db, job.team_id, job.id) or job
+    if held.status != "open" or current.status is JobStatus.DONE:
         _finish(db, job)
-        return
+        return Next.DONE
     total = held.settled if credits_used is None else credits_used
+    cancelled = status == CANCELLED or current.status is JobStatus.CANCELLING
+    if cancelled:
+        return _settle_cancelled(db, current, held.settled, total, now)
+    finished = status in FINISHED
     try:
         if total > held.settled or finished:
             reservations.settle(db, job.reservation_id, total, now, final=finished, as_total=True)
@@ -70,21 +125,53 @@ def apply_report(
         finished = True
     if finished:
         _finish(db, job)
+        return Next.DONE
+    return _grow(db, current, held.credits, total, now)
+
+
+def _settle_cancelled(db: Database, job: Job, settled: int, total: int, now: Instant) -> Next:
+    quiet = job.quiet_polls + 1 if total <= settled else 0
+    final = quiet >= QUIET_POLLS
+    try:
+        if total > settled or final:
+            reservations.settle(db, job.reservation_id, total, now, final=final, as_total=True)
+    except Conflict:
+        final = True
+    if final:
+        _finish(db, job)
+        return Next.DONE
+    with db.write() as conn:
+        if job.status is not JobStatus.CANCELLING:
+            jobs.set_status(conn, job.team_id, job.id, JobStatus.CANCELLING)
+        jobs.set_quiet_polls(conn, job.team_id, job.id, quiet)
+    return Next.FOLLOW
+
+
+def _grow(db: Database, job: Job, held: int, total: int, now: Instant) -> Next:
+    """Keep a growing hold a step ahead of the work; CANCEL when the team cannot pay."""
+    if job.hold_step is None or job.hold_ceiling is None:
+        return Next.FOLLOW
+    wanted = min(total + job.hold_step, job.hold_ceiling)
+    if wanted <= held:
+        return Next.FOLLOW
+    if reservations.extend(db, job.reservation_id, wanted - held, now):
+        return Next.FOLLOW
+    return Next.CANCEL
 
 
 def _finish(db: Database, job: Job) -> None:
     with db.write() as conn:
-        jobs.finish(conn, job.team_id, job.id)
+        jobs.set_status(conn, job.team_id, job.id, JobStatus.DONE)
 
 
-def claim_due(db: Database, now: Instant, limit: int = 20) -> list[Job]:
+def claim_due(db: Database, now: Instant, poll_ms: int, limit: int = 20) -> list[Job]:
     """Jobs whose next poll is due, each claimed by this process alone."""
     with db.read() as conn:
         due = jobs.due_jobs(conn, now, limit)
     claimed = []
     for job in due:
         with db.write() as conn:
-            if jobs.claim(conn, job, now + POLL_INTERVAL_MS):
+            if jobs.claim(conn, job, now + poll_ms):
                 claimed.append(job)
     return claimed
 

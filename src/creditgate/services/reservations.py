@@ -121,9 +121,15 @@ def _replayed(previous: dict[str, Any]) -> ReservationView:
 
 
 def reserve(
-    db: Database, request: ReserveRequest, now: Instant, *, max_open: int | None = None
+    db: Database,
+    request: ReserveRequest,
+    now: Instant,
+    *,
+    max_open: int | None = None,
+    owner: str | None = None,
 ) -> ReservationView:
-    """Hold credits; with `max_open`, also refuse while the team has that many jobs open."""
+    """Hold credits; with `max_open`, also refuse while the team has that many jobs open.
+    `owner`: the gateway process whose request holds it (released if that process dies)."""
     check_amount(request.credits, allow_zero=False)
     check_texts(
         endpoint=request.endpoint,
@@ -169,6 +175,7 @@ def reserve(
             created_at=now,
             expires_at=now + request.ttl_ms,
             closed_at=None,
+            owner=owner,
         )
         reservations.insert_reservation(conn, held)
         view = _view(conn, held, now, remaining=verdict.remaining - request.credits)
@@ -219,6 +226,7 @@ def settle(
     final: bool,
     idempotency_key: str | None = None,
     as_total: bool = False,
+    job_id: str | None = None,
 ) -> ReservationView:
     """Charge `credits` against the reservation; with `as_total`, `credits` is what the work has
     cost in all, and only what was not settled yet is charged (decided under the team lock, so
@@ -241,6 +249,9 @@ def settle(
             )
         if as_total:
             credits = max(credits - current.settled, 0)
+        if job_id is not None and current.job_id is None:  # e.g. the scrape id of an answer
+            reservations.hand_over(conn, book.team.id, current.id, job_id)
+            current = replace(current, job_id=job_id)
         posted = book.charge(
             book.key(current.key_id),
             credits,
@@ -277,6 +288,40 @@ def release(
         if current.status == "open":
             reservations.close(conn, current.team_id, current.id, "released", now)
         return _view(conn, _find(conn, reservation_id), now)
+
+
+def extend(db: Database, reservation_id: str, more: int, now: Instant) -> bool:
+    """Hold `more` credits on an open reservation, admitted as a new hold would be (team
+    balance, then the key's cap); False, and nothing changed, if they do not fit."""
+    check_amount(more, allow_zero=False)
+    with db.write() as conn:
+        team, plan = lock_team(conn, _find(conn, reservation_id).team_id, now)
+        current = _find(conn, reservation_id)
+        if current.status != "open" or team.suspended:
+            return False
+        verdict = _admit(
+            conn, _active_key(conn, current.key_id), more, now, plan.renews, team.anchor
+        )
+        if not verdict.allowed:
+            return False
+        reservations.set_amount(conn, team.id, current.id, current.amount + more)
+        return True
+
+
+def release_orphans(db: Database, live: list[str], now: Instant, limit: int = 100) -> int:
+    """Release the holds of requests whose gateway process is not among `live`: it stopped
+    (kill -9, a crash) and will never settle them."""
+    with db.read() as conn:
+        found = reservations.orphaned(conn, live, limit)
+    released = 0
+    for team_id, reservation_id in found:
+        with db.write() as conn:
+            lock_team(conn, team_id, now)
+            current = _find(conn, reservation_id)  # re-read: a job may have taken it over
+            if current.status == "open" and current.owner is not None and current.owner not in live:
+                reservations.close(conn, team_id, current.id, "released", now)
+                released += 1
+    return released
 
 
 def get(db: Database, reservation_id: str, now: Instant) -> ReservationView:

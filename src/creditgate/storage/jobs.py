@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from sqlalchemy import Connection, insert, select, update
 
 from creditgate.domain.instants import Instant
 from creditgate.storage.tables import jobs, reservations
+
+
+class JobStatus(StrEnum):
+    ACTIVE = "active"  # running upstream; polled
+    CANCELLING = "cancelling"  # cancelled; polled until its reported total stops moving
+    DONE = "done"  # settled for good
+
+
+FOLLOWED = (JobStatus.ACTIVE, JobStatus.CANCELLING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,9 +28,13 @@ class Job:
     key_id: str
     endpoint: str
     status_path: str
-    status: str
+    status: JobStatus
     created_at: Instant
     next_poll_at: Instant
+    hold_step: int | None = None  # credits the hold grows by; None: a fixed hold
+    hold_ceiling: int | None = None  # the most the hold grows to
+    quiet_polls: int = 0
+    cancel_path: str | None = None
 
 
 def _from_row(row: object) -> Job:
@@ -32,9 +46,13 @@ def _from_row(row: object) -> Job:
         m["key_id"],
         m["endpoint"],
         m["status_path"],
-        m["status"],
+        JobStatus(m["status"]),
         m["created_ms"],
         m["next_poll_ms"],
+        m["hold_step"],
+        m["hold_ceiling"],
+        m["quiet_polls"],
+        m["cancel_path"],
     )
 
 
@@ -50,6 +68,10 @@ def insert_job(conn: Connection, job: Job) -> None:
             status=job.status,
             created_ms=job.created_at,
             next_poll_ms=job.next_poll_at,
+            hold_step=job.hold_step,
+            hold_ceiling=job.hold_ceiling,
+            quiet_polls=job.quiet_polls,
+            cancel_path=job.cancel_path,
         )
     )
 
@@ -59,10 +81,16 @@ def get_job(conn: Connection, job_id: str) -> Job | None:
     return None if row is None else _from_row(row)
 
 
+def get_team_job(conn: Connection, team_id: str, job_id: str) -> Job | None:
+    query = select(jobs).where(jobs.c.team_id == team_id, jobs.c.id == job_id)
+    row = conn.execute(query).first()
+    return None if row is None else _from_row(row)
+
+
 def due_jobs(conn: Connection, now: Instant, limit: int) -> list[Job]:
     query = (
         select(jobs)
-        .where(jobs.c.status == "active", jobs.c.next_poll_ms <= now)
+        .where(jobs.c.status.in_(FOLLOWED), jobs.c.next_poll_ms <= now)
         .order_by(jobs.c.next_poll_ms)
         .limit(limit)
     )
@@ -77,21 +105,29 @@ def claim(conn: Connection, job: Job, next_poll: Instant) -> bool:
             jobs.c.team_id == job.team_id,
             jobs.c.id == job.id,
             jobs.c.next_poll_ms == job.next_poll_at,
-            jobs.c.status == "active",
+            jobs.c.status.in_(FOLLOWED),
         )
         .values(next_poll_ms=next_poll)
     )
     return bool(result.rowcount)
 
 
-def finish(conn: Connection, team_id: str, job_id: str) -> None:
+def set_status(conn: Connection, team_id: str, job_id: str, status: JobStatus) -> None:
     conn.execute(
-        update(jobs).where(jobs.c.team_id == team_id, jobs.c.id == job_id).values(status="done")
+        update(jobs)
+        .where(jobs.c.team_id == team_id, jobs.c.id == job_id)
+        .values(status=status, quiet_polls=0)
+    )
+
+
+def set_quiet_polls(conn: Connection, team_id: str, job_id: str, polls: int) -> None:
+    conn.execute(
+        update(jobs).where(jobs.c.team_id == team_id, jobs.c.id == job_id).values(quiet_polls=polls)
     )
 
 
 def active_of_team(conn: Connection, team_id: str, endpoint: str) -> list[tuple[str, str | None]]:
-    """(job id, target URL) of the team's jobs still followed, oldest first."""
+    """(job id, target URL) of the team's jobs still running, oldest first."""
     query = (
         select(jobs.c.id, reservations.c.target)
         .join(
@@ -99,7 +135,11 @@ def active_of_team(conn: Connection, team_id: str, endpoint: str) -> list[tuple[
             (reservations.c.team_id == jobs.c.team_id)
             & (reservations.c.id == jobs.c.reservation_id),
         )
-        .where(jobs.c.team_id == team_id, jobs.c.status == "active", jobs.c.endpoint == endpoint)
+        .where(
+            jobs.c.team_id == team_id,
+            jobs.c.status == JobStatus.ACTIVE,
+            jobs.c.endpoint == endpoint,
+        )
         .order_by(jobs.c.created_ms)
     )
     return [(r.id, r.target) for r in conn.execute(query)]

@@ -39,6 +39,7 @@ class Reservation:
     created_at: Instant
     expires_at: Instant
     closed_at: Instant | None
+    owner: str | None = None  # the gateway process whose request holds it
 
     @property
     def holding(self) -> int:
@@ -62,6 +63,7 @@ def _from_row(row: object) -> Reservation:
         created_at=m["created_ms"],
         expires_at=m["expires_ms"],
         closed_at=m["closed_ms"],
+        owner=m["owner"],
     )
 
 
@@ -81,6 +83,7 @@ def insert_reservation(conn: Connection, r: Reservation) -> None:
             created_ms=r.created_at,
             expires_ms=r.expires_at,
             closed_ms=r.closed_at,
+            owner=r.owner,
         )
     )
 
@@ -197,10 +200,41 @@ def key_holds(conn: Connection, team_id: str, now: Instant) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in rows}
 
 
-def set_job_id(conn: Connection, team_id: str, reservation_id: str, job_id: str) -> None:
-    """Name the upstream job a reservation pays for, once the upstream has said it."""
+def hand_over(conn: Connection, team_id: str, reservation_id: str, job_id: str) -> None:
+    """Name the upstream job a reservation pays for, once the upstream has said it; the job,
+    followed by any gateway process, owns the hold from now on."""
     conn.execute(
         update(reservations)
         .where(reservations.c.team_id == team_id, reservations.c.id == reservation_id)
-        .values(job_id=job_id)
+        .values(job_id=job_id, owner=None)
     )
+
+
+def set_amount(conn: Connection, team_id: str, reservation_id: str, amount: int) -> None:
+    conn.execute(
+        update(reservations)
+        .where(reservations.c.team_id == team_id, reservations.c.id == reservation_id)
+        .values(amount=amount)
+    )
+
+
+def holds_job(conn: Connection, team_id: str, job_id: str) -> bool:
+    """Did one of the team's reservations pay for this upstream job (or scrape) id?"""
+    query = select(reservations.c.id).where(
+        reservations.c.team_id == team_id, reservations.c.job_id == job_id
+    )
+    return conn.execute(query.limit(1)).first() is not None
+
+
+def orphaned(conn: Connection, live: list[str], limit: int) -> list[tuple[str, str]]:
+    """(team, reservation) of open holds owned by a process not in `live`."""
+    query = (
+        select(reservations.c.team_id, reservations.c.id)
+        .where(
+            reservations.c.status == OPEN,
+            reservations.c.owner.is_not(None),
+            reservations.c.owner.not_in(live),
+        )
+        .limit(limit)
+    )
+    return [(r.team_id, r.id) for r in conn.execute(query)]

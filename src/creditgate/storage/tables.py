@@ -169,9 +169,14 @@ reservations = Table(
     Column("created_ms", BigInteger, nullable=False),
     Column("expires_ms", BigInteger, nullable=False),
     Column("closed_ms", BigInteger, nullable=True),
+    # The gateway process whose request holds it (NULL once a job or a client owns it): when
+    # that process stops beating, its requests will never settle and their holds are released.
+    Column("owner", String(36), nullable=True),
     Index(None, "id", unique=True),
     Index(None, "team_id", "status", "expires_ms"),
     Index(None, "status", "expires_ms"),
+    Index(None, "team_id", "job_id"),
+    Index(None, "owner"),
 )
 
 # Asynchronous upstream jobs (crawl, batch scrape, extract, agent) the gateway follows: each
@@ -185,20 +190,28 @@ jobs = Table(
     Column("key_id", String(36), nullable=False),
     Column("endpoint", String(64), nullable=False),
     Column("status_path", String(300), nullable=False),  # e.g. /v2/crawl/<id>
-    Column("status", String(16), nullable=False),  # active, done
+    Column("status", String(16), nullable=False),  # active, cancelling, done
     Column("created_ms", BigInteger, nullable=False),
     Column("next_poll_ms", BigInteger, nullable=False),
+    # A hold that grows with the job (a crawl without a limit): credits added each time the
+    # reported total nears it, up to the ceiling. NULL: the hold is fixed at the start.
+    Column("hold_step", BigInteger, nullable=True),
+    Column("hold_ceiling", BigInteger, nullable=True),
+    # Polls in a row whose reported total did not move, once the job is cancelled.
+    Column("quiet_polls", Integer, nullable=False, server_default="0"),
+    Column("cancel_path", String(300), nullable=True),  # DELETE here cancels it upstream
     Index(None, "id", unique=True),
     Index(None, "status", "next_poll_ms"),
 )
 
-# Running totals that unknown upstream GET routes reported, per path: only their increase is
-# ever charged, however often the same resource is read.
-reported_totals = Table(
-    "reported_totals",
+# Gateway processes alive, by heartbeat: a hold whose owner stopped beating is released.
+processes = Table(
+    "processes",
     metadata,
-    Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
-    Column("path", String(500), primary_key=True),
-    Column("credits", BigInteger, nullable=False),
-    Column("updated_ms", BigInteger, nullable=False),
+    Column("id", String(36), primary_key=True),
+    Column("pid", Integer, nullable=False),
+    Column("hostname", String(255), nullable=False),
+    Column("started_ms", BigInteger, nullable=False),
+    Column("heartbeat_ms", BigInteger, nullable=False),
+    Index(None, "heartbeat_ms"),
 )
