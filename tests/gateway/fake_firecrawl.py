@@ -1,32 +1,63 @@
-"""A small Firecrawl that answers as a self-hosted one does (firecrawl-api.md §6).
+"""A small Firecrawl that answers as a self-hosted one does (firecrawl-api.md §6, §7).
 
-Targets steer it: a URL containing `fail` makes every engine fail (500); `slow` answers after
-two seconds (past the gateway's timeout in tests); `wait` after half a second; `drop` closes
-the connection; `missing` is a 404 page (still charged); `pdf` is a three-page PDF; `big` is a
-4 MiB answer sent in chunks. Crawls and
-batch scrapes gain one page per status poll and page through `next`.
+It routes like Firecrawl's Express router: paths match case-insensitively, a trailing slash is
+ignored, parameters are percent-decoded, and anything unknown is Express's 404. Every request it
+receives, matched or not, is recorded with its exact raw path (`state.paths`) and its headers
+(`state.headers`), so a test can see what reached it. Besides the `/v1` and `/v2` routes of §7 it
+serves Firecrawl's internals (`/`, `/test`, `/is-production`, `/serverHealthCheck`, the job-queue
+board under `/admin/<key>/queues`): none of them may ever be reached through the gateway.
+
+Targets steer it. A scrape URL containing `fail` makes every engine fail (500 with
+`SCRAPE_ALL_ENGINES_FAILED`); `slow` answers after two seconds (past the gateway's timeout in
+tests); `wait` after half a second; `drop` closes the connection without an answer; `truncate`
+sends a 200 whose body stops mid-JSON; `liar` reports `creditsUsed: -5` (`liar-huge`: 10**20);
+`missing` is a 404 page (still charged); `pdf` is a three-page PDF; `big` is a 4 MiB answer sent
+in chunks. A crawl or batch URL containing `drop` drops the connection after the answer's head;
+`fail` is a 500 `CRAWL_FAILED`.
+
+Crawls and batch scrapes gain `pages_per_poll` pages per status poll (1 credit each), page
+through `next`, and are as long as `min(limit, 4)` (a batch: its URLs; a crawl without a limit:
+`unlimited_total`). A cancelled job reads "cancelled" at once, but its pages in flight still
+finish: `after_cancel` more pages, one per status poll, then it stops moving.
+
+`state.billed` is what this Firecrawl bills for each piece of work (a job's id, a scrape's id, a
+search's or map's own id): the figure it reports, or where it reports none (map, v1 search) what
+it bills all the same (1 per map, 1 per search result).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
-from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+CRAWL_LIKE = ("crawl", "batch_scrape")
+TASK_CREDITS = {"llmstxt": 2, "deep_research": 3}
+EXTRACT_TOKENS = 45  # 3 credits at 15 tokens a credit
 
 
 @dataclass
 class Crawl:
+    """An upstream job: a crawl or batch scrape (pages), or an extract / llmstxt / deep research
+    (one step)."""
+
     total: int
     completed: int = 0
     status: str = "scraping"
+    kind: str = "crawl"  # crawl, batch_scrape, extract, llmstxt, deep_research
+    url: str = ""
+    in_flight: int = 0  # pages still to finish after a cancel
+    done_at_cancel: int | None = None  # pages completed when the cancel arrived
 
 
 @dataclass
@@ -39,6 +70,19 @@ class FakeState:
     growing_reads: int = 0
     inflight: int = 0
     max_inflight: int = 0
+    # Every request received, matched or not: (method, raw path exactly as received).
+    paths: list[tuple[str, str]] = field(default_factory=list)
+    # The headers of every request received, in order, names lower-cased.
+    headers: list[list[tuple[str, str]]] = field(default_factory=list)
+    after_cancel: int = 2
+    unlimited_total: int = 40
+    pages_per_poll: int = 1
+    scrapes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    billed: dict[str, int] = field(default_factory=dict)
+
+    def headers_named(self, name: str) -> list[str]:
+        """Every value of one header the fake received, across all requests."""
+        return [v for received in self.headers for k, v in received if k == name.lower()]
 
 
 def document(url: str, credits: int, status: int = 200) -> dict[str, Any]:
@@ -63,12 +107,161 @@ def page_cost(url: str, body: dict[str, Any]) -> int:
     return cost + (2 if "pdf" in url else 0)
 
 
-def make_app(state: FakeState) -> Starlette:
+# --- answers that are not answers: a dropped connection, a body cut short -------------------
+
+
+class Dropped(Response):
+    """The connection closes before any byte of an answer.
+
+    uvicorn marks the response started before it validates the head, so a head it refuses
+    writes nothing; the exception that follows makes it close the connection.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with contextlib.suppress(Exception):  # refused on purpose: nothing was written
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"x", b"\n")]})
+        raise ConnectionResetError("dropped")
+
+
+class CutShort(Response):
+    """The answer's head, then `keep` bytes of its body, then the connection closes."""
+
+    def __init__(self, payload: dict[str, Any], keep: int | None = None) -> None:
+        super().__init__(status_code=200)
+        self.raw = json.dumps(payload).encode()
+        self.keep = len(self.raw) // 2 if keep is None else keep
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(self.raw)).encode()),
+                ],
+            }
+        )
+        if self.keep:
+            await send(
+                {"type": "http.response.body", "body": self.raw[: self.keep], "more_body": True}
+            )
+        raise ConnectionResetError("cut short")
+
+
+# --- routing like Express -------------------------------------------------------------------
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class FakeRoute:
+    method: str
+    template: str
+    handler: Handler
+    pattern: re.Pattern[str]
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    """`/v2/crawl/{job_id}` as Express matches it: case-insensitive, one segment a parameter;
+    `{rest:path}` takes the rest of the path."""
+    out = ""
+    for part in re.split(r"(\{[^}]+\})", template):
+        if part.startswith("{"):
+            name, _, kind = part[1:-1].partition(":")
+            out += f"(?P<{name}>.*)" if kind == "path" else f"(?P<{name}>[^/]+)"
+        else:
+            out += re.escape(part)
+    return re.compile(f"^{out}$", re.IGNORECASE)
+
+
+class ExpressRouter:
+    """A pure ASGI app: records every request, then dispatches the first matching route."""
+
+    def __init__(self, state: FakeState) -> None:
+        self.state = state
+        self.routes: list[FakeRoute] = []
+
+    def add(self, method: str, template: str, handler: Handler) -> None:
+        self.routes.append(FakeRoute(method, template, handler, _compile(template)))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        raw = scope.get("raw_path") or scope["path"].encode()
+        raw_path = raw.decode("latin-1")
+        method: str = scope["method"]
+        self.state.paths.append((method, raw_path))
+        self.state.headers.append(
+            [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        )
+        matched = raw_path[:-1] if len(raw_path) > 1 and raw_path.endswith("/") else raw_path
+        for route in self.routes:
+            found = route.pattern.match(matched)
+            if found and route.method == method:
+                scope["path_params"] = {k: unquote(v) for k, v in found.groupdict().items()}
+                scope["route_template"] = route.template
+                response = await route.handler(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        text = f"<pre>Cannot {method} {raw_path}</pre>"
+        await PlainTextResponse(text, status_code=404, media_type="text/html")(scope, receive, send)
+
+
+def _limit(body: dict[str, Any]) -> int | str | None:
+    """A crawl's `limit` as Firecrawl reads it: absent (None), a count, or "invalid"."""
+    if "limit" not in body or body["limit"] is None:
+        return None
+    value = body["limit"]
+    if isinstance(value, bool):
+        return "invalid"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and value > 0 else "invalid"
+
+
+def _bad_request(message: str) -> JSONResponse:
+    return JSONResponse(
+        {"success": False, "error": "Bad Request", "details": [{"message": message}]},
+        status_code=400,
+    )
+
+
+def _not_found() -> JSONResponse:
+    return JSONResponse({"success": False, "error": "Job not found"}, status_code=404)
+
+
+def make_app(state: FakeState) -> ExpressRouter:
     async def record(request: Request) -> dict[str, Any]:
-        body = await request.json() if request.method == "POST" else {}
+        parsed: object = {}
+        if request.method in ("POST", "PUT", "PATCH"):
+            try:
+                parsed = json.loads(await request.body() or b"{}")
+            except ValueError:
+                parsed = {}
+        body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
         state.requests.append((request.method, request.url.path, body))
         state.auth.append(request.headers.get("authorization"))
         return body
+
+    def version(request: Request) -> str:
+        template: str = request.scope["route_template"]
+        return template.split("/")[1]
+
+    # --- synchronous, metered ---------------------------------------------------------------
 
     async def scrape(request: Request) -> Response:
         body = await record(request)
@@ -90,14 +283,19 @@ def make_app(state: FakeState) -> Starlette:
             await asyncio.sleep(0.5)
             state.inflight -= 1
         if "drop" in url:
-            raise ConnectionResetError("dropped")
+            return Dropped()
         if not url.startswith("http"):
-            return JSONResponse(
-                {"success": False, "error": "Bad Request", "details": [{"message": "Invalid URL"}]},
-                status_code=400,
-            )
+            return _bad_request("Invalid URL")
         status = 404 if "missing" in url else 200
         doc = document(url, page_cost(url, body), status)
+        if "truncate" in url:  # billed by nobody: the answer never arrives whole
+            return CutShort({"success": True, "data": doc})
+        if "liar" in url:
+            doc["metadata"]["creditsUsed"] = 10**20 if "liar-huge" in url else -5
+            state.billed[doc["metadata"]["scrapeId"]] = page_cost(url, body)
+        else:
+            state.billed[doc["metadata"]["scrapeId"]] = doc["metadata"]["creditsUsed"]
+        state.scrapes[doc["metadata"]["scrapeId"]] = doc
         if "big" in url:  # a large answer, sent in chunks
             doc["markdown"] = "x" * (4 << 20)
             raw = json.dumps({"success": True, "data": doc}).encode()
@@ -112,6 +310,7 @@ def make_app(state: FakeState) -> Starlette:
 
     async def map_(request: Request) -> Response:
         body = await record(request)
+        state.billed[str(uuid.uuid4())] = 1  # map reports nothing and costs 1
         return JSONResponse(
             {
                 "success": True,
@@ -119,49 +318,116 @@ def make_app(state: FakeState) -> Starlette:
             }
         )
 
-    async def search(request: Request) -> Response:
-        await record(request)
-        return JSONResponse(
-            {
-                "success": True,
-                "data": {
-                    "web": [{"url": f"https://r{i}.example", "title": f"r{i}"} for i in range(3)]
-                },
-            }
-        )
+    def results(body: dict[str, Any]) -> list[dict[str, Any]]:
+        limit = body.get("limit")
+        count = limit if isinstance(limit, int) and not isinstance(limit, bool) else 3
+        count = max(1, min(count, 20))
+        return [
+            {"url": f"https://r{i}.example", "title": f"r{i}", "description": f"result {i}"}
+            for i in range(count)
+        ]
 
-    async def start_job(request: Request) -> Response:
+    async def search_v2(request: Request) -> Response:
+        """v2 search reports its cost: 1 credit per result (Firecrawl 2025-08)."""
+        found = results(await record(request))
+        state.billed[str(uuid.uuid4())] = len(found)
+        return JSONResponse({"success": True, "data": {"web": found}, "creditsUsed": len(found)})
+
+    async def search_v1(request: Request) -> Response:
+        """v1 search (and x402 search) reports nothing, but is billed as v2: 1 per result."""
+        found = results(await record(request))
+        state.billed[str(uuid.uuid4())] = len(found)
+        return JSONResponse({"success": True, "data": found})
+
+    # --- jobs -------------------------------------------------------------------------------
+
+    def job_url(request: Request, path: str, job_id: str) -> str:
+        return f"{state.base_url}/{version(request)}/{path}/{job_id}"
+
+    async def start_crawl(request: Request) -> Response:
+        body = await record(request)
+        url = str(body.get("url", ""))
+        limit = _limit(body)
+        if limit == "invalid":
+            return _bad_request("limit must be a positive integer")
+        if "fail" in url:
+            return JSONResponse(
+                {"success": False, "code": "CRAWL_FAILED", "error": "The crawl failed to start."},
+                status_code=500,
+            )
+        job_id = str(uuid.uuid4())
+        answer = {"success": True, "id": job_id, "url": job_url(request, "crawl", job_id)}
+        if "drop" in url:
+            return CutShort(answer, keep=0)
+        total = state.unlimited_total if limit is None else min(int(limit), 4)
+        state.crawls[job_id] = Crawl(total, kind="crawl", url=url)
+        state.billed[job_id] = 0
+        return JSONResponse(answer)
+
+    async def start_batch(request: Request) -> Response:
         body = await record(request)
         urls = body.get("urls")
-        total = len(urls) if isinstance(urls, list) else min(int(body.get("limit", 4)), 4)
+        if not (isinstance(urls, list) and urls and all(isinstance(u, str) for u in urls)):
+            return _bad_request("urls must be a non-empty list of URLs")
+        if any("fail" in u for u in urls):
+            return JSONResponse(
+                {"success": False, "code": "CRAWL_FAILED", "error": "The batch failed to start."},
+                status_code=500,
+            )
         job_id = str(uuid.uuid4())
-        state.crawls[job_id] = Crawl(total)
-        kind = "batch/scrape" if "batch" in request.url.path else "crawl"
-        version = request.url.path.split("/")[1]
-        extra: dict[str, Any] = {"invalidURLs": []} if kind == "batch/scrape" else {}
-        return JSONResponse(
-            {
-                "success": True,
-                "id": job_id,
-                "url": f"{state.base_url}/{version}/{kind}/{job_id}",
-                **extra,
-            }
-        )
+        answer = {
+            "success": True,
+            "id": job_id,
+            "url": job_url(request, "batch/scrape", job_id),
+            "invalidURLs": [],
+        }
+        if any("drop" in u for u in urls):
+            return CutShort(answer, keep=0)
+        state.crawls[job_id] = Crawl(len(urls), kind="batch_scrape", url=urls[0])
+        state.billed[job_id] = 0
+        return JSONResponse(answer)
+
+    def start_task(kind: str) -> Handler:
+        async def start(request: Request) -> Response:
+            body = await record(request)
+            job_id = str(uuid.uuid4())
+            urls = body.get("urls")
+            url = body.get("url") or (urls[0] if isinstance(urls, list) and urls else "")
+            state.crawls[job_id] = Crawl(1, kind=kind, url=str(url))
+            state.billed[job_id] = 0
+            extra: dict[str, Any] = {"urlTrace": []} if kind == "extract" else {}
+            return JSONResponse({"success": True, "id": job_id, **extra})
+
+        return start
+
+    def advance(crawl: Crawl) -> None:
+        """One status poll's worth of progress."""
+        if crawl.status == "scraping":
+            crawl.completed = min(crawl.completed + state.pages_per_poll, crawl.total)
+            if crawl.completed == crawl.total:
+                crawl.status = "completed"
+        elif crawl.status == "cancelled" and crawl.in_flight > 0:
+            crawl.completed += 1
+            crawl.in_flight -= 1
+
+    def lookup(request: Request, kinds: tuple[str, ...]) -> Crawl | None:
+        crawl = state.crawls.get(request.path_params["job_id"])
+        return crawl if crawl is not None and crawl.kind in kinds else None
 
     async def job_status(request: Request) -> Response:
         await record(request)
-        crawl = state.crawls.get(request.path_params["job_id"])
+        job_id = request.path_params["job_id"]
+        crawl = lookup(request, CRAWL_LIKE)
         if crawl is None:
-            return JSONResponse({"success": False, "error": "Job not found"}, status_code=404)
-        if crawl.status == "scraping":
-            crawl.completed = min(crawl.completed + 1, crawl.total)
-            if crawl.completed == crawl.total:
-                crawl.status = "completed"
+            return _not_found()
+        advance(crawl)
+        state.billed[job_id] = crawl.completed
         skip = int(request.query_params.get("skip", "0"))
         docs = [document(f"https://site.example/p{i}", 1) for i in range(crawl.completed)]
         page = docs[skip : skip + state.page_size]
         more = skip + state.page_size < len(docs)
-        next_url = f"{state.base_url}{request.url.path}?skip={skip + state.page_size}"
+        canonical = request.scope["route_template"].replace("{job_id}", job_id)
+        next_url = f"{state.base_url}{canonical}?skip={skip + state.page_size}"
         return JSONResponse(
             {
                 "success": True,
@@ -175,11 +441,123 @@ def make_app(state: FakeState) -> Starlette:
             }
         )
 
+    async def job_errors(request: Request) -> Response:
+        await record(request)
+        if lookup(request, CRAWL_LIKE) is None:
+            return _not_found()
+        return JSONResponse({"errors": [], "robotsBlocked": []})
+
     async def cancel(request: Request) -> Response:
         await record(request)
-        crawl = state.crawls[request.path_params["job_id"]]
+        crawl = lookup(request, CRAWL_LIKE)
+        if crawl is None:
+            return _not_found()
+        if crawl.status == "completed":
+            return JSONResponse(
+                {"success": False, "error": "The job has already completed."}, status_code=409
+            )
+        if crawl.status == "scraping":
+            crawl.done_at_cancel = crawl.completed
+            crawl.in_flight = min(state.after_cancel, crawl.total - crawl.completed)
         crawl.status = "cancelled"
         return JSONResponse({"success": True, "status": "cancelled"})
+
+    async def extract_status(request: Request) -> Response:
+        await record(request)
+        job_id = request.path_params["job_id"]
+        task = lookup(request, ("extract",))
+        if task is None:
+            return _not_found()
+        advance(task)
+        state.billed[job_id] = -(-EXTRACT_TOKENS // 15)
+        return JSONResponse(
+            {
+                "success": True,
+                "status": task.status,
+                "data": {"answer": 42},
+                "expiresAt": "2030-01-01T00:00:00.000Z",
+                "tokensUsed": EXTRACT_TOKENS,
+            }
+        )
+
+    def task_status(kind: str) -> Handler:
+        async def status(request: Request) -> Response:
+            await record(request)
+            job_id = request.path_params["job_id"]
+            task = lookup(request, (kind,))
+            if task is None:
+                return _not_found()
+            advance(task)
+            state.billed[job_id] = TASK_CREDITS[kind]
+            return JSONResponse(
+                {
+                    "success": True,
+                    "status": task.status,
+                    "data": {"result": f"{kind} of {task.url}"},
+                    "expiresAt": "2030-01-01T00:00:00.000Z",
+                    "creditsUsed": TASK_CREDITS[kind],
+                }
+            )
+
+        return status
+
+    async def scrape_status(request: Request) -> Response:
+        await record(request)
+        doc = state.scrapes.get(request.path_params["job_id"])
+        if doc is None:
+            return _not_found()
+        return JSONResponse({"success": True, "data": doc})
+
+    async def check_job_status(request: Request) -> Response:
+        await record(request)
+        job_id = request.path_params["job_id"]
+        if job_id in state.scrapes:
+            return JSONResponse({"success": True, "status": "completed", "id": job_id})
+        crawl = state.crawls.get(job_id)
+        if crawl is None:
+            return _not_found()
+        return JSONResponse({"success": True, "status": crawl.status, "id": job_id})
+
+    async def every_crawl(request: Request) -> Response:
+        """The upstream is shared: it lists every team's jobs."""
+        await record(request)
+        return JSONResponse(
+            {
+                "success": True,
+                "crawls": [
+                    {"id": job_id, "teamId": "upstream", "url": crawl.url, "options": {}}
+                    for job_id, crawl in state.crawls.items()
+                    if crawl.kind in CRAWL_LIKE
+                ],
+            }
+        )
+
+    # --- free, health, internals ------------------------------------------------------------
+
+    async def crawl_preview(request: Request) -> Response:
+        body = await record(request)
+        return JSONResponse({"success": True, "data": {"url": body.get("url"), "links": []}})
+
+    async def key_auth(request: Request) -> Response:
+        await record(request)
+        return JSONResponse({"success": True})
+
+    async def params_preview(request: Request) -> Response:
+        body = await record(request)
+        return JSONResponse(
+            {"success": True, "data": {"url": body.get("url"), "limit": 10000, "maxDepth": 10}}
+        )
+
+    def fixed(payload: dict[str, Any] | str) -> Handler:
+        async def answer(request: Request) -> Response:
+            await record(request)
+            if isinstance(payload, str):
+                return PlainTextResponse(payload)
+            return JSONResponse(payload)
+
+        return answer
+
+    # --- routes creditgate does not know (earlier tests) ------------------------------------
 
     async def stream(request: Request) -> Response:
         await record(request)
@@ -200,27 +578,53 @@ def make_app(state: FakeState) -> Starlette:
         await record(request)
         return JSONResponse({"success": True, "creditsUsed": 7})
 
-    routes = [
-        Route("/v2/deep-thing/{thing_id}", growing, methods=["GET"]),
-        Route("/v2/stream", stream, methods=["GET"]),
-        Route("/v2/something-new", unknown_post, methods=["POST"]),
-    ]
+    router = ExpressRouter(state)
+    add = router.add
+    add("GET", "/", fixed("SCRAPERS-JS: Hello, world! K8s!"))
+    add("GET", "/test", fixed("Hello, world!"))
+    add("GET", "/is-production", fixed({"isProduction": False}))
+    add("GET", "/serverHealthCheck", fixed({"status": "ok"}))
+    add("GET", "/serverHealthCheck/{rest:path}", fixed({"status": "ok"}))
+    add("GET", "/admin/{key}/queues", fixed({"queues": "board"}))
+    add("GET", "/admin/{key}/queues/{rest:path}", fixed({"queues": "board"}))
+    add("GET", "/v2/deep-thing/{thing_id}", growing)
+    add("GET", "/v2/stream", stream)
+    add("POST", "/v2/something-new", unknown_post)
+    add("POST", "/v1/x402/search", search_v1)
+    add("POST", "/v1/llmstxt", start_task("llmstxt"))
+    add("POST", "/v1/deep-research", start_task("deep_research"))
+    add("GET", "/v1/llmstxt/{job_id}", task_status("llmstxt"))
+    add("GET", "/v1/deep-research/{job_id}", task_status("deep_research"))
+    add("GET", "/v1/checkJobStatus/{job_id}", check_job_status)
+    add("POST", "/v1/crawlWebsitePreview", crawl_preview)
+    add("GET", "/v1/keyAuth", key_auth)
+    add("POST", "/v2/crawl/params-preview", params_preview)
+    add("GET", "/v1/health/liveness", fixed({"status": "ok"}))
+    add("GET", "/v1/health/readiness", fixed({"status": "ok"}))
+    add("POST", "/v1/search", search_v1)
+    add("POST", "/v2/search", search_v2)
     for v in ("v1", "v2"):
-        routes += [
-            Route(f"/{v}/scrape", scrape, methods=["POST"]),
-            Route(f"/{v}/map", map_, methods=["POST"]),
-            Route(f"/{v}/search", search, methods=["POST"]),
-            Route(f"/{v}/crawl", start_job, methods=["POST"]),
-            Route(f"/{v}/batch/scrape", start_job, methods=["POST"]),
-            Route(f"/{v}/crawl/{{job_id}}", job_status, methods=["GET"]),
-            Route(f"/{v}/batch/scrape/{{job_id}}", job_status, methods=["GET"]),
-            Route(f"/{v}/crawl/{{job_id}}", cancel, methods=["DELETE"]),
-            Route(
-                f"/{v}/team/credit-usage",
-                lambda r: JSONResponse({"success": True, "data": {"remaining_credits": 99999999}}),
-            ),
-        ]
-    return Starlette(routes=routes)
+        add("POST", f"/{v}/scrape", scrape)
+        add("POST", f"/{v}/map", map_)
+        add("POST", f"/{v}/crawl", start_crawl)
+        add("POST", f"/{v}/batch/scrape", start_batch)
+        add("POST", f"/{v}/extract", start_task("extract"))
+        add("GET", f"/{v}/crawl/active", every_crawl)
+        add("GET", f"/{v}/crawl/ongoing", every_crawl)
+        add("GET", f"/{v}/crawl/{{job_id}}", job_status)
+        add("GET", f"/{v}/batch/scrape/{{job_id}}", job_status)
+        add("GET", f"/{v}/crawl/{{job_id}}/errors", job_errors)
+        add("GET", f"/{v}/batch/scrape/{{job_id}}/errors", job_errors)
+        add("GET", f"/{v}/scrape/{{job_id}}", scrape_status)
+        add("GET", f"/{v}/extract/{{job_id}}", extract_status)
+        add("DELETE", f"/{v}/crawl/{{job_id}}", cancel)
+        add("DELETE", f"/{v}/batch/scrape/{{job_id}}", cancel)
+        add(
+            "GET",
+            f"/{v}/team/credit-usage",
+            fixed({"success": True, "data": {"remaining_credits": 99999999}}),
+        )
+    return router
 
 
 # For `python -m uvicorn tests.gateway.fake_firecrawl:app` (bench/): a standalone fake.
