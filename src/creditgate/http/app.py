@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -25,6 +26,7 @@ from creditgate.http.errors import (
     on_starlette_error,
     on_unexpected,
 )
+from creditgate.http.middleware import RefuseNul
 from creditgate.http.responses import ok
 from creditgate.services import jobs, reservations
 
@@ -92,6 +94,7 @@ def create_app(ctx: AppContext) -> Starlette:
         ]
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(RefuseNul)],
         lifespan=lifespan,
         exception_handlers={
             LedgerError: on_ledger_error,

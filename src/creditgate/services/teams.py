@@ -9,6 +9,7 @@ from creditgate.domain.ids import new_id
 from creditgate.domain.instants import Instant
 from creditgate.domain.plans import DEFAULT_PLAN_ID
 from creditgate.domain.teams import Team
+from creditgate.domain.text import refuse_nul
 from creditgate.services.rollover import lock_team
 from creditgate.storage import plans, teams
 from creditgate.storage.database import Database
@@ -26,6 +27,7 @@ def create_team(
 ) -> Team:
     if not 1 <= len(name.strip()) <= MAX_NAME:
         raise InvalidInput(f"name must be 1 to {MAX_NAME} characters", field="name")
+    refuse_nul(name, "name")
     if anchor is not None and anchor > now + 366 * 86_400_000:
         raise InvalidInput("anchor must not be more than a year ahead", field="anchor")
     start = now if anchor is None else anchor
@@ -77,6 +79,7 @@ def update_team(
     """Change a team. A new plan's credits arrive from the next billing period on."""
     if name is not None and not 1 <= len(name.strip()) <= MAX_NAME:
         raise InvalidInput(f"name must be 1 to {MAX_NAME} characters", field="name")
+    refuse_nul(name, "name")
     with db.write() as conn:
         team, _ = lock_team(conn, team_id, now)
         if plan_id is not None and plans.get_plan(conn, plan_id) is None:

@@ -1,0 +1,29 @@
+"""Pure ASGI checks around the whole application, before any route or handler runs."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from creditgate.domain.text import NUL
+from creditgate.http.responses import fail
+
+NUL_IN_URL = "Bad Request: the URL must not contain NUL characters."
+
+
+class RefuseNul:
+    """A NUL character in the path or the query (ids, cursors, parameters) is a 400.
+
+    Every text the ledger looks up or stores would otherwise reach the database, and PostgreSQL
+    cannot hold a NUL in text (SQLite can): one answer on both, at one boundary.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query: bytes = scope.get("query_string", b"")
+            if NUL in scope["path"] or b"%00" in query or b"\x00" in query:
+                await fail(400, NUL_IN_URL)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
