@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="share rate limits between processes")
     queue_wait_seconds: float = 30.0
     follow_seconds: float = 1.0
+    db_timeout_seconds: float = Field(
+        5.0, description="PostgreSQL: bound on connecting, each statement, a pool wait; 0: none"
+    )
 
     def admin_secret(self) -> str | None:
         """The admin token, from CREDITGATE_ADMIN_TOKEN or its file (SecretError if unusable)."""

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -18,22 +19,40 @@ from starlette.routing import Route
 from creditgate.domain.errors import LedgerError
 from creditgate.gateway import proxy
 from creditgate.http import account, admin, openapi
-from creditgate.http.context import AppContext, blocking
+from creditgate.http.context import AppContext, blocking, context
 from creditgate.http.errors import (
+    DATABASE_UNAVAILABLE,
     HTTPError,
+    on_database_error,
     on_http_error,
     on_ledger_error,
     on_starlette_error,
     on_unexpected,
 )
 from creditgate.http.middleware import RefuseNul
-from creditgate.http.responses import ok
+from creditgate.http.responses import fail, ok
 from creditgate.services import jobs, reservations
+from creditgate.storage.database import unavailable_errors
 
 log = logging.getLogger("creditgate.http")
 
+READY_TIMEOUT_SECONDS = 2.0
+
 
 async def health(_request: Request) -> Response:
+    """Liveness: the process answers (whatever the database does)."""
+    return ok()
+
+
+async def ready(request: Request) -> Response:
+    """Readiness: the database answers a `SELECT 1` within READY_TIMEOUT_SECONDS."""
+    db = context(request).db
+    try:
+        with anyio.fail_after(READY_TIMEOUT_SECONDS):
+            await anyio.to_thread.run_sync(db.ping, abandon_on_cancel=True)
+    except Exception as exc:  # whatever keeps the database from answering: not ready
+        log.warning("not ready: the database did not answer (%s)", type(exc).__name__)
+        return fail(503, DATABASE_UNAVAILABLE)
     return ok()
 
 
@@ -85,6 +104,12 @@ def create_app(ctx: AppContext) -> Starlette:
         Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
         Route("/docs", openapi.docs, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
+        Route("/health/live", health, methods=["GET"]),
+        Route("/health/ready", ready, methods=["GET"]),
+        # Firecrawl's own health routes: creditgate's health, never forwarded (so before the
+        # gateway's /v1 catch-all).
+        Route("/v1/health/liveness", health, methods=["GET"]),
+        Route("/v1/health/readiness", ready, methods=["GET"]),
     ]
     if ctx.upstream is not None:  # everything else under /v1 and /v2 goes through the gateway
         methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -100,6 +125,7 @@ def create_app(ctx: AppContext) -> Starlette:
             LedgerError: on_ledger_error,
             HTTPError: on_http_error,
             HTTPException: on_starlette_error,
+            **dict.fromkeys(unavailable_errors(), on_database_error),
             Exception: on_unexpected,
         },
     )

@@ -14,7 +14,7 @@ from creditgate.storage.migrate import upgrade
 
 
 def app_from_settings(settings: Settings) -> Starlette:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, timeout_seconds=settings.db_timeout_seconds or None)
     upstream = (
         Upstream(settings.upstream_url, settings.upstream_secret())
         if settings.upstream_url
