@@ -29,7 +29,7 @@ from creditgate.http.errors import (
     on_starlette_error,
     on_unexpected,
 )
-from creditgate.http.middleware import RefuseNul
+from creditgate.http.middleware import AnswerUnexpected, RefuseNul
 from creditgate.http.responses import fail, ok
 from creditgate.services import jobs, reservations
 from creditgate.storage.database import unavailable_errors
@@ -119,7 +119,7 @@ def create_app(ctx: AppContext) -> Starlette:
         ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RefuseNul)],
+        middleware=[Middleware(AnswerUnexpected), Middleware(RefuseNul)],
         lifespan=lifespan,
         exception_handlers={
             LedgerError: on_ledger_error,
