@@ -1,6 +1,13 @@
-"""Configuration, read from the environment (CREDITGATE_*) and overridable by CLI flags."""
+"""Configuration, read from the environment (CREDITGATE_*) and overridable by CLI flags.
+
+Secrets (the admin token, the upstream's key) come from the environment or from a file
+(CREDITGATE_ADMIN_TOKEN_FILE, CREDITGATE_UPSTREAM_KEY_FILE): never only from argv, which every
+local user can read in the process list.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -10,11 +17,33 @@ from creditgate.domain.plans import ACCOUNT_ROUTES_RPM
 DEFAULT_DATABASE_URL = "sqlite:///.creditgate/creditgate.db"
 
 
+class SecretError(ValueError):
+    """A secret's file is missing, unreadable or empty, or the secret is given twice."""
+
+
+def read_secret(value: str | None, path: str | None, what: str, env: str) -> str | None:
+    """The secret given as `value` or, with `path`, the file's text less its trailing newline."""
+    if not path:
+        return value or None
+    if value:
+        raise SecretError(f"give the {what} by {env} or by {env}_FILE, not both")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SecretError(f"cannot read the {what} from {path}: {reason}") from exc
+    secret = text.rstrip("\r\n")
+    if not secret.strip():
+        raise SecretError(f"the {what} file {path} is empty")
+    return secret
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CREDITGATE_", extra="ignore")
 
     database_url: str = Field(DEFAULT_DATABASE_URL, description="sqlite:///path or postgresql://")
     admin_token: str | None = Field(None, description="enables the admin API when set")
+    admin_token_file: str | None = Field(None, description="a file holding the admin token")
     host: str = "127.0.0.1"
     port: int = 3100
     workers: int = 1
@@ -23,9 +52,25 @@ class Settings(BaseSettings):
     sweep_seconds: float = Field(5.0, description="how often expired reservations are released")
     upstream_url: str | None = Field(None, description="the Firecrawl to front (gateway mode)")
     upstream_key: str | None = Field(None, description="the upstream's own API key, if any")
+    upstream_key_file: str | None = Field(None, description="a file holding the upstream's key")
     redis_url: str | None = Field(None, description="share rate limits between processes")
     queue_wait_seconds: float = 30.0
     follow_seconds: float = 1.0
     routes: str | None = Field(None, description="extra gateway routes: a JSON list")
     public_url: str | None = Field(None, description="where clients reach the gateway")
     cors_origins: str = Field("*", description="comma-separated origins, or *")
+    db_timeout_seconds: float = Field(
+        5.0, description="PostgreSQL: bound on connecting, each statement, a pool wait; 0: none"
+    )
+
+    def admin_secret(self) -> str | None:
+        """The admin token, from CREDITGATE_ADMIN_TOKEN or its file (SecretError if unusable)."""
+        return read_secret(
+            self.admin_token, self.admin_token_file, "admin token", "CREDITGATE_ADMIN_TOKEN"
+        )
+
+    def upstream_secret(self) -> str | None:
+        """The upstream's key, from CREDITGATE_UPSTREAM_KEY or its file."""
+        return read_secret(
+            self.upstream_key, self.upstream_key_file, "upstream key", "CREDITGATE_UPSTREAM_KEY"
+        )

@@ -16,7 +16,7 @@ from creditgate.http.admin import charge_json, grant_json, key_json, plan_json, 
 from creditgate.http.server import prepare
 from creditgate.services import account, audit, ledger, plans, teams
 from creditgate.services import keys as key_service
-from creditgate.settings import Settings
+from creditgate.settings import SecretError, Settings
 
 
 def _instant(text: str | None, name: str) -> Instant | None:
@@ -39,9 +39,21 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Port (default 3100).")
 @click.option("--workers", type=int, default=None, help="Server processes sharing the database.")
 @click.option("--database-url", default=None, help="sqlite:///path or postgresql://...")
-@click.option("--admin-token", default=None, help="Enables the admin API (or env).")
+@click.option(
+    "--admin-token",
+    default=None,
+    help="Enables the admin API. Visible to other local users (ps): prefer "
+    "CREDITGATE_ADMIN_TOKEN or --admin-token-file.",
+)
+@click.option("--admin-token-file", default=None, help="Read the admin token from this file.")
 @click.option("--upstream", default=None, help="Front this Firecrawl URL (gateway mode).")
-@click.option("--upstream-key", default=None, help="The upstream's own API key, if it needs one.")
+@click.option(
+    "--upstream-key",
+    default=None,
+    help="The upstream's own API key, if it needs one. Visible to other local users (ps): "
+    "prefer CREDITGATE_UPSTREAM_KEY or --upstream-key-file.",
+)
+@click.option("--upstream-key-file", default=None, help="Read the upstream's key from this file.")
 @click.option("--redis-url", default=None, help="Share rate limits between gateway processes.")
 def serve(
     host: str | None,
@@ -49,8 +61,10 @@ def serve(
     workers: int | None,
     database_url: str | None,
     admin_token: str | None,
+    admin_token_file: str | None,
     upstream: str | None,
     upstream_key: str | None,
+    upstream_key_file: str | None,
     redis_url: str | None,
 ) -> None:
     """Start the HTTP server (creates and migrates the database first)."""
@@ -59,17 +73,19 @@ def serve(
         ("PORT", port),
         ("WORKERS", workers),
         ("DATABASE_URL", database_url),
-        ("ADMIN_TOKEN", admin_token),
         ("UPSTREAM_URL", upstream),
-        ("UPSTREAM_KEY", upstream_key),
         ("REDIS_URL", redis_url),
     ):
         if value is not None:
             os.environ[f"CREDITGATE_{name}"] = str(value)
+    _export_secret("ADMIN_TOKEN", "--admin-token", admin_token, admin_token_file)
+    _export_secret("UPSTREAM_KEY", "--upstream-key", upstream_key, upstream_key_file)
     settings = Settings()
-    try:
+    try:  # fail now, with a clear message, rather than in every worker
+        settings.admin_secret()
+        settings.upstream_secret()
         prepare(settings)
-    except ValueError as exc:  # a configuration that cannot be served (e.g. CREDITGATE_ROUTES)
+    except (SecretError, ValueError) as exc:  # e.g. an unreadable secret, CREDITGATE_ROUTES
         raise click.ClickException(str(exc)) from exc
     click.echo(
         f"creditgate {__version__} on http://{settings.host}:{settings.port} "
@@ -85,6 +101,24 @@ def serve(
         log_level=settings.log_level,
         access_log=False,
     )
+
+
+def _export_secret(name: str, flag: str, value: str | None, path: str | None) -> None:
+    """Hand a secret's flag to the workers (through their environment); a flag overrides the
+    environment, its value or its file alike. A value on argv is readable by every local user."""
+    if value is not None and path is not None:
+        raise click.UsageError(f"give {flag} or {flag}-file, not both")
+    if value is not None:
+        click.echo(
+            f"warning: {flag} is visible to other local users in the process list; "
+            f"set CREDITGATE_{name} or use {flag}-file instead",
+            err=True,
+        )
+        os.environ[f"CREDITGATE_{name}"] = value
+        os.environ.pop(f"CREDITGATE_{name}_FILE", None)
+    elif path is not None:
+        os.environ[f"CREDITGATE_{name}_FILE"] = os.path.abspath(path)
+        os.environ.pop(f"CREDITGATE_{name}", None)
 
 
 @main.command()

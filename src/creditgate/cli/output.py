@@ -11,6 +11,7 @@ import click
 import orjson
 
 from creditgate.domain.errors import LedgerError
+from creditgate.domain.text import refuse_nul
 from creditgate.http.errors import STATUS
 from creditgate.settings import Settings
 from creditgate.storage.database import Database
@@ -57,6 +58,9 @@ def command_options(fn: F) -> F:
     def wrapper(*args: Any, as_json: bool, database_url: str | None, **kwargs: Any) -> Any:
         out = Output(as_json, database_url)
         try:
+            for name, value in kwargs.items():  # what a script passes, before any lookup
+                if isinstance(value, str):
+                    refuse_nul(value, name)
             return fn(out, *args, **kwargs)
         except LedgerError as exc:
             fail(out, exc.message, STATUS[type(exc)], exc.details)

@@ -4,18 +4,30 @@ A fixed one-minute window per (team, mode), as Firecrawl's limiter counts and re
 process the counts live in memory; with CREDITGATE_REDIS_URL they live in Redis and hold across
 every gateway process. (Concurrency itself is decided by the ledger: a job is an open
 reservation, admitted under the team's row lock, so it holds across processes without Redis.)
+
+Redis being down, frozen or failing never fails a request: every call to it is bounded
+(REDIS_TIMEOUT_SECONDS), and on a failure the limits fall back to this process's memory for
+REDIS_RETRY_SECONDS before Redis is tried again; the failure is logged at most once a minute.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import threading
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
 from creditgate.domain.instants import Instant
 
+log = logging.getLogger("creditgate.limits")
+
 WINDOW_MS = 60_000
+REDIS_TIMEOUT_SECONDS = 0.5  # connect, and each read or write on the socket
+REDIS_RETRY_SECONDS = 5.0  # after a failure, per-process limits for this long
+LOG_EVERY_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,35 +85,101 @@ class MemoryLimiter:
         with self._lock:
             self._waiting[subject] = max(self._waiting.get(subject, 1) - 1, 0)
 
+    def waiting(self, subject: str) -> int:
+        with self._lock:
+            return self._waiting.get(subject, 0)
+
 
 class RedisLimiter:
-    """The same windows and queue counts in Redis, shared by every gateway process."""
+    """The same windows and queue counts in Redis, shared by every gateway process; in this
+    process's memory while Redis fails (see the module's docstring)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_seconds: float | None = None,
+        retry_seconds: float | None = None,
+    ) -> None:
         from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import RedisError
 
-        self._redis = Redis.from_url(url)
+        timeout_seconds = REDIS_TIMEOUT_SECONDS if timeout_seconds is None else timeout_seconds
+        self._redis = Redis.from_url(
+            url,
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
+            retry=Retry(NoBackoff(), 0),  # no retries: the fallback answers at once instead
+        )
+        self._failures: tuple[type[Exception], ...] = (RedisError, OSError, TimeoutError)
+        self._timeout = timeout_seconds
+        self._retry_seconds = REDIS_RETRY_SECONDS if retry_seconds is None else retry_seconds
+        self._memory = MemoryLimiter()
+        self._down_until: float | None = None  # monotonic; None while Redis answers
+        self._logged_at: float | None = None
+
+    def _usable(self) -> bool:
+        return self._down_until is None or time.monotonic() >= self._down_until
+
+    def _failed(self, exc: Exception) -> None:
+        now = time.monotonic()
+        self._down_until = now + self._retry_seconds
+        if self._logged_at is None or now - self._logged_at >= LOG_EVERY_SECONDS:
+            self._logged_at = now
+            log.error(
+                "Redis failed (%s: %s); rate limits and queues are per process until it answers",
+                type(exc).__name__,
+                exc,
+            )
+
+    def _answered(self) -> None:
+        if self._down_until is not None:
+            self._down_until = None
+            log.warning("Redis answers again; rate limits and queues are shared again")
 
     async def hit(self, subject: str, mode: str, limit: int, now: Instant) -> Decision:
         window = now - now % WINDOW_MS
-        key = f"creditgate:rate:{subject}:{mode}:{window}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.pexpire(key, WINDOW_MS * 2)
-            count, _ = await pipe.execute()
-        return _decide(int(count), limit, window)
+        if self._usable():
+            key = f"creditgate:rate:{subject}:{mode}:{window}"
+            try:
+                async with asyncio.timeout(self._timeout * 2):
+                    async with self._redis.pipeline(transaction=True) as pipe:
+                        pipe.incr(key)
+                        pipe.pexpire(key, WINDOW_MS * 2)
+                        count, _ = await pipe.execute()
+            except self._failures as exc:
+                self._failed(exc)
+            else:
+                self._answered()
+                return _decide(int(count), limit, window)
+        return self._memory.hit_now(subject, mode, limit, now)
 
     async def enter_queue(self, subject: str, bound: int) -> bool:
-        key = f"creditgate:waiting:{subject}"
-        waiting = int(await self._redis.incr(key))
-        await self._redis.expire(key, 3600)
-        if waiting > bound:
-            await self._redis.decr(key)
-            return False
-        return True
+        if self._usable():
+            key = f"creditgate:waiting:{subject}"
+            try:
+                async with asyncio.timeout(self._timeout * 3):
+                    waiting = int(await self._redis.incr(key))
+                    await self._redis.expire(key, 3600)
+                    if waiting > bound:
+                        await self._redis.decr(key)
+            except self._failures as exc:
+                self._failed(exc)
+            else:
+                self._answered()
+                return waiting <= bound
+        return await self._memory.enter_queue(subject, bound)
 
     async def leave_queue(self, subject: str) -> None:
-        await self._redis.decr(f"creditgate:waiting:{subject}")
+        if self._memory.waiting(subject) > 0:  # it entered while Redis was failing
+            await self._memory.leave_queue(subject)
+            return
+        try:
+            async with asyncio.timeout(self._timeout * 2):
+                await self._redis.decr(f"creditgate:waiting:{subject}")
+        except self._failures as exc:
+            self._failed(exc)
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -16,24 +17,44 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from creditgate.domain.errors import LedgerError
+from creditgate.domain.ids import new_id
 from creditgate.gateway import proxy
 from creditgate.http import account, admin, openapi
-from creditgate.http.context import AppContext, blocking
+from creditgate.http.context import AppContext, blocking, context
 from creditgate.http.edge import Edge
 from creditgate.http.errors import (
+    DATABASE_UNAVAILABLE,
     HTTPError,
+    on_database_error,
     on_http_error,
     on_ledger_error,
     on_starlette_error,
     on_unexpected,
 )
-from creditgate.http.responses import ok
+from creditgate.http.middleware import AnswerUnexpected
+from creditgate.http.responses import fail, ok
 from creditgate.services import jobs, processes, reservations
+from creditgate.storage.database import unavailable_errors
 
 log = logging.getLogger("creditgate.http")
 
+READY_TIMEOUT_SECONDS = 2.0
+
 
 async def health(_request: Request) -> Response:
+    """Liveness: the process answers (whatever the database does)."""
+    return ok()
+
+
+async def ready(request: Request) -> Response:
+    """Readiness: the database answers a `SELECT 1` within READY_TIMEOUT_SECONDS."""
+    db = context(request).db
+    try:
+        with anyio.fail_after(READY_TIMEOUT_SECONDS):
+            await anyio.to_thread.run_sync(db.ping, abandon_on_cancel=True)
+    except Exception as exc:  # whatever keeps the database from answering: not ready
+        log.warning("not ready: the database did not answer (%s)", type(exc).__name__)
+        return fail(503, DATABASE_UNAVAILABLE)
     return ok()
 
 
@@ -44,8 +65,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     ctx: AppContext = app.state.ctx
     tasks = []
     if ctx.upstream is not None:
-        ctx.process_id = await blocking(processes.register, ctx.db, ctx.clock())
-        await blocking(processes.release_orphans, ctx.db, ctx.clock())
+        ctx.process_id = new_id(ctx.clock())
+        await _join(ctx, ctx.process_id)
         tasks.append(asyncio.create_task(_heartbeat(ctx, ctx.process_id)))
     if ctx.sweep_seconds > 0:
         tasks.append(asyncio.create_task(_sweep(ctx)))
@@ -76,13 +97,23 @@ async def _sweep(ctx: AppContext) -> None:
             log.exception("reservation sweep failed")
 
 
+async def _join(ctx: AppContext, process_id: str) -> None:
+    """Register this gateway process and release the holds dead ones left. A database that is
+    down at start does not stop the server: the heartbeat registers it once it answers."""
+    try:
+        await blocking(processes.beat, ctx.db, process_id, ctx.clock())
+        await blocking(processes.release_orphans, ctx.db, ctx.clock())
+    except Exception as exc:
+        log.error("could not register this gateway process (retrying): %s", exc)
+
+
 async def _heartbeat(ctx: AppContext, process_id: str) -> None:
     while True:
         await asyncio.sleep(processes.HEARTBEAT_MS / 1000)
         try:
             await blocking(processes.beat, ctx.db, process_id, ctx.clock())
-        except Exception:
-            log.exception("heartbeat failed")
+        except Exception as exc:
+            log.error("heartbeat failed: %s", exc)
 
 
 async def _follow(ctx: AppContext) -> None:
@@ -104,6 +135,12 @@ def create_app(ctx: AppContext) -> Starlette:
         Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
         Route("/docs", openapi.docs, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
+        Route("/health/live", health, methods=["GET"]),
+        Route("/health/ready", ready, methods=["GET"]),
+        # Firecrawl's own health routes: creditgate's health, never forwarded (so before the
+        # gateway's /v1 catch-all).
+        Route("/v1/health/liveness", health, methods=["GET"]),
+        Route("/v1/health/readiness", ready, methods=["GET"]),
     ]
     if ctx.upstream is not None:  # the rest of /v1 and /v2: the gateway's route table decides
         methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -113,12 +150,17 @@ def create_app(ctx: AppContext) -> Starlette:
         ]
     app = Starlette(
         routes=routes,
+        # Outermost first: every answer, a 500 included, gets its CORS header at the edge.
+        middleware=[
+            Middleware(Edge, origins=ctx.cors_origins),
+            Middleware(AnswerUnexpected),
+        ],
         lifespan=lifespan,
-        middleware=[Middleware(Edge, origins=ctx.cors_origins)],
         exception_handlers={
             LedgerError: on_ledger_error,
             HTTPError: on_http_error,
             HTTPException: on_starlette_error,
+            **dict.fromkeys(unavailable_errors(), on_database_error),
             Exception: on_unexpected,
         },
     )

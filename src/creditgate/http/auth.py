@@ -18,11 +18,19 @@ BANNED = "Unauthorized: This account has been banned."
 
 
 def bearer_token(request: Request) -> str:
+    """The token of an `Authorization: Bearer <token>` header (the scheme in any case).
+
+    No header is `Unauthorized`; an empty one or `Bearer` alone is `Token missing`; any other
+    scheme (`Basic`, `Token`) or a bare token is `Invalid token`, for team keys and the admin
+    token alike.
+    """
     header = request.headers.get("authorization")
     if header is None:
         raise HTTPError(401, UNAUTHORIZED)
     parts = header.split(" ")
     token = parts[1].strip() if len(parts) > 1 else ""
+    if header.strip() and parts[0].lower() != "bearer":
+        raise HTTPError(401, INVALID_TOKEN)
     if not token:
         raise HTTPError(401, TOKEN_MISSING)
     return token

@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from creditgate.domain.errors import InvalidInput
 from creditgate.domain.instants import Instant, InvalidInstant, parse_iso
+from creditgate.domain.text import NUL
 from creditgate.http.errors import HTTPError
 
 M = TypeVar("M", bound=BaseModel)
@@ -25,9 +26,34 @@ async def read_json(request: Request, limit: int) -> Any:
         if len(body) > limit:
             raise HTTPError(413, f"Request body is too large (limit {limit} bytes).")
     try:
-        return orjson.loads(bytes(body))
+        data = orjson.loads(bytes(body))
     except orjson.JSONDecodeError as exc:
         raise InvalidInput("Invalid JSON body: " + str(exc).split(":")[0]) from exc
+    where = _nul_at(data)
+    if where is not None:
+        field = ".".join(where) or "body"
+        raise InvalidInput(f"Bad Request: {field}: must not contain NUL characters", field=field)
+    return data
+
+
+def _nul_at(data: Any) -> tuple[str, ...] | None:
+    """Where the first string holding a NUL character (JSON's \\u0000) is, if any: no text the
+    ledger stores may hold one (PostgreSQL refuses it), so a body with one is refused whole.
+    Iterative, so a deeply nested body cannot exhaust the stack."""
+    pending: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while pending:
+        value, where = pending.pop()
+        if isinstance(value, str):
+            if NUL in value:
+                return where
+        elif isinstance(value, dict):
+            for name in value:
+                if NUL in name:
+                    return (*where, name)
+            pending.extend(((item, (*where, name)) for name, item in reversed(value.items())))
+        elif isinstance(value, list):
+            pending.extend((value[i], (*where, str(i))) for i in reversed(range(len(value))))
+    return None
 
 
 def parse(model: type[M], data: Any) -> M:

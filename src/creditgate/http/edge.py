@@ -8,7 +8,8 @@ matched and metered as one route here and reach another upstream. Canonical mean
 and none `.` or `..`; no percent-encoding at all; no trailing slash. That refuses dot segments,
 encoded dots, slashes and backslashes, `//`, `;` parameters, NUL and control bytes, and the
 absolute form (`GET http://host/...`, which h11 passes on whole; httptools keeps only its path,
-and the host is never used).
+and the host is never used). A NUL in the query is refused too: every text the ledger looks up
+would otherwise reach the database, and PostgreSQL cannot hold one (SQLite can).
 
 CORS as Firecrawl answers it (the `cors` package's defaults): any OPTIONS is a preflight,
 answered 204 without authentication, and every answer carries Access-Control-Allow-Origin.
@@ -26,6 +27,7 @@ NON_CANONICAL = (
     "Bad Request: the request path must be canonical: no dot segments, percent-encoding, "
     "empty segments, ';' parameters, backslashes or trailing slash."
 )
+NUL_IN_URL = "Bad Request: the URL must not contain NUL characters."
 _CANONICAL = re.compile(rb"(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+|/")
 ALLOW_METHODS = b"GET,HEAD,PUT,PATCH,POST,DELETE"
 
@@ -50,6 +52,10 @@ class Edge:
         allow = self._allowed_origin(scope)
         if not is_canonical(scope.get("raw_path") or scope["path"].encode()):
             await _answer(send, 400, allow, {"success": False, "error": NON_CANONICAL})
+            return
+        query: bytes = scope.get("query_string", b"")
+        if b"%00" in query or b"\x00" in query:  # PostgreSQL cannot hold a NUL in text
+            await _answer(send, 400, allow, {"success": False, "error": NUL_IN_URL})
             return
         if scope["method"] == "OPTIONS":
             await self._preflight(scope, send, allow)

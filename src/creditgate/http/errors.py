@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 from starlette.exceptions import HTTPException
@@ -11,6 +12,7 @@ from starlette.responses import Response
 
 from creditgate.domain import errors
 from creditgate.http.responses import fail
+from creditgate.storage.database import is_unavailable
 
 log = logging.getLogger("creditgate.http")
 
@@ -29,6 +31,9 @@ STATUS: dict[type[errors.LedgerError], int] = {
 UNAUTHORIZED = "Unauthorized"
 TOKEN_MISSING = "Unauthorized: Token missing"  # noqa: S105 (an error text)
 INVALID_TOKEN = "Unauthorized: Invalid token"  # noqa: S105 (an error text)
+DATABASE_UNAVAILABLE = "The database is unavailable. Please retry shortly."
+LOG_UNAVAILABLE_EVERY_SECONDS = 10.0
+_unavailable_logged_at: float | None = None
 
 
 class HTTPError(Exception):
@@ -70,3 +75,24 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     return fail(
         500, f"An error occurred. Please check your logs for more details. Error ID: {error_id}"
     )
+
+
+async def on_database_error(request: Request, exc: Exception) -> Response:
+    """A database that is down, frozen, timed out or locked is a 503 (retry shortly); any other
+    database error is a bug, a 500. The outage is logged at most every few seconds."""
+    global _unavailable_logged_at
+    if not is_unavailable(exc):
+        return await on_unexpected(request, exc)
+    now = time.monotonic()
+    if _unavailable_logged_at is None or now - _unavailable_logged_at >= (
+        LOG_UNAVAILABLE_EVERY_SECONDS
+    ):
+        _unavailable_logged_at = now
+        log.error(
+            "database unavailable on %s %s: %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+            str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+        )
+    return fail(503, DATABASE_UNAVAILABLE)

@@ -15,9 +15,9 @@ from creditgate.storage.migrate import upgrade
 
 
 def app_from_settings(settings: Settings) -> Starlette:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, timeout_seconds=settings.db_timeout_seconds or None)
     upstream = (
-        Upstream(settings.upstream_url, settings.upstream_key or None)
+        Upstream(settings.upstream_url, settings.upstream_secret())
         if settings.upstream_url
         else None
     )
@@ -25,7 +25,7 @@ def app_from_settings(settings: Settings) -> Starlette:
     return create_app(
         AppContext(
             db=db,
-            admin_token=settings.admin_token or None,
+            admin_token=settings.admin_secret(),
             account_rpm=settings.account_rpm,
             sweep_seconds=settings.sweep_seconds,
             upstream=upstream,

@@ -12,6 +12,7 @@ from creditgate.domain.ids import new_id
 from creditgate.domain.instants import Instant
 from creditgate.domain.pricing import MAX_CREDITS
 from creditgate.domain.teams import ApiKey, Team
+from creditgate.domain.text import refuse_nul
 from creditgate.storage import keys, teams
 from creditgate.storage.database import Database
 
@@ -33,6 +34,7 @@ def create_key(
         raise InvalidInput(f"cap must be a whole number from 0 to {MAX_CREDITS}", field="cap")
     if name is not None and not 1 <= len(name.strip()) <= MAX_NAME:
         raise InvalidInput(f"name must be 1 to {MAX_NAME} characters", field="name")
+    refuse_nul(name, "name")
     with db.write() as conn:
         if teams.get_team_for_update(conn, team_id) is None:
             raise NotFound(f"Team {team_id} not found", teamId=team_id)
@@ -81,6 +83,7 @@ def revoke_key(db: Database, key_id: str, now: Instant) -> ApiKey:
 
 def resolve_key(conn: Connection, key_or_id: str) -> tuple[ApiKey, Team]:
     """Find a key by the fc- key itself or by its id."""
+    refuse_nul(key_or_id, "key")
     if key_or_id.startswith("fc-"):
         found = keys.get_key_and_team_by_hash(conn, keygen.hash_key(key_or_id))
         if found is None:

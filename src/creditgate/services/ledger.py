@@ -29,6 +29,7 @@ from creditgate.domain.ids import new_id
 from creditgate.domain.instants import Instant, format_iso
 from creditgate.domain.pricing import MAX_CREDITS
 from creditgate.domain.teams import ApiKey
+from creditgate.domain.text import refuse_nul
 from creditgate.services import idempotency
 from creditgate.services.book import Details, TeamBook
 from creditgate.services.keys import resolve_key
@@ -103,6 +104,7 @@ def check_texts(**texts: str | None) -> None:
     for name, value in texts.items():
         if value is not None and len(value) > MAX_TEXT.get(name, MAX_IDEMPOTENCY_KEY):
             raise InvalidInput(f"{name} is too long", field=name)
+        refuse_nul(value, name)
 
 
 def check_idempotency_key(key: str | None) -> None:
@@ -110,6 +112,7 @@ def check_idempotency_key(key: str | None) -> None:
         raise InvalidInput(
             f"idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="id"
         )
+    refuse_nul(key, "idempotency key", "id")
 
 
 def check_charge(request: ChargeRequest) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import socket
 
-from creditgate.domain.ids import new_id
 from creditgate.domain.instants import Instant
 from creditgate.services import reservations
 from creditgate.storage import processes
@@ -23,16 +22,10 @@ HEARTBEAT_MS = 5_000
 DEAD_AFTER_MS = 4 * HEARTBEAT_MS  # four missed beats
 
 
-def register(db: Database, now: Instant) -> str:
-    process_id = new_id(now)
-    with db.write() as conn:
-        processes.insert_process(conn, process_id, os.getpid(), socket.gethostname()[:255], now)
-    return process_id
-
-
 def beat(db: Database, process_id: str, now: Instant) -> None:
+    """Record that this process is alive; the first beat registers it."""
     with db.write() as conn:
-        if not processes.beat(conn, process_id, now):  # declared dead while stalled: rejoin
+        if not processes.beat(conn, process_id, now):  # new, or declared dead while stalled
             processes.insert_process(conn, process_id, os.getpid(), socket.gethostname()[:255], now)
 
 

@@ -6,14 +6,21 @@ from dataclasses import replace
 
 from creditgate.domain.errors import InvalidInput, NotFound
 from creditgate.domain.ids import new_id
-from creditgate.domain.instants import Instant
+from creditgate.domain.instants import MS_PER_DAY, Instant
 from creditgate.domain.plans import DEFAULT_PLAN_ID
 from creditgate.domain.teams import Team
+from creditgate.domain.text import refuse_nul
 from creditgate.services.rollover import lock_team
 from creditgate.storage import plans, teams
 from creditgate.storage.database import Database
 
 MAX_NAME = 200
+# How far from now an anchor may be. Back: a year of missed periods is granted (and expired) at
+# creation, so backfilled usage finds its period's credits; further back would write a grant per
+# month since then inside one transaction. An older billing date is given by its latest
+# occurrence (same day of month and time of day), which yields the same periods from now on.
+MAX_ANCHOR_AHEAD_MS = 366 * MS_PER_DAY
+MAX_ANCHOR_BACK_MS = 366 * MS_PER_DAY
 
 
 def create_team(
@@ -26,8 +33,11 @@ def create_team(
 ) -> Team:
     if not 1 <= len(name.strip()) <= MAX_NAME:
         raise InvalidInput(f"name must be 1 to {MAX_NAME} characters", field="name")
-    if anchor is not None and anchor > now + 366 * 86_400_000:
+    refuse_nul(name, "name")
+    if anchor is not None and anchor > now + MAX_ANCHOR_AHEAD_MS:
         raise InvalidInput("anchor must not be more than a year ahead", field="anchor")
+    if anchor is not None and anchor < now - MAX_ANCHOR_BACK_MS:
+        raise InvalidInput("anchor must not be more than a year in the past", field="anchor")
     start = now if anchor is None else anchor
     team = Team(
         id=new_id(now),
@@ -77,6 +87,7 @@ def update_team(
     """Change a team. A new plan's credits arrive from the next billing period on."""
     if name is not None and not 1 <= len(name.strip()) <= MAX_NAME:
         raise InvalidInput(f"name must be 1 to {MAX_NAME} characters", field="name")
+    refuse_nul(name, "name")
     with db.write() as conn:
         team, _ = lock_team(conn, team_id, now)
         if plan_id is not None and plans.get_plan(conn, plan_id) is None:

@@ -7,8 +7,11 @@ database's single write lock up front instead of upgrading a read lock (and dead
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import sqlite3
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -16,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -28,6 +32,52 @@ SQLITE_SYNCHRONOUS = (
 )
 
 
+# SQLite's messages for a database that cannot be used now, as opposed to a failed statement.
+SQLITE_UNAVAILABLE = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database file",
+    "disk i/o error",
+)
+
+
+def unavailable_errors() -> tuple[type[Exception], ...]:
+    """The exception classes a database failure may raise, for a handler to catch: wrapped by
+    SQLAlchemy, or the drivers' own (from Database.fetch). is_unavailable() tells which are."""
+    import psycopg
+
+    return (
+        sa_exc.OperationalError,
+        sa_exc.TimeoutError,
+        psycopg.OperationalError,
+        sqlite3.OperationalError,
+    )
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` is the database being unreachable, frozen, timed out, overloaded or
+    locked (worth a retry), rather than a statement being wrong (a bug)."""
+    if isinstance(error, sa_exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    cause = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    if isinstance(cause, sqlite3.OperationalError):
+        return str(cause).lower().startswith(SQLITE_UNAVAILABLE)
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(cause, psycopg.OperationalError)
+
+
+def _postgres_timeouts(parsed: URL, seconds: float) -> dict[str, Any]:
+    """psycopg connect arguments bounding a connection attempt (at least 2 s, libpq's floor)
+    and every statement (server side), kept beside any `options` the URL already sets."""
+    statement = f"-c statement_timeout={max(1, round(seconds * 1000))}"
+    given = parsed.query.get("options")
+    given = " ".join(given) if isinstance(given, tuple) else given
+    return {
+        "connect_timeout": max(2, math.ceil(seconds)),
+        "options": f"{given} {statement}" if given else statement,
+    }
+
+
 def normalize_url(url: str) -> str:
     """Accept `postgresql://` and `postgres://` (what most tools print) for psycopg 3."""
     for prefix in ("postgres://", "postgresql://"):
@@ -37,7 +87,13 @@ def normalize_url(url: str) -> str:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 20) -> None:
+    """`timeout_seconds` (the server's CREDITGATE_DB_TIMEOUT_SECONDS) bounds, on PostgreSQL,
+    connecting, each statement and the wait for a pooled connection; None (the CLI, migrations)
+    leaves them unbounded, so long maintenance statements are not cut short."""
+
+    def __init__(
+        self, url: str, *, pool_size: int = 20, timeout_seconds: float | None = None
+    ) -> None:
         self.url = normalize_url(url)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
@@ -56,8 +112,14 @@ class Database:
             _configure_sqlite(self.engine)
             self.reads: Engine = self.engine
         elif self.dialect == "postgresql":
+            bounds: dict[str, Any] = {}
+            if timeout_seconds is not None:
+                bounds = {
+                    "connect_args": _postgres_timeouts(parsed, timeout_seconds),
+                    "pool_timeout": timeout_seconds,
+                }
             self.engine = create_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **bounds
             )
             # Single-statement reads (storage/snapshots.py) need no transaction: autocommit
             # connections skip BEGIN, ROLLBACK and the pre-ping, three round trips a request.
@@ -67,6 +129,7 @@ class Database:
                 max_overflow=pool_size,
                 isolation_level="AUTOCOMMIT",
                 pool_recycle=300,
+                **bounds,
             )
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
@@ -110,6 +173,10 @@ class Database:
         finally:
             raw.close()
         return list(rows)
+
+    def ping(self) -> None:
+        """One `SELECT 1`: the database answers (the readiness check)."""
+        self.fetch("SELECT 1", {})
 
     def _driver_sql(self, sql: str) -> str:
         if self.dialect != "postgresql":

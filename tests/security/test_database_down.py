@@ -1,0 +1,107 @@
+"""A frozen, slow or locked database is a quick 503 in the envelope, and readiness says so."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from starlette.testclient import TestClient
+
+from creditgate.http.server import app_from_settings
+from creditgate.services import account, teams
+from creditgate.settings import Settings
+from creditgate.storage import database
+from creditgate.storage.database import Database
+from tests.conftest import ADMIN_TOKEN
+from tests.helpers import bearer
+from tests.server import free_port
+
+DOWN = "The database is unavailable. Please retry shortly."
+UNAVAILABLE = (503, {"success": False, "error": DOWN})
+A_KEY = "fc-" + "0" * 32
+
+
+@pytest.fixture
+def frozen_postgres() -> Iterator[str]:
+    """A PostgreSQL URL whose server accepts connections and never says a word."""
+    with socket.socket() as frozen:
+        frozen.bind(("127.0.0.1", 0))
+        frozen.listen(64)
+        yield f"postgresql://postgres@127.0.0.1:{frozen.getsockname()[1]}/postgres"
+
+
+@pytest.mark.parametrize("failure", ["frozen", "slow statements", "sqlite locked"])
+def test_an_unavailable_database_is_a_503_within_seconds_and_readiness_reports_it(
+    failure: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    ready = 200
+    blocker: sqlite3.Connection | None = None
+    if failure == "frozen":
+        url = request.getfixturevalue("frozen_postgres")
+        ready = 503
+    elif failure == "slow statements":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_MS", 200)
+        url = f"sqlite:///{tmp_path}/creditgate.db"
+        Database(url).dispose()  # creates the file in WAL mode
+    settings = Settings(
+        database_url=url,
+        admin_token=ADMIN_TOKEN,
+        db_timeout_seconds=1,
+        sweep_seconds=0,
+        # A gateway too: its health routes are creditgate's own, never forwarded upstream.
+        upstream_url=f"http://127.0.0.1:{free_port()}",
+        follow_seconds=0,
+    )
+    app = app_from_settings(settings)
+    db: Database = app.state.ctx.db
+    if failure == "slow statements":
+
+        def sleeping_snapshot(*_args: object) -> None:
+            db.fetch("SELECT pg_sleep(10)", {})
+
+        def sleeping_list(_db: Database) -> None:
+            with db.read() as conn:
+                conn.execute(text("SELECT pg_sleep(10)"))
+
+        monkeypatch.setattr(account, "snapshot", sleeping_snapshot)
+        monkeypatch.setattr(teams, "list_teams", sleeping_list)
+
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            if failure == "sqlite locked":
+                assert client.get("/health/ready").status_code == 200  # a pooled connection
+                blocker = sqlite3.connect(f"{tmp_path}/creditgate.db", isolation_level=None)
+                blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            calls = [
+                ("GET", "/v2/team/credit-usage", bearer(A_KEY)),
+                ("GET", "/admin/teams", bearer(ADMIN_TOKEN)),
+            ]
+            if failure == "sqlite locked":  # reads go on in WAL mode; writes wait, then 503
+                calls = [("POST", "/admin/teams", bearer(ADMIN_TOKEN))]
+            for method, path, headers in calls:
+                started = time.monotonic()
+                response = client.request(method, path, headers=headers, json={"name": "a"})
+                assert time.monotonic() - started < 4, path
+                assert (response.status_code, response.json()) == UNAVAILABLE, path
+            for path in ("/health/ready", "/v1/health/readiness"):
+                started = time.monotonic()
+                response = client.get(path)
+                assert time.monotonic() - started < 3, path
+                expected = UNAVAILABLE if ready == 503 else (200, {"success": True})
+                assert (response.status_code, response.json()) == expected, path
+            for path in ("/health", "/health/live", "/v1/health/liveness"):
+                assert client.get(path).json() == {"success": True}, path
+    finally:
+        if blocker is not None:
+            blocker.close()
+        db.dispose()

@@ -1,0 +1,60 @@
+"""Redis down or frozen: rate limits fall back to the process's memory, quickly, never a 500."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from creditgate.gateway import limits
+from creditgate.http.context import AppContext
+from creditgate.storage.database import Database
+from tests.conftest import Clock
+from tests.helpers import bearer, team_with_key
+from tests.server import free_port
+
+
+@pytest.fixture(params=["unreachable", "frozen"])
+def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "unreachable":
+        yield f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+        return
+    # The kernel completes connections into the backlog; nothing ever reads or answers.
+    with socket.socket() as frozen:
+        frozen.bind(("127.0.0.1", 0))
+        frozen.listen(64)
+        yield f"redis://127.0.0.1:{frozen.getsockname()[1]}/0"
+
+
+def test_a_failing_redis_leaves_rate_limits_to_the_process_and_logs_once(
+    ctx: AppContext,
+    client: TestClient,
+    db: Database,
+    clock: Clock,
+    redis_url: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _team, key, _key_id = team_with_key(db, clock.now)
+    ctx.account_rpm = 3
+    # Every request tries Redis again (no pause after a failure); still it is logged once.
+    monkeypatch.setattr(limits, "REDIS_RETRY_SECONDS", 0.0, raising=False)
+    ctx.limiter = limits.RedisLimiter(redis_url)
+    statuses = []
+    with caplog.at_level(logging.WARNING, logger="creditgate.limits"):
+        for _ in range(4):
+            started = time.monotonic()
+            response = client.get("/v2/team/credit-usage", headers=bearer(key))
+            assert time.monotonic() - started < 2, "a frozen Redis must not hold a request"
+            statuses.append(response.status_code)
+    assert statuses == [200, 200, 200, 429]
+    assert response.json()["error"].startswith(
+        "Rate limit exceeded. Consumed (req/min): 3, Remaining (req/min): 0."
+    )
+    records = [(r.name, r.levelname) for r in caplog.records]
+    assert records == [("creditgate.limits", "ERROR")]
+    assert caplog.records[0].getMessage().startswith("Redis failed (")
