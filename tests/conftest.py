@@ -7,7 +7,9 @@ skipping. After each test that used `db`, `creditgate verify` must find the ledg
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -36,6 +38,39 @@ START = parse_iso("2026-08-01T00:00:00Z")
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--big", action="store_true", help="run the stress tests at full size")
+
+
+# What no log line may ever hold: an API key, the test admin token, the test upstream key.
+SECRETS = re.compile(r"fc-[0-9a-f]{32}|test-admin-token|fc-upstream-own-key")
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log() -> Iterator[None]:
+    """Every log line of the whole suite — this process's and every server it started — is
+    checked for keys and tokens at the end (ledger promise 8: no key is logged)."""
+    from tests.server import SERVER_LOGS
+
+    lines = _Lines()
+    lines.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    ours = logging.getLogger("creditgate")
+    level = ours.level
+    ours.setLevel(logging.INFO)  # request lines are INFO: produce them, to check them
+    logging.getLogger().addHandler(lines)
+    yield
+    logging.getLogger().removeHandler(lines)
+    ours.setLevel(level)
+    texts = lines.lines + [p.read_text(errors="replace") for p in SERVER_LOGS.glob("*.log")]
+    leaked = [m.group(0) for text in texts for m in SECRETS.finditer(text)]
+    assert leaked == [], f"secrets in the logs: {sorted(set(leaked))[:5]}"
 
 
 @dataclass

@@ -6,12 +6,17 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
+
+# Where the servers this suite starts write their logs.
+SERVER_LOGS = Path(tempfile.mkdtemp(prefix="creditgate-server-logs-"))
 
 
 def free_port() -> int:
@@ -35,7 +40,7 @@ def start(
     extra_env: dict[str, str] | None = None,
 ) -> Server:
     """Start `creditgate serve` and wait until it answers /health."""
-    env = {**os.environ, "CREDITGATE_LOG_LEVEL": "warning", **(extra_env or {})}
+    env = {**os.environ, "CREDITGATE_LOG_LEVEL": "info", **(extra_env or {})}
     command = [
         sys.executable,
         "-m",
@@ -50,7 +55,11 @@ def start(
         "--workers",
         str(workers),
     ]
-    server = Server(f"http://127.0.0.1:{port}", subprocess.Popen(command, env=env))
+    # Its log goes to a file the suite checks for secrets at the end (tests/conftest.py).
+    log = (SERVER_LOGS / f"serve-{port}-{time.monotonic_ns()}.log").open("wb")
+    process = subprocess.Popen(command, env=env, stderr=log)
+    log.close()
+    server = Server(f"http://127.0.0.1:{port}", process)
     deadline = time.monotonic() + 30
     while True:
         try:

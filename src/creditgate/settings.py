@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     workers: int = 1
     account_rpm: int = Field(ACCOUNT_ROUTES_RPM, description="account route requests/min/team")
     log_level: str = "info"
+    log_format: str = Field("text", description="text or json: one line per request either way")
     sweep_seconds: float = Field(5.0, description="how often expired reservations are released")
     upstream_url: str | None = Field(None, description="the Firecrawl to front (gateway mode)")
     upstream_key: str | None = Field(None, description="the upstream's own API key, if any")

@@ -13,6 +13,7 @@ from creditgate.domain.errors import InvalidInput, NotFound
 from creditgate.domain.instants import Instant, InvalidInstant, format_iso, now, parse_iso
 from creditgate.domain.plans import BILLING_INTERVALS, Plan
 from creditgate.http.admin import charge_json, grant_json, key_json, plan_json, team_json
+from creditgate.http.requestlog import logging_config
 from creditgate.http.server import prepare
 from creditgate.services import account, audit, ledger, plans, teams
 from creditgate.services import keys as key_service
@@ -99,7 +100,8 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
-        access_log=False,
+        log_config=logging_config(settings.log_level, settings.log_format),
+        access_log=False,  # creditgate logs each request itself (http/requestlog.py)
     )
 
 

@@ -37,6 +37,7 @@ from creditgate.gateway.upstream import (
 from creditgate.http.auth import admit, check_token, rate_limited
 from creditgate.http.context import AppContext, blocking, context, quick_read
 from creditgate.http.errors import HTTPError
+from creditgate.http.requestlog import RequestFields, fields
 from creditgate.http.responses import JSON, fail
 from creditgate.services import account, jobs, reservations
 from creditgate.services.reservations import ReservationView, ReserveRequest
@@ -58,9 +59,12 @@ async def handle(request: Request) -> Response:
     match = ctx.routes.match(request.method, request.scope["path"])
     if upstream is None or match is None or match.row.kind in (RouteKind.ACCOUNT, RouteKind.HEALTH):
         raise HTTPError(404, NOT_FOUND)
+    logged = fields(request)
+    logged.route = match.row.path
     token = check_token(request)
     now = ctx.clock()
     snap = admit(await quick_read(ctx.db, account.snapshot, ctx.db, token, now))
+    logged.team, logged.key = snap.team.id, snap.key.hint
     body = await _bounded_body(request)
     kind = match.row.kind
     if kind is RouteKind.LIST:
@@ -153,6 +157,7 @@ async def _metered(
         body = orjson.dumps(parsed)
     target = parsed.get("url") or parsed.get("query") or parsed.get("prompt")
     held = await _reserve(ctx, snap, row, plan.first, target if isinstance(target, str) else None)
+    fields(request).held = held.credits
     release = _releaser(ctx, held.id)
     try:
         response = await upstream.open(
@@ -169,7 +174,7 @@ async def _metered(
         return Response(answer.body, status_code=answer.status, headers=answer.headers)
     if row.kind is RouteKind.JOB_START:
         return await _job_started(ctx, request, row, snap, held, plan, response)
-    settle = _Settlement(ctx, row, parsed, held.id)
+    settle = _Settlement(ctx, row, parsed, held.id, fields(request))
     return StreamingResponse(
         settle.relay(response), status_code=response.status_code, headers=kept_headers(response)
     )
@@ -336,10 +341,16 @@ class _Settlement(_Tee):
     """A metered answer: settle its hold with what it reports (or the cost table)."""
 
     def __init__(
-        self, ctx: AppContext, row: RouteRow, parsed: dict[str, Any], reservation_id: str
+        self,
+        ctx: AppContext,
+        row: RouteRow,
+        parsed: dict[str, Any],
+        reservation_id: str,
+        logged: RequestFields,
     ) -> None:
         super().__init__(ctx)
         self.row, self.parsed, self.reservation_id = row, parsed, reservation_id
+        self.logged = logged
 
     async def _complete(self) -> None:
         payload = self.payload()
@@ -356,6 +367,7 @@ class _Settlement(_Tee):
                 final=True,
                 job_id=_scrape_id(payload),
             )
+            self.logged.charged = credits
         except Conflict:  # released meanwhile: this process was taken for dead
             log.error("hold %s was closed before its answer settled", self.reservation_id)
 

@@ -14,6 +14,7 @@ from creditgate.domain.pricing import TOKENS_PER_CREDIT
 from creditgate.domain.teams import Team
 from creditgate.http.auth import admit, check_token, rate_limited
 from creditgate.http.context import blocking, context, quick_read
+from creditgate.http.requestlog import fields
 from creditgate.http.responses import ok
 from creditgate.services import account
 from creditgate.services.rollover import needs_rollover
@@ -32,6 +33,8 @@ async def _caller(request: Request) -> tuple[account.Snapshot, Instant]:
     token = check_token(request)
     now = ctx.clock()
     snap = admit(await quick_read(ctx.db, account.snapshot, ctx.db, token, now))
+    logged = fields(request)
+    logged.team, logged.key = snap.team.id, snap.key.hint
     decision = await ctx.limiter.hit(snap.team.id, "account", ctx.account_rpm, now)
     if not decision.allowed:
         raise rate_limited(decision, now)

@@ -17,6 +17,7 @@ from creditgate.http.auth import require_admin
 from creditgate.http.body import instant, parse, read_json
 from creditgate.http.context import AppContext, blocking, context
 from creditgate.http.errors import STATUS, HTTPError
+from creditgate.http.requestlog import fields
 from creditgate.http.responses import ok
 from creditgate.services import account, ingest, ledger, plans, reservations, teams
 from creditgate.services import keys as key_service
@@ -288,6 +289,10 @@ async def charge(request: Request) -> Response:
     ctx = await _admin(request)
     body = parse(schemas.ChargeIn, await _body(request, ctx))
     result = await blocking(ledger.charge, ctx.db, charge_request(body), ctx.clock())
+    logged = fields(request)
+    logged.team = result.team_id
+    if not result.replayed:
+        logged.charged = result.credits
     return _created(charge_json(result), result.replayed)
 
 

@@ -32,6 +32,7 @@ from creditgate.http.errors import (
     on_unexpected,
 )
 from creditgate.http.middleware import AnswerUnexpected
+from creditgate.http.requestlog import RequestLog
 from creditgate.http.responses import fail, ok
 from creditgate.services import jobs, processes, reservations
 from creditgate.storage.database import unavailable_errors
@@ -152,6 +153,7 @@ def create_app(ctx: AppContext) -> Starlette:
         routes=routes,
         # Outermost first: every answer, a 500 included, gets its CORS header at the edge.
         middleware=[
+            Middleware(RequestLog),
             Middleware(Edge, origins=ctx.cors_origins),
             Middleware(AnswerUnexpected),
         ],
