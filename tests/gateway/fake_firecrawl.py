@@ -1,7 +1,9 @@
 """A small Firecrawl that answers as a self-hosted one does (firecrawl-api.md §6, §7).
 
 It routes like Firecrawl's Express router: paths match case-insensitively, a trailing slash is
-ignored, parameters are percent-decoded, and anything unknown is Express's 404. Every request it
+ignored, parameters are percent-decoded, and anything unknown is Express's 404. Like Firecrawl's
+`cors()` middleware it answers every preflight with a 204 and puts
+`Access-Control-Allow-Origin: *` on every answer. Every request it
 receives, matched or not, is recorded with its exact raw path (`state.paths`) and its headers
 (`state.headers`), so a test can see what reached it. Besides the `/v1` and `/v2` routes of §7 it
 serves Firecrawl's internals (`/`, `/test`, `/is-production`, `/serverHealthCheck`, the job-queue
@@ -39,7 +41,7 @@ from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 CRAWL_LIKE = ("crawl", "batch_scrape")
 TASK_CREDITS = {"llmstxt": 2, "deep_research": 3}
@@ -178,6 +180,24 @@ def _compile(template: str) -> re.Pattern[str]:
     return re.compile(f"^{out}$", re.IGNORECASE)
 
 
+PREFLIGHT = {
+    "access-control-allow-methods": "GET,HEAD,PUT,PATCH,POST,DELETE",
+    "vary": "Access-Control-Request-Headers",
+}
+
+
+def _with_cors(send: Send) -> Send:
+    """Firecrawl runs the `cors()` middleware: `Access-Control-Allow-Origin: *` on every answer."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            message = {**message, "headers": [(b"access-control-allow-origin", b"*"), *headers]}
+        await send(message)
+
+    return wrapped
+
+
 class ExpressRouter:
     """A pure ASGI app: records every request, then dispatches the first matching route."""
 
@@ -206,6 +226,10 @@ class ExpressRouter:
         self.state.headers.append(
             [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
         )
+        send = _with_cors(send)
+        if method == "OPTIONS":  # Firecrawl's cors(): every preflight is a 204
+            await Response(status_code=204, headers=PREFLIGHT)(scope, receive, send)
+            return
         matched = raw_path[:-1] if len(raw_path) > 1 and raw_path.endswith("/") else raw_path
         for route in self.routes:
             found = route.pattern.match(matched)

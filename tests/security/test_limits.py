@@ -1,0 +1,211 @@
+"""Validate before holding (issue 7, "What to build" 4).
+
+Findings: "Overdraft by limit" (`"limit": 1e12`, `"100000"`, 10^29 held at the default, forwarded
+unchanged, settled at whatever the upstream reports) and "a crawl without a `limit` holds every
+remaining credit for its whole life: every other key of the team gets 402 until it ends".
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+
+from creditgate.domain.instants import now
+from creditgate.services import keys
+from creditgate.storage.database import Database
+from tests.gateway.conftest import Fake, Gateway
+from tests.helpers import bearer, team_with_key
+from tests.security.raw import raw_request
+from tests.security.support import (
+    BAD_REQUEST,
+    charged,
+    make_plan,
+    open_holds,
+    pause_follower,
+    remaining,
+    settled,
+    start_crawl,
+    wait_until,
+)
+
+BAD_LIMITS = (
+    "1e12",
+    '"100000"',
+    str(10**29),
+    "0",
+    "-1",
+    "true",
+    "1.5",
+    "10000001",
+    "[4]",
+    '{"n": 4}',
+)
+
+
+def _refused_before_holding(
+    db: Database, fake: Fake, gateway: Gateway, key: str, team_id: str, path: str, body: bytes
+) -> str | None:
+    """None if the request was a 400 "Bad Request" with details, nothing held or forwarded;
+    else what happened instead."""
+    before = len(fake.state.paths)
+    answer = raw_request(gateway.url, "POST", path, {"Authorization": f"Bearer {key}"}, body)
+    try:
+        parsed = answer.json()
+    except ValueError:
+        parsed = None
+    envelope = (
+        isinstance(parsed, dict)
+        and parsed.get("success") is False
+        and parsed.get("error") == BAD_REQUEST
+        and isinstance(parsed.get("details"), list)
+    )
+    forwarded = fake.state.paths[before:]
+    balance = (remaining(db, team_id), open_holds(db, team_id))
+    if answer.status == 400 and envelope and not forwarded and balance == (3000, 0):
+        return None
+    return f"{answer.status} {answer.body[:120]!r} forwarded={forwarded} balance={balance}"
+
+
+def test_a_crawl_limit_out_of_bounds_is_refused_before_anything_is_held(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    """Finding "Overdraft by limit": `limit` must be a JSON integer (not a bool, float or
+    string) from 1 to 10,000,000; anything else is 400 "Bad Request" with `details`, nothing
+    held, nothing forwarded."""
+    pause_follower(gateway)
+    team, key, _ = team_with_key(db, now())
+    wrong = {}
+    for path in ("/v2/crawl", "/v1/crawl"):
+        for limit in BAD_LIMITS:
+            body = b'{"url": "https://site.example", "limit": ' + limit.encode() + b"}"
+            problem = _refused_before_holding(db, fake, gateway, key, team.id, path, body)
+            if problem is not None:
+                wrong[f"{path} limit={limit}"] = problem
+    assert wrong == {}
+    assert fake.state.crawls == {}
+
+
+def test_a_batch_needs_a_non_empty_list_of_url_strings_before_anything_is_held(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    """Finding "Overdraft by limit" (a batch's `urls` are counted): no list, an empty list, or
+    anything but strings in it is 400 "Bad Request" before a hold or an upstream call."""
+    pause_follower(gateway)
+    team, key, _ = team_with_key(db, now())
+    bodies: tuple[dict[str, object], ...] = (
+        {},
+        {"urls": []},
+        {"urls": "https://site.example"},
+        {"urls": [1, 2]},
+        {"urls": [None]},
+        {"urls": [["https://site.example"]]},
+        {"urls": {"0": "https://site.example"}},
+    )
+    wrong = {}
+    for path in ("/v2/batch/scrape", "/v1/batch/scrape"):
+        for body in bodies:
+            problem = _refused_before_holding(
+                db, fake, gateway, key, team.id, path, json.dumps(body).encode()
+            )
+            if problem is not None:
+                wrong[f"{path} {json.dumps(body)}"] = problem
+    assert wrong == {}
+
+
+def test_a_batch_is_held_at_its_url_count_times_the_page_price(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    """A batch of three json-format pages holds 3 x 5 credits right after its start."""
+    pause_follower(gateway)
+    team, key, _ = team_with_key(db, now())
+    start_crawl(
+        gateway,
+        key,
+        {"urls": [f"https://site.example/{i}" for i in range(3)], "formats": [{"type": "json"}]},
+        "/v2/batch/scrape",
+    )
+    assert remaining(db, team.id) == 3000 - 15
+
+
+def test_nested_scrape_formats_are_priced_in_a_crawls_hold(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    """Finding "nested `scrapeOptions` formats are priced": a crawl of `"limit": 3` whose pages
+    are scraped with the json format (5 credits each) holds 15 credits, not 3."""
+    pause_follower(gateway)
+    team, key, _ = team_with_key(db, now())
+    start_crawl(
+        gateway,
+        key,
+        {
+            "url": "https://site.example",
+            "limit": 3,
+            "scrapeOptions": {"formats": [{"type": "json"}]},
+        },
+    )
+    assert remaining(db, team.id) == 3000 - 15
+
+
+def test_a_crawl_without_a_limit_does_not_lock_the_teams_other_keys_out(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    """Finding "a crawl without a limit holds every remaining credit for its whole life": while
+    it runs the team keeps most of its credits and another key can scrape; at its end it is
+    charged exactly what the upstream reports (40 pages)."""
+    fake.state.pages_per_poll = 5
+    team, key, _ = team_with_key(db, now())
+    other = keys.create_key(db, team.id, now(), name="other").secret
+    job_id = start_crawl(gateway, key, {"url": "https://site.example"})  # the SDK's default
+    assert remaining(db, team.id) > 1500, "the crawl holds most of the team's credits"
+    scraped = httpx.post(
+        f"{gateway.url}/v2/scrape",
+        json={"url": "https://example.com"},
+        headers=bearer(other),
+        timeout=15,
+    )
+    assert scraped.status_code == 200, scraped.text
+    assert remaining(db, team.id) > 1500
+    settled(db, team.id, timeout=60)
+    assert fake.state.crawls[job_id].completed == fake.state.unlimited_total
+    assert charged(db, team.id) == fake.state.billed[job_id] + 1 == 40 + 1
+    assert remaining(db, team.id) == 3000 - 41
+
+
+def test_a_crawl_without_a_limit_is_cancelled_upstream_when_the_team_cannot_pay_for_more(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    """Finding "a crawl without a limit" (no overdraft and no starvation both hold): a team of
+    10 credits, without overage, starts a crawl of 40 pages; creditgate cancels it upstream when
+    the team cannot pay for more, and the team never goes below zero."""
+    team, key, _ = team_with_key(db, now(), plan=make_plan(db, "ten", 10))
+    job_id = start_crawl(gateway, key, {"url": "https://site.example"})
+    lowest = [remaining(db, team.id)]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            lowest.append(remaining(db, team.id))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        wait_until(
+            lambda: any(
+                method == "DELETE" and path in (f"/v1/crawl/{job_id}", f"/v2/crawl/{job_id}")
+                for method, path in fake.state.paths
+            ),
+            "creditgate cancels the crawl upstream",
+            timeout=30,
+        )
+        settled(db, team.id, timeout=30)
+    finally:
+        stop.set()
+        watcher.join()
+    assert min(lowest) >= 0
+    assert remaining(db, team.id) >= 0
+    assert charged(db, team.id) <= 10
+    assert fake.state.crawls[job_id].status == "cancelled"
