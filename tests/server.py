@@ -105,7 +105,8 @@ def app_in_thread(app: object) -> Iterator[str]:
 
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical")  # type: ignore[arg-type]
+        # As `creditgate serve` runs it: X-Forwarded-* from a client is not trusted by default.
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", proxy_headers=False)  # type: ignore[arg-type]
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

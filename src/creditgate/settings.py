@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     follow_seconds: float = 1.0
     routes: str | None = Field(None, description="extra gateway routes: a JSON list")
     public_url: str | None = Field(None, description="where clients reach the gateway")
+    trusted_proxies: str | None = Field(
+        None, description="addresses whose X-Forwarded-For names the client (comma-separated)"
+    )
     cors_origins: str = Field("*", description="comma-separated origins, or *")
     db_timeout_seconds: float = Field(
         5.0, description="PostgreSQL: bound on connecting, each statement, a pool wait; 0: none"

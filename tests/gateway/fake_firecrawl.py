@@ -18,8 +18,8 @@ in chunks. A crawl or batch URL containing `drop` drops the connection after the
 `fail` is a 500 `CRAWL_FAILED`.
 
 Crawls and batch scrapes gain `pages_per_poll` pages per status poll (1 credit each), page
-through `next`, and are as long as `min(limit, 4)` (a batch: its URLs; a crawl without a limit:
-`unlimited_total`). A cancelled job reads "cancelled" at once, but its pages in flight still
+through `next`, and are as long as the site (`unlimited_total` pages) or their `limit` if less (a
+batch: its URLs). A cancelled job reads "cancelled" at once, but its pages in flight still
 finish: `after_cancel` more pages, one per status poll, then it stops moving.
 
 `state.billed` is what this Firecrawl bills for each piece of work (a job's id, a scrape's id, a
@@ -383,7 +383,8 @@ def make_app(state: FakeState) -> ExpressRouter:
         answer = {"success": True, "id": job_id, "url": job_url(request, "crawl", job_id)}
         if "drop" in url:
             return CutShort(answer, keep=0)
-        total = state.unlimited_total if limit is None else min(int(limit), 4)
+        # The site has `unlimited_total` pages: a crawl takes them all, or `limit` of them.
+        total = state.unlimited_total if limit is None else min(int(limit), state.unlimited_total)
         state.crawls[job_id] = Crawl(total, kind="crawl", url=url)
         state.billed[job_id] = 0
         return JSONResponse(answer)

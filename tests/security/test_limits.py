@@ -178,10 +178,15 @@ def test_a_crawl_without_a_limit_is_cancelled_upstream_when_the_team_cannot_pay_
     db: Database, fake: Fake, gateway: Gateway
 ) -> None:
     """Finding "a crawl without a limit" (no overdraft and no starvation both hold): a team of
-    10 credits, without overage, starts a crawl of 40 pages; creditgate cancels it upstream when
-    the team cannot pay for more, and the team never goes below zero."""
-    team, key, _ = team_with_key(db, now(), plan=make_plan(db, "ten", 10))
+    40 credits without overage starts a crawl of a 40-page site with no limit, and its other
+    key spends most of the rest meanwhile; creditgate cancels the crawl upstream when the team
+    cannot pay for more pages, charges what the upstream reports, and the team never goes
+    below zero."""
+    gateway.ctx.follow_seconds = 0.3
+    team, key, _ = team_with_key(db, now(), plan=make_plan(db, "forty", 40))
+    other = keys.create_key(db, team.id, now(), name="other").secret
     job_id = start_crawl(gateway, key, {"url": "https://site.example"})
+    assert fake.state.crawls[job_id].total == 40  # forwarded with what the team can pay: 40
     lowest = [remaining(db, team.id)]
     stop = threading.Event()
 
@@ -193,9 +198,18 @@ def test_a_crawl_without_a_limit_is_cancelled_upstream_when_the_team_cannot_pay_
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
+        spent = 0
+        for n in range(25):  # the other key takes what the crawl does not hold
+            answer = httpx.post(
+                f"{gateway.url}/v2/scrape",
+                json={"url": f"https://example.com/{n}"},
+                headers=bearer(other),
+                timeout=15,
+            )
+            spent += answer.status_code == 200
         wait_until(
             lambda: any(
-                method == "DELETE" and path in (f"/v1/crawl/{job_id}", f"/v2/crawl/{job_id}")
+                method == "DELETE" and path == f"/v2/crawl/{job_id}"
                 for method, path in fake.state.paths
             ),
             "creditgate cancels the crawl upstream",
@@ -205,7 +219,22 @@ def test_a_crawl_without_a_limit_is_cancelled_upstream_when_the_team_cannot_pay_
     finally:
         stop.set()
         watcher.join()
+    crawl = fake.state.crawls[job_id]
+    assert crawl.status == "cancelled" and crawl.completed < 40
+    assert spent >= 10  # the crawl did not lock the other key out
+    assert charged(db, team.id) == fake.state.billed[job_id] + spent <= 40
     assert min(lowest) >= 0
-    assert remaining(db, team.id) >= 0
-    assert charged(db, team.id) <= 10
-    assert fake.state.crawls[job_id].status == "cancelled"
+    assert remaining(db, team.id) == 40 - charged(db, team.id) >= 0
+
+
+def test_a_crawl_without_a_limit_is_forwarded_with_what_the_team_can_pay_for(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    """As the live API lowers a limit the team cannot pay for: a team of 10 credits crawling a
+    40-page site without a limit has the crawl forwarded with `limit: 10`, and pays 10."""
+    team, key, _ = team_with_key(db, now(), plan=make_plan(db, "ten", 10))
+    job_id = start_crawl(gateway, key, {"url": "https://site.example"})
+    assert fake.state.requests[-1][2]["limit"] == 10
+    settled(db, team.id, timeout=30)
+    assert fake.state.crawls[job_id].completed == 10
+    assert remaining(db, team.id) == 0

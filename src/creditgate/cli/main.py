@@ -102,6 +102,10 @@ def serve(
         log_level=settings.log_level,
         log_config=logging_config(settings.log_level, settings.log_format),
         access_log=False,  # creditgate logs each request itself (http/requestlog.py)
+        # The peer is the client unless it is a proxy the operator named: anyone else could
+        # claim any address in X-Forwarded-For.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
 
 

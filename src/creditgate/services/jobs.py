@@ -9,9 +9,12 @@ one is not: pages in flight at the cancel still finish and are billed upstream, 
 followed until its reported total has not moved for QUIET_POLLS polls in a row.
 
 A growing hold (a crawl without a limit): the job holds `hold_step` credits beyond what it has
-used, up to `hold_ceiling`; whenever the reported total comes within a step of the hold, the
-hold is extended by what keeps a step ahead, admitted like a new hold. When the team cannot pay
-for that, the job must stop: `apply_report` answers CANCEL and the gateway cancels it upstream.
+used, up to `hold_ceiling` (the limit it was forwarded with, so the upstream itself stops
+there); whenever the reported total comes within a step of the hold, the hold is extended by
+what keeps a step ahead, admitted like a new hold. When the team cannot pay for that (its other
+keys spent the rest), the job goes on within its hold until half a step is left, then must
+stop: `apply_report` answers CANCEL and the gateway cancels it upstream; the half step left
+pays for the pages in flight.
 """
 
 from __future__ import annotations
@@ -148,15 +151,15 @@ def _settle_cancelled(db: Database, job: Job, settled: int, total: int, now: Ins
 
 
 def _grow(db: Database, job: Job, held: int, total: int, now: Instant) -> Next:
-    """Keep a growing hold a step ahead of the work; CANCEL when the team cannot pay."""
+    """Keep a growing hold a step ahead of the work. When the team cannot pay for the next
+    step, the job goes on within what it holds, and is cancelled once only half a step is
+    left: room for the pages in flight, which finish after a cancel."""
     if job.hold_step is None or job.hold_ceiling is None:
         return Next.FOLLOW
     wanted = min(total + job.hold_step, job.hold_ceiling)
-    if wanted <= held:
+    if wanted <= held or reservations.extend(db, job.reservation_id, wanted - held, now):
         return Next.FOLLOW
-    if reservations.extend(db, job.reservation_id, wanted - held, now):
-        return Next.FOLLOW
-    return Next.CANCEL
+    return Next.CANCEL if held - total <= job.hold_step // 2 else Next.FOLLOW
 
 
 def _finish(db: Database, job: Job) -> None:
