@@ -13,6 +13,11 @@ restarted. Then `check_ledger` must find:
 (c) after every unanswered request is retried with the same idempotency keys, every charge
     committed exactly once (total = sum of all requests);
 (d) `creditgate verify` clean.
+
+`test_the_crash_check_detects_answers_sent_before_commit` runs the same scenario against a
+server broken on purpose (ack_before_commit/sitecustomize.py: it answers 2xx, then commits a
+moment later) and proves `check_ledger` reports the lost acknowledged charges: the main test
+cannot pass because its check is blind.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import httpx
@@ -159,6 +165,8 @@ BATCH_EVENTS = 20
 # The kill: a seeded pause in this range after the first 2xx, then right after the next 2xx
 # (an answer just sent, and the other clients' requests somewhere between arrival and answer).
 KILL_AFTER = (0.2, 1.0)
+BREAK_DIR = Path(__file__).parent / "ack_before_commit"
+COMMIT_DELAY_SECONDS = 0.5  # in the broken server: how long after its answer a write commits
 
 
 @dataclass
@@ -227,11 +235,24 @@ def _verify(database_url: str) -> Result:
     return CliRunner().invoke(main, ["verify", "--json", "--database-url", database_url])
 
 
-def crash_run(db: Database, database_url: str, seed: str) -> CrashRun:
-    """Sustained charges, kill -9 at a seeded moment, restart, check, retry, check, verify."""
+def crash_run(
+    db: Database, database_url: str, seed: str, *, ack_before_commit: bool = False
+) -> CrashRun:
+    """Sustained charges, kill -9 at a seeded moment, restart, check, retry, check, verify.
+
+    With `ack_before_commit`, the first server is the broken one (see BREAK_DIR); the restarted
+    server is always the real one.
+    """
     funds, spenders = _teams(db, seed)
     rng = random.Random(seed)
     kill_after = rng.uniform(*KILL_AFTER)
+    env: dict[str, str] = {}
+    if ack_before_commit:
+        path = os.environ.get("PYTHONPATH")
+        env = {
+            "PYTHONPATH": os.pathsep.join([str(BREAK_DIR), *([path] if path else [])]),
+            "CREDITGATE_TEST_ACK_BEFORE_COMMIT": str(COMMIT_DELAY_SECONDS),
+        }
     requests: list[Request] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -279,7 +300,7 @@ def crash_run(db: Database, database_url: str, seed: str) -> CrashRun:
         except Exception as exc:  # reported by the test, never swallowed
             errors.append(f"client {index}: {exc!r}")
 
-    server = start(database_url, ADMIN_TOKEN, free_port())
+    server = start(database_url, ADMIN_TOKEN, free_port(), extra_env=env)
     killed = False
     workers = [
         threading.Thread(target=client, args=(i, server.url))
@@ -332,6 +353,25 @@ def test_nothing_acknowledged_is_lost_when_the_server_is_killed(
         assert run.after_retry.problems == [], context  # (c): every charge exactly once
         assert run.after_retry.committed_credits == sum(c.credits for c in run.charges), context
         assert run.verify.exit_code == 0, (context, run.verify.output)  # (d)
+
+
+def test_the_crash_check_detects_answers_sent_before_commit(
+    db: Database, database_url: str
+) -> None:
+    """The same scenario and check against a server that answers 2xx before it commits: the
+    check must name the acknowledged charges the kill lost, so it is not vacuous."""
+    run = crash_run(db, database_url, f"{db.dialect}-broken", ack_before_commit=True)
+    context = str(run)
+    assert not run.client_errors, (context, run.client_errors)
+    lost = set(run.after_crash.lost)
+    assert lost, (context, "the check missed acknowledged charges lost by the kill")
+    assert all(run.told[key] == "acked" for key in lost)
+    assert run.after_crash.problems == [f"lost acknowledged: {sorted(lost)}"], context
+    # Retrying what was unanswered cannot bring them back, and (c) says so too.
+    assert set(run.after_retry.lost) == lost, context
+    assert run.after_retry.committed_credits < sum(c.credits for c in run.charges)
+    # The ledger itself stays consistent: only a check against what clients were told sees it.
+    assert run.verify.exit_code == 0, (context, run.verify.output)
 
 
 # --- the batch-ingestion scenario on PostgreSQL ---------------------------------------------
