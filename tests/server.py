@@ -40,7 +40,12 @@ def start(
     extra_env: dict[str, str] | None = None,
 ) -> Server:
     """Start `creditgate serve` and wait until it answers /health."""
-    env = {**os.environ, "CREDITGATE_LOG_LEVEL": "info", **(extra_env or {})}
+    env = {
+        **os.environ,
+        "CREDITGATE_LOG_LEVEL": "info",
+        "CREDITGATE_ADMIN_TOKEN": admin_token,  # from the environment: argv is public
+        **(extra_env or {}),
+    }
     command = [
         sys.executable,
         "-m",
@@ -50,8 +55,6 @@ def start(
         str(port),
         "--database-url",
         database_url,
-        "--admin-token",
-        admin_token,
         "--workers",
         str(workers),
     ]
