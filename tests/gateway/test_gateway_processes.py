@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
@@ -60,40 +59,6 @@ def test_a_crawl_is_settled_exactly_once_across_a_gateway_restart(
     rows = account.history(pg, teams.get_team(pg, team.id), True, now())
     assert [(r.key_name, r.credits) for r in rows] == [("default", 4)]
     assert account.credit_usage(pg, teams.get_team(pg, team.id), now()).remaining == 3000 - 4
-
-
-def test_a_restart_releases_the_holds_of_requests_a_killed_gateway_was_serving(
-    pg: Database, postgres_url: str, fake: Fake
-) -> None:
-    team, key, _ = team_with_key(pg, now())
-    first = start(postgres_url, ADMIN_TOKEN, free_port(), extra_env=gateway_env(fake))
-
-    def slow_scrape() -> None:
-        with contextlib.suppress(httpx.HTTPError):
-            httpx.post(
-                f"{first.url}/v2/scrape",
-                json={"url": "https://e.com/slow"},
-                headers=bearer(key),
-                timeout=10,
-            )
-
-    client = threading.Thread(target=slow_scrape)
-    client.start()
-    deadline = time.monotonic() + 5
-    while not account.queue_status(pg, teams.get_team(pg, team.id), now()).active:
-        assert time.monotonic() < deadline, "the scrape was never admitted"
-        time.sleep(0.02)
-    os.kill(first.process.pid, signal.SIGKILL)  # mid-request: its hold will never settle
-    first.process.wait()
-    client.join()
-    assert account.queue_status(pg, teams.get_team(pg, team.id), now()).active == 1
-
-    second = start(postgres_url, ADMIN_TOKEN, free_port(), extra_env=gateway_env(fake))
-    try:  # released at the second one's start, not after the hold's 15-minute TTL
-        assert account.queue_status(pg, teams.get_team(pg, team.id), now()).active == 0
-        assert account.credit_usage(pg, teams.get_team(pg, team.id), now()).remaining == 3000
-    finally:
-        stop(second)
 
 
 @pytest.fixture

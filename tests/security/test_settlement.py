@@ -171,7 +171,7 @@ def test_the_holds_of_a_killed_gateway_are_released_when_a_gateway_starts(
 ) -> None:
     """Finding "a kill -9 leaves the in-flight requests' holds (and concurrency slots) for 15
     minutes": a gateway killed while a scrape is in flight leaves a hold no live process owns;
-    the next gateway to start releases it (within seconds, not the 15-minute TTL)."""
+    the next gateway to start releases it at once (not after the 15-minute TTL)."""
     team, key, _ = team_with_key(pg, now())
     env = {"CREDITGATE_UPSTREAM_URL": fake.url, "CREDITGATE_FOLLOW_SECONDS": "0.2"}
     first = start(postgres_url, ADMIN_TOKEN, free_port(), extra_env=env)
@@ -197,12 +197,8 @@ def test_the_holds_of_a_killed_gateway_are_released_when_a_gateway_starts(
             stop(first)
     assert open_holds(pg, team.id) == 1  # the dead process's hold, still there
     second = start(postgres_url, ADMIN_TOKEN, free_port(), extra_env=env)
-    try:
-        wait_until(
-            lambda: open_holds(pg, team.id) == 0,
-            "the new gateway releases the dead one's hold",
-            timeout=20,
-        )
+    try:  # at its start, before it answers anything: the dead pid ran on this same host
+        assert open_holds(pg, team.id) == 0
     finally:
         stop(second)
     assert (remaining(pg, team.id), charged(pg, team.id)) == (3000, 0)
