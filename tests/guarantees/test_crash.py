@@ -65,6 +65,7 @@ class Charge:
     team_id: str
     credits: int
     answer: Answer = "unanswered"  # 2xx received / refused (non-2xx, or rejected in a batch)
+    why: str = ""  # a refusal's status and error, for the failure message
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,10 @@ class CrashRun:
 
     def __str__(self) -> str:
         told = ", ".join(f"{self.count(a)} {a}" for a in ("acked", "unanswered", "refused"))
-        return f"seed {self.seed}: {len(self.requests)} requests, charges {told} at the kill"
+        why = sorted({c.why for c in self.charges if c.why})[:3]
+        return f"seed {self.seed}: {len(self.requests)} requests, charges {told} at the kill" + (
+            f"; refusals: {why}" if why else ""
+        )
 
 
 def _teams(db: Database, seed: str) -> tuple[dict[str, int], list[tuple[str, str]]]:
@@ -221,6 +225,7 @@ def _answer(request: Request, response: httpx.Response) -> None:
     if response.status_code not in (200, 201):
         for charge in request.charges:
             charge.answer = "refused"
+            charge.why = f"{response.status_code} {response.text[:200]}"
     elif request.path.endswith("/batch"):
         outcomes = response.json()["data"]
         for charge, outcome in zip(request.charges, outcomes, strict=True):

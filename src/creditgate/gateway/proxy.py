@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
 
 import httpx
@@ -205,14 +205,17 @@ async def _plan_crawl(
     return fitted, _HoldPlan(min(pages * per_page, step), step, pages * per_page)
 
 
-def _releaser(ctx: AppContext, reservation_id: str) -> Any:
+Release = Callable[[], Awaitable[None]]
+
+
+def _releaser(ctx: AppContext, reservation_id: str) -> Release:
     async def release() -> None:
         await blocking(reservations.release, ctx.db, reservation_id, ctx.clock())
 
     return release
 
 
-async def _read(response: httpx.Response, on_failure: Any) -> Answer | Response:
+async def _read(response: httpx.Response, on_failure: Release) -> Answer | Response:
     """The whole answer, or (after `on_failure`) creditgate's 502/504 if it never arrives."""
     try:
         content = await response.aread()
@@ -375,10 +378,10 @@ class _Settlement(_Tee):
         await blocking(reservations.release, self.ctx.db, self.reservation_id, self.ctx.clock())
 
 
-def _reported(payload: Any, read: Any) -> int | None:
+def _reported(payload: Any, read: Callable[[Any], int | None]) -> int | None:
     """A reported figure, or None (logged) when the upstream reports one out of range."""
     try:
-        value: int | None = read(payload)
+        value = read(payload)
     except pricing.Unbelievable as exc:
         log.warning("the upstream reported an unbelievable cost; using the cost table: %s", exc)
         return None
