@@ -12,7 +12,14 @@ from creditgate.cli.output import Output, command_options, fail, table
 from creditgate.domain.errors import InvalidInput, NotFound
 from creditgate.domain.instants import Instant, InvalidInstant, format_iso, now, parse_iso
 from creditgate.domain.plans import BILLING_INTERVALS, Plan
-from creditgate.http.admin import charge_json, grant_json, key_json, plan_json, team_json
+from creditgate.http.admin import (
+    charge_json,
+    grant_json,
+    key_json,
+    plan_json,
+    team_json,
+    usage_json,
+)
 from creditgate.http.server import prepare
 from creditgate.services import account, audit, ledger, plans, teams
 from creditgate.services import keys as key_service
@@ -161,8 +168,8 @@ def team_create(out: Output, name: str, plan: str, anchor: str | None, allow_ove
 def team_list(out: Output) -> None:
     """List teams."""
     found = teams.list_teams(out.db)
-    out.emit(
-        {"data": [team_json(t) for t in found]},
+    out.emit_list(
+        [team_json(t) for t in found],
         table(
             ["id", "name", "plan", "anchor", "suspended"],
             [[t.id, t.name, t.plan_id, format_iso(t.anchor), t.suspended] for t in found],
@@ -221,8 +228,8 @@ def key_create(out: Output, team_id: str, name: str | None, cap: int | None) -> 
 def key_list(out: Output, team_id: str) -> None:
     """List a team's keys (never the keys themselves)."""
     found = key_service.list_keys(out.db, team_id)
-    out.emit(
-        {"data": [key_json(k) for k in found]},
+    out.emit_list(
+        [key_json(k) for k in found],
         table(
             ["id", "name", "hint", "cap", "revoked"],
             [[k.id, k.name, k.hint, k.cap, k.revoked_at is not None] for k in found],
@@ -252,8 +259,8 @@ def plan() -> None:
 def plan_list(out: Output) -> None:
     """List plans."""
     found = plans.list_plans(out.db)
-    out.emit(
-        {"data": [plan_json(p) for p in found]},
+    out.emit_list(
+        [plan_json(p) for p in found],
         table(
             ["id", "credits", "interval", "concurrency", "scrape/min", "crawl/min"],
             [
@@ -381,15 +388,7 @@ def usage(out: Output, team_id: str, by_key: bool) -> None:
     at = now()
     balance = account.credit_usage(out.db, found, at)
     rows = account.history(out.db, found, by_key, at)
-    periods = [
-        {
-            "startDate": format_iso(r.start),
-            "endDate": None if r.end is None else format_iso(r.end),
-            "apiKey": r.key_name,
-            "creditsUsed": r.credits,
-        }
-        for r in rows
-    ]
+    periods = [usage_json(r) for r in rows]
     text = table(
         ["period start", "period end", "key", "credits used"],
         [[p["startDate"], p["endDate"], p["apiKey"], p["creditsUsed"]] for p in periods],

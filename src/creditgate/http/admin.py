@@ -61,6 +61,15 @@ def plan_json(plan: Plan) -> dict[str, Any]:
     }
 
 
+def usage_json(row: account.UsageRow) -> dict[str, Any]:
+    return {
+        "startDate": _iso(row.start),
+        "endDate": _iso(row.end),
+        "apiKey": row.key_name,
+        "creditsUsed": row.credits,
+    }
+
+
 def charge_json(result: ledger.ChargeResult) -> dict[str, Any]:
     return {
         "id": result.id,
@@ -169,17 +178,7 @@ async def team_usage(request: Request) -> Response:
     team = await blocking(teams.get_team, ctx.db, request.path_params["team_id"])
     by_key = request.query_params.get("byKey") == "true"
     rows = await blocking(account.history, ctx.db, team, by_key, ctx.clock())
-    return ok(
-        periods=[
-            {
-                "startDate": _iso(r.start),
-                "endDate": _iso(r.end),
-                "apiKey": r.key_name,
-                "creditsUsed": r.credits,
-            }
-            for r in rows
-        ]
-    )
+    return ok(data=[usage_json(r) for r in rows])
 
 
 # --- keys -----------------------------------------------------------------------------------
