@@ -75,11 +75,11 @@ def test_cli_refusals_exit_non_zero_with_a_clear_message(database_url: str, db: 
     assert plain.exit_code == 1 and "error: API key not found" in plain.stderr
 
 
-def test_plans_can_be_listed_and_set(database_url: str, db: Database) -> None:
+def test_plans_can_be_listed_created_and_updated(database_url: str, db: Database) -> None:
     assert [p["id"] for p in run(database_url, "plan", "list")][:2] == ["free", "hobby"]
-    made = run(database_url, "plan", "set", "pro", "--credits", "20000", "--concurrency", "10")
+    made = run(database_url, "plan", "create", "pro", "--credits", "20000", "--concurrency", "10")
     assert (made["credits"], made["concurrency"]) == (20000, 10)
-    assert run(database_url, "plan", "set", "pro", "--credits", "25000")["credits"] == 25000
+    assert run(database_url, "plan", "update", "pro", "--credits", "25000")["credits"] == 25000
 
 
 def test_usage_prints_a_readable_table_without_json(database_url: str, db: Database) -> None:

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from click.testing import CliRunner, Result
 from starlette.testclient import TestClient
 
+from creditgate.cli import main
 from creditgate.storage.database import Database
-from tests.cli.test_cli import envelope
+from tests.cli.test_cli import envelope, run
 from tests.conftest import ADMIN_TOKEN
 from tests.helpers import bearer
 
 ADMIN = bearer(ADMIN_TOKEN)
+HOBBY = {
+    "id": "hobby",
+    "credits": 3000,
+    "interval": "month",
+    "concurrency": 5,
+    "scrapeRpm": 100,
+    "crawlRpm": 20,
+}
+
+
+def text(url: str, *args: str) -> Result:
+    """A command as an operator runs it: readable text, no --json."""
+    return CliRunner().invoke(main, [*args, "--database-url", url])
 
 
 def test_one_json_shape_for_objects_and_lists_in_the_cli_and_the_admin_api(
@@ -49,3 +64,90 @@ def test_one_json_shape_for_objects_and_lists_in_the_cli_and_the_admin_api(
     admin_usage = client.get(f"/admin/teams/{team['id']}/usage", headers=ADMIN).json()
     assert admin_usage == {"success": True, "data": []}
     assert envelope(database_url, "migrate")["data"]["database"]
+
+
+def test_plan_update_changes_only_the_options_given(database_url: str, db: Database) -> None:
+    updated = run(database_url, "plan", "update", "hobby", "--credits", "3500")
+    assert updated == {**HOBBY, "credits": 3500}  # concurrency, scrape/min, crawl/min kept
+    assert [p for p in run(database_url, "plan", "list") if p["id"] == "hobby"] == [updated]
+    said = text(database_url, "plan", "update", "hobby", "--concurrency", "8")
+    assert (said.exit_code, said.stdout) == (
+        0,
+        "plan hobby: concurrency 5 -> 8 (from each team's next period); now 3500 credits a "
+        "month, billed monthly; concurrency 8, 100 scrape/min, 20 crawl/min\n",
+    )
+    same = text(database_url, "plan", "update", "hobby", "--concurrency", "8")
+    assert same.stdout.startswith("plan hobby: nothing changed; now 3500 credits a month")
+    assert run(database_url, "plan", "update", "hobby", ok=False) == {
+        "success": False,
+        "error": "nothing to update: give --credits, --interval, --concurrency, --scrape-rpm "
+        "or --crawl-rpm",
+        "status": 400,
+    }
+    assert run(database_url, "plan", "update", "nope", "--credits", "1", ok=False)["status"] == 404
+
+    made = run(database_url, "plan", "create", "pro", "--credits", "20000")
+    assert made == {
+        "id": "pro",
+        "credits": 20000,
+        "interval": "month",
+        "concurrency": 2,
+        "scrapeRpm": 10,
+        "crawlRpm": 2,
+    }
+    again = run(database_url, "plan", "create", "pro", "--credits", "1", ok=False)
+    assert (again["status"], again["error"]) == (409, "Plan pro already exists")
+    old = text(database_url, "plan", "set", "hobby", "--credits", "1")
+    assert old.exit_code == 2
+    assert "`plan create ID --credits N ...` makes a plan" in old.stderr
+    assert "`plan update ID --credits N ...` changes only the options given" in old.stderr
+    assert [p for p in run(database_url, "plan", "list") if p["id"] == "hobby"] == [
+        {**HOBBY, "credits": 3500, "concurrency": 8}
+    ]
+
+
+def test_a_yearly_plan_is_described_as_what_it_grants_credits_every_month(
+    database_url: str, db: Database, client: TestClient
+) -> None:
+    made = text(database_url, "plan", "create", "yr", "--credits", "12000", "--interval", "year")
+    assert made.stdout == (
+        "plan yr created: 12000 credits a month, billed yearly; concurrency 2, 10 scrape/min, "
+        "2 crawl/min\n"
+    )
+    listing = text(database_url, "plan", "list").stdout.splitlines()
+    assert listing[0].split() == [
+        "id",
+        "credits",
+        "granted",
+        "billed",
+        "concurrency",
+        "scrape/min",
+        "crawl/min",
+    ]
+    rows = {line.split()[0]: line.split()[1:4] for line in listing[2:]}
+    assert (rows["yr"], rows["hobby"], rows["free"]) == (
+        ["12000", "monthly", "yearly"],
+        ["3000", "monthly", "monthly"],
+        ["500", "once", "once"],
+    )
+    help_text = " ".join(text(database_url, "plan", "create", "--help").stdout.split())
+    assert "Credits granted every month, also when billed yearly" in help_text
+
+    # What the words say is what a team on the plan gets: 12,000 for a month, not a year.
+    team = client.post("/admin/teams", headers=ADMIN, json={"name": "y", "plan": "yr"})
+    balance = client.get(f"/admin/teams/{team.json()['data']['id']}/balance", headers=ADMIN)
+    assert balance.json()["data"] == {
+        "remainingCredits": 12000,
+        "planCredits": 12000,
+        "billingPeriodStart": "2026-08-01T00:00:00.000Z",
+        "billingPeriodEnd": "2026-09-01T00:00:00.000Z",
+    }
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    for name in ("PlanIn", "PlanPut", "PlanPatch"):
+        described = schemas[name]["properties"]["credits"]["description"]
+        assert "yearly plan is billed yearly and still resets credits monthly" in described
+        assert "what a team gets each month" in described
+        assert (
+            "year (credits still granted monthly)"
+            in (schemas[name]["properties"]["interval"]["description"])
+        )

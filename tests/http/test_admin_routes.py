@@ -188,7 +188,7 @@ def test_team_lifecycle_suspend_resume_and_plans(client: TestClient, db: Databas
     ]
     made = post(client, "/admin/plans", {"id": "team-50k", "credits": 50000, "concurrency": 20})
     assert made.status_code == 201
-    changed = client.put(
+    changed = client.patch(
         "/admin/plans/team-50k", headers=ADMIN, json={"credits": 60000, "interval": "year"}
     )
     assert changed.json()["data"]["credits"] == 60000

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 import uvicorn
 
 from creditgate import __version__
 from creditgate.cli.output import Output, command_options, fail, table
-from creditgate.domain.errors import InvalidInput, NotFound
+from creditgate.domain.errors import InvalidInput
 from creditgate.domain.instants import Instant, InvalidInstant, format_iso, now, parse_iso
 from creditgate.domain.plans import BILLING_INTERVALS, Plan
 from creditgate.http.admin import (
@@ -254,32 +255,62 @@ def plan() -> None:
     """Plans: credits per period and limits."""
 
 
+def describe_plan(p: Plan) -> str:
+    """What a plan grants, truthfully: credits come every month for monthly and yearly plans."""
+    if p.interval == "once":
+        grants = f"{p.credits} credits once, never renewed"
+    else:
+        grants = f"{p.credits} credits a month, billed {p.interval}ly"
+    return (
+        f"{grants}; concurrency {p.concurrency}, {p.scrape_rpm} scrape/min, {p.crawl_rpm} crawl/min"
+    )
+
+
 @plan.command("list")
 @command_options
 def plan_list(out: Output) -> None:
-    """List plans."""
+    """List plans. Credits are granted every month, also on yearly plans (billed yearly)."""
     found = plans.list_plans(out.db)
     out.emit_list(
         [plan_json(p) for p in found],
         table(
-            ["id", "credits", "interval", "concurrency", "scrape/min", "crawl/min"],
+            ["id", "credits", "granted", "billed", "concurrency", "scrape/min", "crawl/min"],
             [
-                [p.id, p.credits, p.interval, p.concurrency, p.scrape_rpm, p.crawl_rpm]
+                [
+                    p.id,
+                    p.credits,
+                    "once" if p.interval == "once" else "monthly",
+                    "once" if p.interval == "once" else f"{p.interval}ly",
+                    p.concurrency,
+                    p.scrape_rpm,
+                    p.crawl_rpm,
+                ]
                 for p in found
             ],
         ),
     )
 
 
-@plan.command("set")
+CREDITS_HELP = (
+    "Credits granted every month, also when billed yearly (a once plan grants them once)."
+)
+
+
+@plan.command("create")
 @click.argument("plan_id")
-@click.option("--credits", type=int, required=True)
-@click.option("--interval", type=click.Choice(BILLING_INTERVALS), default="month")
-@click.option("--concurrency", type=int, default=2)
-@click.option("--scrape-rpm", type=int, default=10)
-@click.option("--crawl-rpm", type=int, default=2)
+@click.option("--credits", type=int, required=True, help=CREDITS_HELP)
+@click.option(
+    "--interval",
+    type=click.Choice(BILLING_INTERVALS),
+    default="month",
+    show_default=True,
+    help="How it is billed; credits still reset monthly on a yearly plan.",
+)
+@click.option("--concurrency", type=int, default=2, show_default=True)
+@click.option("--scrape-rpm", type=int, default=10, show_default=True)
+@click.option("--crawl-rpm", type=int, default=2, show_default=True)
 @command_options
-def plan_set(
+def plan_create(
     out: Output,
     plan_id: str,
     credits: int,
@@ -288,14 +319,71 @@ def plan_set(
     scrape_rpm: int,
     crawl_rpm: int,
 ) -> None:
-    """Create a plan or replace one (changes apply from each team's next period)."""
+    """Create a plan; a plan that exists is refused (change it with plan update)."""
     new = Plan(plan_id, credits, interval, concurrency, scrape_rpm, crawl_rpm)  # type: ignore[arg-type]
-    try:
-        plans.get_plan(out.db, plan_id)
-        saved = plans.update_plan(out.db, new, now())
-    except NotFound:
-        saved = plans.create_plan(out.db, new, now())
-    out.emit(plan_json(saved), f"plan {saved.id}: {saved.credits} credits per {saved.interval}")
+    saved = plans.create_plan(out.db, new, now())
+    out.emit(plan_json(saved), f"plan {saved.id} created: {describe_plan(saved)}")
+
+
+@plan.command("update")
+@click.argument("plan_id")
+@click.option("--credits", type=int, default=None, help=CREDITS_HELP)
+@click.option("--interval", type=click.Choice(BILLING_INTERVALS), default=None)
+@click.option("--concurrency", type=int, default=None)
+@click.option("--scrape-rpm", type=int, default=None)
+@click.option("--crawl-rpm", type=int, default=None)
+@command_options
+def plan_update(
+    out: Output,
+    plan_id: str,
+    credits: int | None,
+    interval: str | None,
+    concurrency: int | None,
+    scrape_rpm: int | None,
+    crawl_rpm: int | None,
+) -> None:
+    """Change only the options given (from each team's next period); the rest stay as they are."""
+    if (credits, interval, concurrency, scrape_rpm, crawl_rpm) == (None,) * 5:
+        raise InvalidInput(
+            "nothing to update: give --credits, --interval, --concurrency, --scrape-rpm "
+            "or --crawl-rpm"
+        )
+    before = plans.get_plan(out.db, plan_id)
+    saved = plans.change_plan(
+        out.db,
+        plan_id,
+        now(),
+        credits=credits,
+        interval=interval,
+        concurrency=concurrency,
+        scrape_rpm=scrape_rpm,
+        crawl_rpm=crawl_rpm,
+    )
+    changes = _changes(plan_json(before), plan_json(saved))
+    out.emit(
+        plan_json(saved),
+        f"plan {saved.id}: "
+        + (f"{changes} (from each team's next period)" if changes else "nothing changed")
+        + f"; now {describe_plan(saved)}",
+    )
+
+
+@plan.command(
+    "set",
+    hidden=True,
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+def plan_set() -> None:
+    """Replaced by plan create and plan update."""
+    raise click.UsageError(
+        "plan set is gone: `plan create ID --credits N ...` makes a plan, "
+        "`plan update ID --credits N ...` changes only the options given"
+    )
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """What an update changed, e.g. "credits 3000 -> 3500"; empty when nothing did."""
+    return ", ".join(f"{k} {before[k]} -> {after[k]}" for k in after if before[k] != after[k])
 
 
 # --- credits --------------------------------------------------------------------------------

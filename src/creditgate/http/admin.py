@@ -213,17 +213,29 @@ async def revoke_key(request: Request) -> Response:
 # --- plans ----------------------------------------------------------------------------------
 
 
-def _plan(body: schemas.PlanIn) -> Plan:
+def _plan(plan_id: str, body: schemas.PlanIn | schemas.PlanPut) -> Plan:
     if body.interval not in ("month", "year", "once"):
         raise InvalidInput("interval must be one of: month, year, once", field="interval")
     return Plan(
-        body.id,
+        plan_id,
         body.credits,
         body.interval,  # type: ignore[arg-type]
         body.concurrency,
         body.scrapeRpm,
         body.crawlRpm,
     )
+
+
+def _patch(body: schemas.Body) -> None:
+    """A PATCH changes the fields it names: naming none is a mistake, and null is no value."""
+    for name in sorted(body.model_fields_set):
+        if getattr(body, name) is None:
+            raise InvalidInput(f"Bad Request: {name}: must not be null", field=name)
+    if not body.model_fields_set:
+        raise InvalidInput(
+            "Bad Request: nothing to update: give at least one of "
+            + ", ".join(type(body).model_fields)
+        )
 
 
 async def list_plans(request: Request) -> Response:
@@ -233,19 +245,41 @@ async def list_plans(request: Request) -> Response:
 
 async def create_plan(request: Request) -> Response:
     ctx = await _admin(request)
-    plan = _plan(parse(schemas.PlanIn, await _body(request, ctx)))
+    body = parse(schemas.PlanIn, await _body(request, ctx))
+    plan = _plan(body.id, body)
     return ok(
         data=plan_json(await blocking(plans.create_plan, ctx.db, plan, ctx.clock())), status=201
     )
 
 
 async def put_plan(request: Request) -> Response:
+    """Replace the plan whole: every field must be given, so none is reset by omission."""
     ctx = await _admin(request)
-    data = await _body(request, ctx)
-    if isinstance(data, dict):
-        data = {**data, "id": request.path_params["plan_id"]}
-    plan = _plan(parse(schemas.PlanIn, data))
+    plan_id = request.path_params["plan_id"]
+    body = parse(schemas.PlanPut, await _body(request, ctx))
+    if body.id is not None and body.id != plan_id:
+        raise InvalidInput(f"Bad Request: id: must be the plan in the path, {plan_id}", field="id")
+    plan = _plan(plan_id, body)
     return ok(data=plan_json(await blocking(plans.update_plan, ctx.db, plan, ctx.clock())))
+
+
+async def patch_plan(request: Request) -> Response:
+    """Change only the fields given; the others keep their values."""
+    ctx = await _admin(request)
+    body = parse(schemas.PlanPatch, await _body(request, ctx))
+    _patch(body)
+    plan = await blocking(
+        plans.change_plan,
+        ctx.db,
+        request.path_params["plan_id"],
+        ctx.clock(),
+        credits=body.credits,
+        interval=body.interval,
+        concurrency=body.concurrency,
+        scrape_rpm=body.scrapeRpm,
+        crawl_rpm=body.crawlRpm,
+    )
+    return ok(data=plan_json(plan))
 
 
 # --- credits --------------------------------------------------------------------------------
@@ -413,8 +447,24 @@ async def check(request: Request) -> Response:
 
 ADMIN_ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/admin/plans", list_plans, "List plans"),
-    ("POST", "/admin/plans", create_plan, "Create a plan"),
-    ("PUT", "/admin/plans/{plan_id}", put_plan, "Replace a plan (applies from the next period)"),
+    (
+        "POST",
+        "/admin/plans",
+        create_plan,
+        "Create a plan: credits a month (also when billed yearly), limits default if left out",
+    ),
+    (
+        "PUT",
+        "/admin/plans/{plan_id}",
+        put_plan,
+        "Replace a plan, every field given (applies from each team's next period)",
+    ),
+    (
+        "PATCH",
+        "/admin/plans/{plan_id}",
+        patch_plan,
+        "Change only the given fields of a plan (applies from each team's next period)",
+    ),
     ("GET", "/admin/teams", list_teams, "List teams"),
     ("POST", "/admin/teams", create_team, "Create a team"),
     ("GET", "/admin/teams/{team_id}", get_team, "Read a team"),

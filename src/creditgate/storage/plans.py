@@ -13,12 +13,14 @@ from creditgate.storage.tables import plans
 
 
 @cache
-def _by_id() -> Select[Any]:
-    return select(plans).where(plans.c.id == bindparam("id"))
+def _by_id(for_update: bool) -> Select[Any]:
+    query = select(plans).where(plans.c.id == bindparam("id"))
+    return query.with_for_update() if for_update else query
 
 
-def get_plan(conn: Connection, plan_id: str) -> Plan | None:
-    row = conn.execute(_by_id(), {"id": plan_id}).first()
+def get_plan(conn: Connection, plan_id: str, *, for_update: bool = False) -> Plan | None:
+    """`for_update`: lock the row, so two edits of one plan are applied one after the other."""
+    row = conn.execute(_by_id(for_update), {"id": plan_id}).first()
     return None if row is None else plan_from_row(row)
 
 
