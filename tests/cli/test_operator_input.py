@@ -151,3 +151,27 @@ def test_a_yearly_plan_is_described_as_what_it_grants_credits_every_month(
             "year (credits still granted monthly)"
             in (schemas[name]["properties"]["interval"]["description"])
         )
+
+
+def test_team_update_without_an_option_is_refused_and_the_same_values_say_so(
+    database_url: str, db: Database
+) -> None:
+    team = run(database_url, "team", "create", "acme", "--plan", "hobby")
+    refusal = "nothing to update: give --plan, --name, --suspend/--resume or --overage/--no-overage"
+    assert run(database_url, "team", "update", team["id"], ok=False) == {
+        "success": False,
+        "error": refusal,
+        "status": 400,
+    }
+    plain = text(database_url, "team", "update", team["id"])
+    assert (plain.exit_code, plain.stdout, plain.stderr) == (1, "", f"error: {refusal}\n")
+    suspended = text(database_url, "team", "update", team["id"], "--suspend")
+    assert suspended.stdout == f"team {team['id']}: suspended false -> true\n"
+    again = text(database_url, "team", "update", team["id"], "--suspend")
+    assert again.stdout == f"team {team['id']}: nothing changed\n"
+    moved = text(database_url, "team", "update", team["id"], "--plan", "standard", "--resume")
+    assert moved.stdout == (
+        f"team {team['id']}: plan hobby -> standard, suspended true -> false (the new plan's "
+        "credits arrive from the next billing period)\n"
+    )
+    assert run(database_url, "team", "list") == [{**team, "plan": "standard"}]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from starlette.testclient import TestClient
 
+from creditgate.domain.errors import InvalidInput
+from creditgate.services import teams
 from creditgate.storage.database import Database
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, Clock
 from tests.helpers import bearer
 
 ADMIN = bearer(ADMIN_TOKEN)
@@ -73,3 +76,26 @@ def test_plan_patch_changes_only_the_given_fields_and_put_needs_every_field(
             "crawlRpm": 2,
         },
     )
+
+
+def test_a_team_patch_that_names_nothing_is_refused(
+    client: TestClient, db: Database, clock: Clock
+) -> None:
+    team = client.post("/admin/teams", headers=ADMIN, json={"name": "acme", "plan": "hobby"})
+    team_id = team.json()["data"]["id"]
+    nothing = "Bad Request: nothing to update: give at least one of name, plan, suspended, "
+    for body, refusal in (
+        ({}, {"error": nothing + "allowOverage"}),
+        ({"plan": None}, {"error": "Bad Request: plan: must not be null", "field": "plan"}),
+        (
+            {"suspended": None, "name": "x"},
+            {"error": "Bad Request: suspended: must not be null", "field": "suspended"},
+        ),
+    ):
+        refused = client.patch(f"/admin/teams/{team_id}", headers=ADMIN, json=body)
+        assert (refused.status_code, refused.json()) == (400, {"success": False, **refusal}), body
+    assert client.get(f"/admin/teams/{team_id}", headers=ADMIN).json() == team.json()
+    with pytest.raises(InvalidInput, match=r"^nothing to update: no field of the team was given$"):
+        teams.update_team(db, team_id, clock.now)
+    same = client.patch(f"/admin/teams/{team_id}", headers=ADMIN, json={"plan": "hobby"})
+    assert (same.status_code, same.json()) == (200, team.json())

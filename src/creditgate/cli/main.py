@@ -36,6 +36,17 @@ def _instant(text: str | None, name: str) -> Instant | None:
         raise InvalidInput(f"{name}: {exc}") from exc
 
 
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """What an update changed, e.g. "credits 3000 -> 3500"; empty when nothing did."""
+
+    def show(value: Any) -> str:
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    return ", ".join(
+        f"{k} {show(before[k])} -> {show(after[k])}" for k in after if before[k] != after[k]
+    )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="creditgate")
 def main() -> None:
@@ -193,11 +204,22 @@ def team_update(
     suspend: bool | None,
     overage: bool | None,
 ) -> None:
-    """Change a team's plan, name, suspension or overage."""
+    """Change a team's plan, name, suspension or overage: only the options given."""
+    if (plan, name, suspend, overage) == (None, None, None, None):
+        raise InvalidInput(
+            "nothing to update: give --plan, --name, --suspend/--resume or --overage/--no-overage"
+        )
+    before = teams.get_team(out.db, team_id)
     changed = teams.update_team(
         out.db, team_id, now(), suspended=suspend, allow_overage=overage, plan_id=plan, name=name
     )
-    out.emit(team_json(changed), f"team {changed.id} updated")
+    changes = _changes(team_json(before), team_json(changed))
+    note = " (the new plan's credits arrive from the next billing period)"
+    out.emit(
+        team_json(changed),
+        f"team {changed.id}: "
+        + (changes + (note if before.plan_id != changed.plan_id else "") or "nothing changed"),
+    )
 
 
 # --- keys -----------------------------------------------------------------------------------
@@ -379,11 +401,6 @@ def plan_set() -> None:
         "plan set is gone: `plan create ID --credits N ...` makes a plan, "
         "`plan update ID --credits N ...` changes only the options given"
     )
-
-
-def _changes(before: dict[str, Any], after: dict[str, Any]) -> str:
-    """What an update changed, e.g. "credits 3000 -> 3500"; empty when nothing did."""
-    return ", ".join(f"{k} {before[k]} -> {after[k]}" for k in after if before[k] != after[k])
 
 
 # --- credits --------------------------------------------------------------------------------

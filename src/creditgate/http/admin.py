@@ -146,6 +146,7 @@ async def get_team(request: Request) -> Response:
 async def patch_team(request: Request) -> Response:
     ctx = await _admin(request)
     body = parse(schemas.TeamPatch, await _body(request, ctx))
+    _patch(body)
     team = await blocking(
         teams.update_team,
         ctx.db,

@@ -84,7 +84,10 @@ def update_team(
     plan_id: str | None = None,
     name: str | None = None,
 ) -> Team:
-    """Change a team. A new plan's credits arrive from the next billing period on."""
+    """Change a team. A new plan's credits arrive from the next billing period on. Nothing
+    given is refused, not a silent no-op."""
+    if (suspended, allow_overage, plan_id, name) == (None, None, None, None):
+        raise InvalidInput("nothing to update: no field of the team was given")
     if name is not None and not 1 <= len(name.strip()) <= MAX_NAME:
         raise InvalidInput(f"name must be 1 to {MAX_NAME} characters", field="name")
     refuse_nul(name, "name")
