@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import pytest
 from click.testing import CliRunner, Result
 from starlette.testclient import TestClient
 
 from creditgate.cli import main
+from creditgate.services import keys as key_service
+from creditgate.services import pages, plans, teams
+from creditgate.services.pages import Page
 from creditgate.storage.database import Database
 from tests.cli.test_cli import envelope, run
 from tests.conftest import ADMIN_TOKEN
@@ -175,3 +182,45 @@ def test_team_update_without_an_option_is_refused_and_the_same_values_say_so(
         "credits arrive from the next billing period)\n"
     )
     assert run(database_url, "team", "list") == [{**team, "plan": "standard"}]
+
+
+def test_cli_lists_page_through_everything(
+    database_url: str, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = [run(database_url, "team", "create", f"team-{i}")["id"] for i in range(5)]
+    keys = [run(database_url, "key", "create", made[0])["id"] for _ in range(3)]
+    monkeypatch.setattr(pages, "MAX_LIMIT", 2)  # pages of two rows, to see the CLI follow them
+    asked: list[tuple[str, str | None]] = []
+    for module, name in ((teams, "page_teams"), (key_service, "page_keys"), (plans, "page_plans")):
+        monkeypatch.setattr(module, name, spy(getattr(module, name), name, asked))
+    listed = envelope(database_url, "team", "list")
+    assert ([t["id"] for t in listed["data"]], listed["cursor"], listed["hasMore"]) == (
+        sorted(made),
+        None,
+        False,
+    )
+    assert [k["id"] for k in run(database_url, "key", "list", made[0])] == sorted(keys)
+    assert [p["id"] for p in run(database_url, "plan", "list")] == [
+        "free",
+        "hobby",
+        "standard",
+        "growth",
+        "scale",
+    ]
+    first_page = [True, False, False]  # the first call of a listing has no cursor
+    assert [name for name, _ in asked] == [
+        *["page_teams"] * 3,
+        *["page_keys"] * 2,
+        *["page_plans"] * 3,
+    ]
+    assert [cursor is None for _, cursor in asked] == [*first_page, True, False, *first_page]
+
+
+def spy(
+    fn: Callable[..., Page[Any]], name: str, asked: list[tuple[str, str | None]]
+) -> Callable[..., Page[Any]]:
+    def recorded(*args: Any) -> Page[Any]:
+        asked.append((name, args[-1]))
+        return fn(*args)
+
+    return recorded

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from starlette.testclient import TestClient
 
 from creditgate.domain.errors import InvalidInput
+from creditgate.http.admin import ADMIN_ROUTES, QUERY
 from creditgate.services import teams
 from creditgate.storage.database import Database
 from tests.conftest import ADMIN_TOKEN, Clock
@@ -99,3 +102,101 @@ def test_a_team_patch_that_names_nothing_is_refused(
         teams.update_team(db, team_id, clock.now)
     same = client.patch(f"/admin/teams/{team_id}", headers=ADMIN, json={"plan": "hobby"})
     assert (same.status_code, same.json()) == (200, team.json())
+
+
+@pytest.mark.parametrize(("method", "path"), [(m, p) for m, p, _, _ in ADMIN_ROUTES])
+def test_every_admin_route_refuses_a_query_parameter_it_does_not_take(
+    client: TestClient, db: Database, method: str, path: str
+) -> None:
+    url = re.sub(r"{\w+}", "nope", path) + "?timeRange=day"
+    takes = QUERY.get((method, path), ())
+    allowed = f"allowed: {', '.join(takes)}" if takes else "this route takes none"
+    refused = client.request(method, url, headers=ADMIN, json={})
+    assert (refused.status_code, refused.json()) == (
+        400,
+        {
+            "success": False,
+            "error": f"Bad Request: timeRange: unknown query parameter ({allowed})",
+            "field": "timeRange",
+        },
+    )
+    assert client.request(method, url, json={}).status_code == 401  # the token comes first
+
+
+def test_admin_query_parameters_are_validated(client: TestClient, db: Database) -> None:
+    team = client.post("/admin/teams", headers=ADMIN, json={"name": "acme"}).json()["data"]
+    usage = f"/admin/teams/{team['id']}/usage"
+    limit = "Bad Request: limit: must be an integer from 1 to 1000"
+    for url, error, field in (
+        (f"{usage}?byKey=1", "Bad Request: byKey: must be true or false", "byKey"),
+        (f"{usage}?byKey=", "Bad Request: byKey: must be true or false", "byKey"),
+        (f"{usage}?byKey=TRUE", "Bad Request: byKey: must be true or false", "byKey"),
+        (f"{usage}?byKey=true&byKey=false", "Bad Request: byKey: given more than once", "byKey"),
+        ("/admin/teams?limit=abc", limit, "limit"),
+        ("/admin/teams?limit=0", limit, "limit"),
+        ("/admin/teams?limit=1001", limit, "limit"),
+        ("/admin/teams?limit=-1", limit, "limit"),
+        ("/admin/teams?limit=%205", limit, "limit"),
+        ("/admin/plans?limit=1e3", limit, "limit"),
+        ("/admin/teams?cursor=junk", "Invalid cursor.", "cursor"),
+        ("/admin/teams?cursor=", "Invalid cursor.", "cursor"),
+        (f"/admin/teams/{team['id']}/keys?cursor=W10", "Invalid cursor.", "cursor"),
+    ):
+        refused = client.get(url, headers=ADMIN)
+        assert (refused.status_code, refused.json()) == (
+            400,
+            {"success": False, "error": error, "field": field},
+        ), url
+    for url in (f"{usage}?byKey=true", f"{usage}?byKey=false", "/admin/teams?limit=1000"):
+        assert client.get(url, headers=ADMIN).status_code == 200, url
+    plans = client.get("/admin/plans?limit=1", headers=ADMIN).json()
+    other = client.get(f"/admin/teams?cursor={plans['cursor']}", headers=ADMIN)  # not its own
+    assert (other.status_code, other.json()["error"]) == (400, "Invalid cursor.")
+
+
+def walk(client: TestClient, path: str, limit: int) -> list[list[str]]:
+    """The ids of each page of a listing, following its cursor to the end."""
+    pages: list[list[str]] = []
+    url = f"{path}?limit={limit}"
+    while True:
+        body = client.get(url, headers=ADMIN).json()
+        assert set(body) == {"success", "data", "cursor", "hasMore"}, body
+        assert body["hasMore"] is (body["cursor"] is not None)
+        pages.append([row["id"] for row in body["data"]])
+        if not body["hasMore"]:
+            return pages
+        url = f"{path}?limit={limit}&cursor={body['cursor']}"
+
+
+def test_admin_lists_page_with_a_cursor_in_a_stable_order(
+    client: TestClient, db: Database, clock: Clock
+) -> None:
+    made = []
+    for i in range(5):
+        clock.advance(1)
+        made.append(post_team(client, f"team-{i}"))
+    assert walk(client, "/admin/teams", 2) == [made[:2], made[2:4], made[4:]]
+    everything = client.get("/admin/teams", headers=ADMIN).json()
+    assert ([t["id"] for t in everything["data"]], everything["cursor"], everything["hasMore"]) == (
+        made,
+        None,
+        False,
+    )
+    keys = [
+        client.post(f"/admin/teams/{made[0]}/keys", headers=ADMIN, json={}).json()["data"]["id"]
+        for _ in range(3)
+    ]  # created in one millisecond: ordered by id within it
+    assert walk(client, f"/admin/teams/{made[0]}/keys", 2) == [sorted(keys)[:2], sorted(keys)[2:]]
+    assert walk(client, f"/admin/teams/{made[0]}/keys", 3) == [sorted(keys)]
+    assert walk(client, "/admin/plans", 2) == [
+        ["free", "hobby"],
+        ["standard", "growth"],
+        ["scale"],
+    ]
+    assert client.get("/admin/teams/nope/keys", headers=ADMIN).status_code == 404
+
+
+def post_team(client: TestClient, name: str) -> str:
+    team = client.post("/admin/teams", headers=ADMIN, json={"name": name})
+    assert team.status_code == 201, team.text
+    return str(team.json()["data"]["id"])

@@ -22,7 +22,7 @@ from creditgate.http.admin import (
     usage_json,
 )
 from creditgate.http.server import prepare
-from creditgate.services import account, audit, ledger, plans, teams
+from creditgate.services import account, audit, ledger, pages, plans, teams
 from creditgate.services import keys as key_service
 from creditgate.settings import SecretError, Settings
 
@@ -178,8 +178,8 @@ def team_create(out: Output, name: str, plan: str, anchor: str | None, allow_ove
 @team.command("list")
 @command_options
 def team_list(out: Output) -> None:
-    """List teams."""
-    found = teams.list_teams(out.db)
+    """List every team (read page by page)."""
+    found = pages.every(lambda cursor: teams.page_teams(out.db, pages.MAX_LIMIT, cursor))
     out.emit_list(
         [team_json(t) for t in found],
         table(
@@ -249,8 +249,10 @@ def key_create(out: Output, team_id: str, name: str | None, cap: int | None) -> 
 @click.argument("team_id")
 @command_options
 def key_list(out: Output, team_id: str) -> None:
-    """List a team's keys (never the keys themselves)."""
-    found = key_service.list_keys(out.db, team_id)
+    """List every key of a team (never the keys themselves)."""
+    found = pages.every(
+        lambda cursor: key_service.page_keys(out.db, team_id, pages.MAX_LIMIT, cursor)
+    )
     out.emit_list(
         [key_json(k) for k in found],
         table(
@@ -292,7 +294,7 @@ def describe_plan(p: Plan) -> str:
 @command_options
 def plan_list(out: Output) -> None:
     """List plans. Credits are granted every month, also on yearly plans (billed yearly)."""
-    found = plans.list_plans(out.db)
+    found = pages.every(lambda cursor: plans.page_plans(out.db, pages.MAX_LIMIT, cursor))
     out.emit_list(
         [plan_json(p) for p in found],
         table(

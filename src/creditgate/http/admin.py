@@ -18,7 +18,7 @@ from creditgate.http.body import instant, parse, read_json
 from creditgate.http.context import AppContext, blocking, context
 from creditgate.http.errors import STATUS, HTTPError
 from creditgate.http.responses import ok
-from creditgate.services import account, ingest, ledger, plans, reservations, teams
+from creditgate.services import account, ingest, ledger, pages, plans, reservations, teams
 from creditgate.services import keys as key_service
 
 
@@ -95,10 +95,56 @@ def grant_json(result: ledger.GrantResult) -> dict[str, Any]:
     }
 
 
+PAGE_QUERY = ("limit", "cursor")
+# The query parameters each route takes; any other, on any admin route, is a 400.
+QUERY: dict[tuple[str, str], tuple[str, ...]] = {
+    ("GET", "/admin/plans"): PAGE_QUERY,
+    ("GET", "/admin/teams"): PAGE_QUERY,
+    ("GET", "/admin/teams/{team_id}/keys"): PAGE_QUERY,
+    ("GET", "/admin/teams/{team_id}/usage"): ("byKey",),
+}
+
+
 async def _admin(request: Request) -> AppContext:
+    """The admin token first, then the query: only the parameters this route takes, once each."""
     ctx = context(request)
     require_admin(request, ctx.admin_token)
+    allowed: tuple[str, ...] = getattr(request.state, "query", ())
+    seen: set[str] = set()
+    for name, _value in request.query_params.multi_items():
+        if name not in allowed:
+            takes = f"allowed: {', '.join(allowed)}" if allowed else "this route takes none"
+            raise InvalidInput(
+                f"Bad Request: {name}: unknown query parameter ({takes})", field=name
+            )
+        if name in seen:
+            raise InvalidInput(f"Bad Request: {name}: given more than once", field=name)
+        seen.add(name)
     return ctx
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "false")
+    if value not in ("true", "false"):
+        raise InvalidInput(f"Bad Request: {name}: must be true or false", field=name)
+    return value == "true"
+
+
+def _page_query(request: Request) -> tuple[int, str | None]:
+    text = request.query_params.get("limit")
+    limit = pages.DEFAULT_LIMIT
+    if text is not None:
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= pages.MAX_LIMIT):
+            raise InvalidInput(
+                f"Bad Request: limit: must be an integer from 1 to {pages.MAX_LIMIT}",
+                field="limit",
+            )
+        limit = int(text)
+    return limit, request.query_params.get("cursor")
+
+
+def _page(rows: list[dict[str, Any]], cursor: str | None) -> Response:
+    return ok(data=rows, cursor=cursor, hasMore=cursor is not None)
 
 
 async def _body(request: Request, ctx: AppContext) -> Any:
@@ -134,7 +180,8 @@ async def create_team(request: Request) -> Response:
 
 async def list_teams(request: Request) -> Response:
     ctx = await _admin(request)
-    return ok(data=[team_json(t) for t in await blocking(teams.list_teams, ctx.db)])
+    found = await blocking(teams.page_teams, ctx.db, *_page_query(request))
+    return _page([team_json(t) for t in found.items], found.cursor)
 
 
 async def get_team(request: Request) -> Response:
@@ -176,8 +223,8 @@ async def team_balance(request: Request) -> Response:
 
 async def team_usage(request: Request) -> Response:
     ctx = await _admin(request)
+    by_key = _flag(request, "byKey")
     team = await blocking(teams.get_team, ctx.db, request.path_params["team_id"])
-    by_key = request.query_params.get("byKey") == "true"
     rows = await blocking(account.history, ctx.db, team, by_key, ctx.clock())
     return ok(data=[usage_json(r) for r in rows])
 
@@ -201,8 +248,9 @@ async def create_key(request: Request) -> Response:
 
 async def list_keys(request: Request) -> Response:
     ctx = await _admin(request)
-    found = await blocking(key_service.list_keys, ctx.db, request.path_params["team_id"])
-    return ok(data=[key_json(k) for k in found])
+    team_id = request.path_params["team_id"]
+    found = await blocking(key_service.page_keys, ctx.db, team_id, *_page_query(request))
+    return _page([key_json(k) for k in found.items], found.cursor)
 
 
 async def revoke_key(request: Request) -> Response:
@@ -241,7 +289,8 @@ def _patch(body: schemas.Body) -> None:
 
 async def list_plans(request: Request) -> Response:
     ctx = await _admin(request)
-    return ok(data=[plan_json(p) for p in await blocking(plans.list_plans, ctx.db)])
+    found = await blocking(plans.page_plans, ctx.db, *_page_query(request))
+    return _page([plan_json(p) for p in found.items], found.cursor)
 
 
 async def create_plan(request: Request) -> Response:
@@ -502,13 +551,14 @@ def routes() -> list[BaseRoute]:
         grouped.setdefault(path, {})[method] = endpoint
     out: list[BaseRoute] = []
     for path, by_method in grouped.items():
-        out.append(Route(path, _dispatch(by_method), methods=list(by_method)))
+        out.append(Route(path, _dispatch(path, by_method), methods=list(by_method)))
     return out
 
 
-def _dispatch(by_method: dict[str, Any]) -> Any:
+def _dispatch(path: str, by_method: dict[str, Any]) -> Any:
     async def endpoint(request: Request) -> Response:
         handler = by_method[request.method]
+        request.state.query = QUERY.get((request.method, path), ())  # checked by _admin
         response: Response = await handler(request)
         return response
 

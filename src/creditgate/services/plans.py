@@ -13,6 +13,8 @@ from creditgate.domain.errors import Conflict, InvalidInput, NotFound
 from creditgate.domain.instants import Instant
 from creditgate.domain.plans import BILLING_INTERVALS, Plan
 from creditgate.domain.pricing import MAX_CREDITS
+from creditgate.services import pages
+from creditgate.services.pages import Page
 from creditgate.storage import plans
 from creditgate.storage.database import Database
 
@@ -41,6 +43,20 @@ def validate(plan: Plan) -> Plan:
 def list_plans(db: Database) -> list[Plan]:
     with db.read() as conn:
         return plans.list_plans(conn)
+
+
+def page_plans(
+    db: Database, limit: int = pages.DEFAULT_LIMIT, cursor: str | None = None
+) -> Page[Plan]:
+    """Plans by credits, then id, `limit` at a time from `cursor`."""
+    pages.check_limit(limit)
+    after = None
+    if cursor is not None:
+        credits, plan_id = pages.decode_cursor("plans", cursor, int, str)
+        after = (int(credits), str(plan_id))
+    with db.read() as conn:
+        found = plans.list_plans(conn, after, limit + 1)
+    return pages.page(found, limit, lambda p: pages.encode_cursor("plans", p.credits, p.id))
 
 
 def get_plan(db: Database, plan_id: str) -> Plan:

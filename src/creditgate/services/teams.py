@@ -10,6 +10,8 @@ from creditgate.domain.instants import MS_PER_DAY, Instant
 from creditgate.domain.plans import DEFAULT_PLAN_ID
 from creditgate.domain.teams import Team
 from creditgate.domain.text import refuse_nul
+from creditgate.services import pages
+from creditgate.services.pages import Page
 from creditgate.services.rollover import lock_team
 from creditgate.storage import plans, teams
 from creditgate.storage.database import Database
@@ -72,6 +74,17 @@ def get_team(db: Database, team_id: str) -> Team:
 def list_teams(db: Database) -> list[Team]:
     with db.read() as conn:
         return teams.list_teams(conn)
+
+
+def page_teams(
+    db: Database, limit: int = pages.DEFAULT_LIMIT, cursor: str | None = None
+) -> Page[Team]:
+    """Teams in creation order, `limit` at a time from `cursor`."""
+    pages.check_limit(limit)
+    after = None if cursor is None else str(pages.decode_cursor("teams", cursor, str)[0])
+    with db.read() as conn:
+        found = teams.list_teams(conn, after, limit + 1)
+    return pages.page(found, limit, lambda t: pages.encode_cursor("teams", t.id))
 
 
 def update_team(
