@@ -196,7 +196,49 @@ def test_admin_lists_page_with_a_cursor_in_a_stable_order(
     assert client.get("/admin/teams/nope/keys", headers=ADMIN).status_code == 404
 
 
-def post_team(client: TestClient, name: str) -> str:
-    team = client.post("/admin/teams", headers=ADMIN, json={"name": name})
+def post_team(client: TestClient, name: str, plan: str = "free") -> str:
+    team = client.post("/admin/teams", headers=ADMIN, json={"name": name, "plan": plan})
     assert team.status_code == 201, team.text
     return str(team.json()["data"]["id"])
+
+
+def test_check_reports_the_team_and_the_key_remainder_whether_it_allows_or_refuses(
+    client: TestClient, db: Database
+) -> None:
+    team_id = post_team(client, "acme", plan="hobby")
+    capped = client.post(f"/admin/teams/{team_id}/keys", headers=ADMIN, json={"cap": 50})
+    free = client.post(f"/admin/teams/{team_id}/keys", headers=ADMIN, json={})
+    big = client.post(f"/admin/teams/{team_id}/keys", headers=ADMIN, json={"cap": 5000})
+    capped_key, free_key, big_key = (k.json()["data"]["key"] for k in (capped, free, big))
+    assert client.post(
+        "/admin/charges", headers=ADMIN, json={"key": capped_key, "credits": 30}
+    ).is_success
+    assert client.post(
+        "/admin/reservations", headers=ADMIN, json={"key": capped_key, "credits": 5}
+    ).is_success  # team: 3000 - 30 - 5 = 2965; the capped key: 50 - 30 - 5 = 15
+
+    def check(key: str, credits: int) -> object:
+        answer = client.post("/admin/check", headers=ADMIN, json={"key": key, "credits": credits})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["data"]
+
+    def verdict(
+        allowed: bool, required: int, remaining: int, key: int | None, by: str | None
+    ) -> dict[str, object]:
+        return {
+            "allowed": allowed,
+            "requiredCredits": required,
+            "remainingCredits": remaining,
+            "teamRemainingCredits": 2965,
+            "keyRemainingCredits": key,
+            "limitedBy": by,
+        }
+
+    assert check(capped_key, 10) == verdict(True, 10, 15, 15, None)
+    assert check(capped_key, 16) == verdict(False, 16, 15, 15, "key cap")
+    assert check(free_key, 10) == verdict(True, 10, 2965, None, None)
+    assert check(free_key, 2966) == verdict(False, 2966, 2965, None, "team")
+    assert check(big_key, 4000) == verdict(False, 4000, 2965, 5000, "team")
+    # Neither fits: the tighter limit is named, and what the key can spend is the lower one.
+    assert check(capped_key, 3000) == verdict(False, 3000, 15, 15, "key cap")
+    assert check(big_key, 6000) == verdict(False, 6000, 2965, 5000, "team")

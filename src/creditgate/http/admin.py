@@ -490,6 +490,8 @@ async def check(request: Request) -> Response:
             "allowed": verdict.allowed,
             "requiredCredits": verdict.required,
             "remainingCredits": verdict.remaining,
+            "teamRemainingCredits": verdict.team_remaining,
+            "keyRemainingCredits": verdict.key_remaining,
             "limitedBy": verdict.limited_by,
         }
     )
@@ -527,7 +529,13 @@ ADMIN_ROUTES: list[tuple[str, str, Any, str]] = [
     ("POST", "/admin/teams/{team_id}/grants", grant, "Grant credits (pack, coupon, top-up)"),
     ("POST", "/admin/charges", charge, "Record a charge (idempotent, may be backdated)"),
     ("POST", "/admin/charges/batch", charge_batch, "Record up to 1,000 charges"),
-    ("POST", "/admin/check", check, "May this key spend N credits now? (no write)"),
+    (
+        "POST",
+        "/admin/check",
+        check,
+        "May this key spend N credits now? Both remainders: the team's (credits less holds) and "
+        "the key's (cap less usage and holds; null without a cap), allowed or not (no write)",
+    ),
     ("POST", "/admin/reservations", reserve, "Hold credits for work of unknown cost"),
     ("GET", "/admin/reservations/{reservation_id}", get_reservation, "Read a reservation"),
     (
