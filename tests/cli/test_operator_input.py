@@ -224,3 +224,34 @@ def spy(
         return fn(*args)
 
     return recorded
+
+
+def test_negative_credits_are_refused_with_a_clear_message(database_url: str, db: Database) -> None:
+    team = run(database_url, "team", "create", "acme", "--plan", "hobby")
+    key = run(database_url, "key", "create", team["id"])
+    for args, error in (
+        (["grant", team["id"], "-5"], "credits must be a positive integer (got -5)"),
+        (
+            ["grant", team["id"], "-5", "--kind", "coupon"],
+            "credits must be a positive integer (got -5)",
+        ),
+        (["grant", team["id"], "0"], "credits must be a positive integer (got 0)"),
+        (["charge", key["key"], "-5"], "credits must not be negative (got -5)"),
+        (
+            ["charge", key["id"], "-12", "--endpoint", "scrape"],
+            "credits must not be negative (got -12)",
+        ),
+    ):
+        assert run(database_url, *args, ok=False) == {
+            "success": False,
+            "error": error,
+            "status": 400,
+            "field": "credits",
+        }, args
+        plain = text(database_url, *args)
+        assert (plain.exit_code, plain.stdout, plain.stderr) == (1, "", f"error: {error}\n"), args
+    noted = run(database_url, "grant", team["id"], "5", "--note", "-5")  # an option's value
+    assert (noted["credits"], noted["remainingCredits"]) == (5, 3005)
+    assert run(database_url, "charge", key["key"], "0")["remainingCredits"] == 3005
+    typo = text(database_url, "grant", team["id"], "5", "--kindd", "pack")
+    assert typo.exit_code == 2 and "No such option '--kindd'" in typo.stderr

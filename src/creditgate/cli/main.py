@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import click
@@ -408,7 +409,20 @@ def plan_set() -> None:
 # --- credits --------------------------------------------------------------------------------
 
 
-@main.command()
+class NegativeNumbers(click.Command):
+    """A command with a number argument: `grant TEAM -5` reaches the command, which says what is
+    wrong with -5, where click alone would answer "No such option: -5"."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if any(NEGATIVE.match(arg) for arg in args):
+            ctx.ignore_unknown_options = True  # -5 is then an argument like any other
+        return super().parse_args(ctx, args)
+
+
+NEGATIVE = re.compile(r"-\d")
+
+
+@main.command(cls=NegativeNumbers)
 @click.argument("team_id")
 @click.argument("credits", type=int)
 @click.option("--expires", default=None, help="When the credits expire (ISO 8601); default never.")
@@ -426,6 +440,8 @@ def grant(
     idempotency_key: str | None,
 ) -> None:
     """Add credits to a team (a pack, coupon or top-up)."""
+    if credits < 1:
+        raise InvalidInput(f"credits must be a positive integer (got {credits})", field="credits")
     result = ledger.grant(
         out.db,
         ledger.GrantRequest(
@@ -445,7 +461,7 @@ def grant(
     )
 
 
-@main.command()
+@main.command(cls=NegativeNumbers)
 @click.argument("key")
 @click.argument("credits", type=int)
 @click.option("--endpoint", default=None, help="scrape, crawl, map, search, extract, ...")
@@ -465,6 +481,8 @@ def charge(
     idempotency_key: str | None,
 ) -> None:
     """Record usage by KEY (the fc- key or its id). Refused if it does not fit."""
+    if credits < 0:
+        raise InvalidInput(f"credits must not be negative (got {credits})", field="credits")
     result = ledger.charge(
         out.db,
         ledger.ChargeRequest(
