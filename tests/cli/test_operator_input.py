@@ -10,6 +10,7 @@ from click.testing import CliRunner, Result
 from starlette.testclient import TestClient
 
 from creditgate.cli import main
+from creditgate.domain.instants import MS_PER_DAY, format_iso, now
 from creditgate.services import keys as key_service
 from creditgate.services import pages, plans, teams
 from creditgate.services.pages import Page
@@ -255,3 +256,40 @@ def test_negative_credits_are_refused_with_a_clear_message(database_url: str, db
     assert run(database_url, "charge", key["key"], "0")["remainingCredits"] == 3005
     typo = text(database_url, "grant", team["id"], "5", "--kindd", "pack")
     assert typo.exit_code == 2 and "No such option '--kindd'" in typo.stderr
+
+
+def table_rows(printed: str) -> list[list[str]]:
+    """The cells of the table a command printed (its columns are as wide as their dashes)."""
+    lines = printed.split("\n\n")[0].splitlines()
+    spans, start = [], 0
+    for dashes in lines[1].split("  "):
+        spans.append((start, start + len(dashes)))
+        start += len(dashes) + 2
+    return [[line[a:b].strip() for a, b in spans] for line in lines[2:]]
+
+
+def test_usage_shows_the_same_rows_in_text_and_json_by_period_and_by_key(
+    database_url: str, db: Database
+) -> None:
+    anchor = now() - 100 * MS_PER_DAY
+    team = run(
+        database_url, "team", "create", "acme", "--plan", "hobby", "--anchor", format_iso(anchor)
+    )
+    key = run(database_url, "key", "create", team["id"], "--name", "ci")
+    run(database_url, "charge", key["key"], "7", "--at", format_iso(anchor + MS_PER_DAY))
+    run(database_url, "charge", key["key"], "5")
+    for by_key in ([], ["--by-key"]):
+        report = run(database_url, "usage", team["id"], *by_key)
+        rows = [
+            [p["startDate"], p["endDate"], p["apiKey"] or "", str(p["creditsUsed"])]
+            for p in report["periods"]
+        ]
+        printed = text(database_url, "usage", team["id"], *by_key).stdout
+        assert table_rows(printed) == rows, by_key
+        used = [(p["apiKey"], p["creditsUsed"]) for p in report["periods"]]
+        name = "ci" if by_key else None
+        assert used[0] == (name, 7) and used[-1] == (name, 5), by_key
+        assert used[1:-1] == [(None, 0)] * (len(used) - 2) and len(used) >= 4, by_key
+    by_period = run(database_url, "usage", team["id"])["periods"]
+    by_key_rows = run(database_url, "usage", team["id"], "--by-key")["periods"]
+    assert [p["startDate"] for p in by_key_rows] == [p["startDate"] for p in by_period]

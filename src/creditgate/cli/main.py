@@ -508,11 +508,12 @@ def charge(
 @click.option("--by-key", is_flag=True, help="One row per period and API key.")
 @command_options
 def usage(out: Output, team_id: str, by_key: bool) -> None:
-    """Credits used per billing period, and what remains now."""
+    """Credits used per billing period (from the first with usage to the current one), and
+    what remains now. By key, a period no key used is a row with no key and 0 credits."""
     found = teams.get_team(out.db, team_id)
     at = now()
     balance = account.credit_usage(out.db, found, at)
-    rows = account.history(out.db, found, by_key, at)
+    rows = account.history(out.db, found, by_key, at, every_period=True)
     periods = [usage_json(r) for r in rows]
     text = table(
         ["period start", "period end", "key", "credits used"],

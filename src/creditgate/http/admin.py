@@ -225,7 +225,7 @@ async def team_usage(request: Request) -> Response:
     ctx = await _admin(request)
     by_key = _flag(request, "byKey")
     team = await blocking(teams.get_team, ctx.db, request.path_params["team_id"])
-    rows = await blocking(account.history, ctx.db, team, by_key, ctx.clock())
+    rows = await blocking(account.history, ctx.db, team, by_key, ctx.clock(), every_period=True)
     return ok(data=[usage_json(r) for r in rows])
 
 
