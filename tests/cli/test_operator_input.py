@@ -49,6 +49,12 @@ def test_one_json_shape_for_objects_and_lists_in_the_cli_and_the_admin_api(
         "cursor": None,
         "hasMore": False,
     }
+    assert client.get("/admin/teams", headers=ADMIN).json() == envelope(
+        database_url, "team", "list"
+    )
+    assert client.get("/admin/plans", headers=ADMIN).json() == envelope(
+        database_url, "plan", "list"
+    )
     key = envelope(database_url, "key", "create", team["id"], "--name", "ci")["data"]
     listed = envelope(database_url, "key", "list", team["id"])
     assert listed == {
@@ -57,6 +63,7 @@ def test_one_json_shape_for_objects_and_lists_in_the_cli_and_the_admin_api(
         "cursor": None,
         "hasMore": False,
     }
+    assert client.get(f"/admin/teams/{team['id']}/keys", headers=ADMIN).json() == listed
     revoked = envelope(database_url, "key", "revoke", key["id"])
     assert set(revoked) == {"success", "data"} and revoked["data"]["revokedAt"] is not None
     usage = envelope(database_url, "usage", team["id"])

@@ -118,11 +118,16 @@ def build() -> dict[str, Any]:
         }
     }
     for method, path, _endpoint, summary in ADMIN_ROUTES:
+        pages = "limit" in ADMIN_QUERY.get((method, path), ())
         op = {
             "summary": summary,
             "tags": ["admin"],
             "security": [{"adminToken": []}],
-            "responses": _responses("The Firecrawl envelope"),
+            "responses": _responses(
+                '{"success": true, "data": [...], "cursor": "..." | null, "hasMore": bool}'
+                if pages
+                else '{"success": true, "data": ...}: the object, or the list'
+            ),
         }
         params = [
             {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
