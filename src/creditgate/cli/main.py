@@ -353,7 +353,12 @@ def plan_create(
 @plan.command("update")
 @click.argument("plan_id")
 @click.option("--credits", type=int, default=None, help=CREDITS_HELP)
-@click.option("--interval", type=click.Choice(BILLING_INTERVALS), default=None)
+@click.option(
+    "--interval",
+    type=click.Choice(BILLING_INTERVALS),
+    default=None,
+    help="How it is billed; credits still reset monthly on a yearly plan.",
+)
 @click.option("--concurrency", type=int, default=None)
 @click.option("--scrape-rpm", type=int, default=None)
 @click.option("--crawl-rpm", type=int, default=None)
