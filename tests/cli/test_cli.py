@@ -12,13 +12,21 @@ from creditgate.cli import main
 from creditgate.storage.database import Database
 
 
-def run(url: str, *args: str, ok: bool = True) -> dict[str, Any]:
+def envelope(url: str, *args: str, ok: bool = True) -> dict[str, Any]:
+    """The one JSON object a command prints with --json."""
     result = CliRunner().invoke(main, [*args, "--json", "--database-url", url])
     assert (result.exit_code == 0) == ok, result.output
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1, result.stdout
     parsed: dict[str, Any] = json.loads(lines[0])
+    assert parsed["success"] is ok, parsed
     return parsed
+
+
+def run(url: str, *args: str, ok: bool = True) -> Any:
+    """What a command printed: its `data` when it succeeded, the whole refusal otherwise."""
+    parsed = envelope(url, *args, ok=ok)
+    return parsed["data"] if ok else parsed
 
 
 def test_operator_flow_through_the_cli(database_url: str, db: Database) -> None:
@@ -67,11 +75,11 @@ def test_cli_refusals_exit_non_zero_with_a_clear_message(database_url: str, db: 
     assert plain.exit_code == 1 and "error: API key not found" in plain.stderr
 
 
-def test_plans_can_be_listed_and_set(database_url: str, db: Database) -> None:
-    assert [p["id"] for p in run(database_url, "plan", "list")["data"]][:2] == ["free", "hobby"]
-    made = run(database_url, "plan", "set", "pro", "--credits", "20000", "--concurrency", "10")
+def test_plans_can_be_listed_created_and_updated(database_url: str, db: Database) -> None:
+    assert [p["id"] for p in run(database_url, "plan", "list")][:2] == ["free", "hobby"]
+    made = run(database_url, "plan", "create", "pro", "--credits", "20000", "--concurrency", "10")
     assert (made["credits"], made["concurrency"]) == (20000, 10)
-    assert run(database_url, "plan", "set", "pro", "--credits", "25000")["credits"] == 25000
+    assert run(database_url, "plan", "update", "pro", "--credits", "25000")["credits"] == 25000
 
 
 def test_usage_prints_a_readable_table_without_json(database_url: str, db: Database) -> None:

@@ -52,7 +52,7 @@ def test_operator_flow_team_key_grant_charge_usage(client: TestClient, db: Datab
     by_id = post(client, "/admin/charges", {"keyId": key_id, "credits": 5})
     assert by_id.json()["data"]["keyId"] == key_id
     usage = client.get(f"/admin/teams/{team_id}/usage?byKey=true", headers=ADMIN).json()
-    assert [(p["apiKey"], p["creditsUsed"]) for p in usage["periods"]] == [("ci", 30)]
+    assert [(p["apiKey"], p["creditsUsed"]) for p in usage["data"]] == [("ci", 30)]
     assert (
         client.get("/v2/team/credit-usage", headers=bearer(key)).json()["data"]["remainingCredits"]
         == 3470
@@ -188,7 +188,7 @@ def test_team_lifecycle_suspend_resume_and_plans(client: TestClient, db: Databas
     ]
     made = post(client, "/admin/plans", {"id": "team-50k", "credits": 50000, "concurrency": 20})
     assert made.status_code == 201
-    changed = client.put(
+    changed = client.patch(
         "/admin/plans/team-50k", headers=ADMIN, json={"credits": 60000, "interval": "year"}
     )
     assert changed.json()["data"]["credits"] == 60000

@@ -42,6 +42,8 @@ def test_reserve_settle_release_and_check(client: TestClient, db: Database, cloc
         "allowed": False,
         "requiredCredits": 1001,
         "remainingCredits": 1000,
+        "teamRemainingCredits": 1000,
+        "keyRemainingCredits": None,
         "limitedBy": "team",
     }
 

@@ -31,7 +31,7 @@ def test_every_error_is_an_envelope_and_the_connection_serves_the_next_request(
     def broken(*_args: object) -> None:
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(teams, "list_teams", broken)
+    monkeypatch.setattr(teams, "page_teams", broken)
     cases: list[tuple[str, str, dict[str, str], bytes, int, str | None]] = [
         ("POST", "/admin/teams", ADMIN, b'{"name": "' + b"x" * 200 + b'"}', 413, None),
         ("POST", "/admin/teams", ADMIN, b'{"name": ', 400, None),

@@ -69,12 +69,12 @@ def test_an_unavailable_database_is_a_503_within_seconds_and_readiness_reports_i
         def sleeping_snapshot(*_args: object) -> None:
             db.fetch("SELECT pg_sleep(10)", {})
 
-        def sleeping_list(_db: Database) -> None:
+        def sleeping_list(*_args: object) -> None:
             with db.read() as conn:
                 conn.execute(text("SELECT pg_sleep(10)"))
 
         monkeypatch.setattr(account, "snapshot", sleeping_snapshot)
-        monkeypatch.setattr(teams, "list_teams", sleeping_list)
+        monkeypatch.setattr(teams, "page_teams", sleeping_list)
 
     try:
         with TestClient(app, raise_server_exceptions=False) as client:

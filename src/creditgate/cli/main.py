@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import os
+import re
+from typing import Any
 
 import click
 import uvicorn
 
 from creditgate import __version__
 from creditgate.cli.output import Output, command_options, fail, table
-from creditgate.domain.errors import InvalidInput, NotFound
+from creditgate.domain.errors import InvalidInput
 from creditgate.domain.instants import Instant, InvalidInstant, format_iso, now, parse_iso
 from creditgate.domain.plans import BILLING_INTERVALS, Plan
-from creditgate.http.admin import charge_json, grant_json, key_json, plan_json, team_json
+from creditgate.http.admin import (
+    charge_json,
+    grant_json,
+    key_json,
+    plan_json,
+    team_json,
+    usage_json,
+)
 from creditgate.http.requestlog import logging_config
 from creditgate.http.server import prepare
-from creditgate.services import account, audit, ledger, plans, teams
+from creditgate.services import account, audit, ledger, pages, plans, teams
 from creditgate.services import keys as key_service
 from creditgate.settings import SecretError, Settings
 
@@ -27,6 +36,17 @@ def _instant(text: str | None, name: str) -> Instant | None:
         return parse_iso(text)
     except InvalidInstant as exc:
         raise InvalidInput(f"{name}: {exc}") from exc
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """What an update changed, e.g. "credits 3000 -> 3500"; empty when nothing did."""
+
+    def show(value: Any) -> str:
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    return ", ".join(
+        f"{k} {show(before[k])} -> {show(after[k])}" for k in after if before[k] != after[k]
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -165,10 +185,10 @@ def team_create(out: Output, name: str, plan: str, anchor: str | None, allow_ove
 @team.command("list")
 @command_options
 def team_list(out: Output) -> None:
-    """List teams."""
-    found = teams.list_teams(out.db)
-    out.emit(
-        {"data": [team_json(t) for t in found]},
+    """List every team (read page by page)."""
+    found = pages.every(lambda cursor: teams.page_teams(out.db, pages.MAX_LIMIT, cursor))
+    out.emit_list(
+        [team_json(t) for t in found],
         table(
             ["id", "name", "plan", "anchor", "suspended"],
             [[t.id, t.name, t.plan_id, format_iso(t.anchor), t.suspended] for t in found],
@@ -191,11 +211,22 @@ def team_update(
     suspend: bool | None,
     overage: bool | None,
 ) -> None:
-    """Change a team's plan, name, suspension or overage."""
+    """Change a team's plan, name, suspension or overage: only the options given."""
+    if (plan, name, suspend, overage) == (None, None, None, None):
+        raise InvalidInput(
+            "nothing to update: give --plan, --name, --suspend/--resume or --overage/--no-overage"
+        )
+    before = teams.get_team(out.db, team_id)
     changed = teams.update_team(
         out.db, team_id, now(), suspended=suspend, allow_overage=overage, plan_id=plan, name=name
     )
-    out.emit(team_json(changed), f"team {changed.id} updated")
+    changes = _changes(team_json(before), team_json(changed))
+    note = " (the new plan's credits arrive from the next billing period)"
+    out.emit(
+        team_json(changed),
+        f"team {changed.id}: "
+        + (changes + (note if before.plan_id != changed.plan_id else "") or "nothing changed"),
+    )
 
 
 # --- keys -----------------------------------------------------------------------------------
@@ -225,10 +256,12 @@ def key_create(out: Output, team_id: str, name: str | None, cap: int | None) -> 
 @click.argument("team_id")
 @command_options
 def key_list(out: Output, team_id: str) -> None:
-    """List a team's keys (never the keys themselves)."""
-    found = key_service.list_keys(out.db, team_id)
-    out.emit(
-        {"data": [key_json(k) for k in found]},
+    """List every key of a team (never the keys themselves)."""
+    found = pages.every(
+        lambda cursor: key_service.page_keys(out.db, team_id, pages.MAX_LIMIT, cursor)
+    )
+    out.emit_list(
+        [key_json(k) for k in found],
         table(
             ["id", "name", "hint", "cap", "revoked"],
             [[k.id, k.name, k.hint, k.cap, k.revoked_at is not None] for k in found],
@@ -253,32 +286,62 @@ def plan() -> None:
     """Plans: credits per period and limits."""
 
 
+def describe_plan(p: Plan) -> str:
+    """What a plan grants, truthfully: credits come every month for monthly and yearly plans."""
+    if p.interval == "once":
+        grants = f"{p.credits} credits once, never renewed"
+    else:
+        grants = f"{p.credits} credits a month, billed {p.interval}ly"
+    return (
+        f"{grants}; concurrency {p.concurrency}, {p.scrape_rpm} scrape/min, {p.crawl_rpm} crawl/min"
+    )
+
+
 @plan.command("list")
 @command_options
 def plan_list(out: Output) -> None:
-    """List plans."""
-    found = plans.list_plans(out.db)
-    out.emit(
-        {"data": [plan_json(p) for p in found]},
+    """List plans. Credits are granted every month, also on yearly plans (billed yearly)."""
+    found = pages.every(lambda cursor: plans.page_plans(out.db, pages.MAX_LIMIT, cursor))
+    out.emit_list(
+        [plan_json(p) for p in found],
         table(
-            ["id", "credits", "interval", "concurrency", "scrape/min", "crawl/min"],
+            ["id", "credits", "granted", "billed", "concurrency", "scrape/min", "crawl/min"],
             [
-                [p.id, p.credits, p.interval, p.concurrency, p.scrape_rpm, p.crawl_rpm]
+                [
+                    p.id,
+                    p.credits,
+                    "once" if p.interval == "once" else "monthly",
+                    "once" if p.interval == "once" else f"{p.interval}ly",
+                    p.concurrency,
+                    p.scrape_rpm,
+                    p.crawl_rpm,
+                ]
                 for p in found
             ],
         ),
     )
 
 
-@plan.command("set")
+CREDITS_HELP = (
+    "Credits granted every month, also when billed yearly (a once plan grants them once)."
+)
+
+
+@plan.command("create")
 @click.argument("plan_id")
-@click.option("--credits", type=int, required=True)
-@click.option("--interval", type=click.Choice(BILLING_INTERVALS), default="month")
-@click.option("--concurrency", type=int, default=2)
-@click.option("--scrape-rpm", type=int, default=10)
-@click.option("--crawl-rpm", type=int, default=2)
+@click.option("--credits", type=int, required=True, help=CREDITS_HELP)
+@click.option(
+    "--interval",
+    type=click.Choice(BILLING_INTERVALS),
+    default="month",
+    show_default=True,
+    help="How it is billed; credits still reset monthly on a yearly plan.",
+)
+@click.option("--concurrency", type=int, default=2, show_default=True)
+@click.option("--scrape-rpm", type=int, default=10, show_default=True)
+@click.option("--crawl-rpm", type=int, default=2, show_default=True)
 @command_options
-def plan_set(
+def plan_create(
     out: Output,
     plan_id: str,
     credits: int,
@@ -287,20 +350,90 @@ def plan_set(
     scrape_rpm: int,
     crawl_rpm: int,
 ) -> None:
-    """Create a plan or replace one (changes apply from each team's next period)."""
+    """Create a plan; a plan that exists is refused (change it with plan update)."""
     new = Plan(plan_id, credits, interval, concurrency, scrape_rpm, crawl_rpm)  # type: ignore[arg-type]
-    try:
-        plans.get_plan(out.db, plan_id)
-        saved = plans.update_plan(out.db, new, now())
-    except NotFound:
-        saved = plans.create_plan(out.db, new, now())
-    out.emit(plan_json(saved), f"plan {saved.id}: {saved.credits} credits per {saved.interval}")
+    saved = plans.create_plan(out.db, new, now())
+    out.emit(plan_json(saved), f"plan {saved.id} created: {describe_plan(saved)}")
+
+
+@plan.command("update")
+@click.argument("plan_id")
+@click.option("--credits", type=int, default=None, help=CREDITS_HELP)
+@click.option(
+    "--interval",
+    type=click.Choice(BILLING_INTERVALS),
+    default=None,
+    help="How it is billed; credits still reset monthly on a yearly plan.",
+)
+@click.option("--concurrency", type=int, default=None)
+@click.option("--scrape-rpm", type=int, default=None)
+@click.option("--crawl-rpm", type=int, default=None)
+@command_options
+def plan_update(
+    out: Output,
+    plan_id: str,
+    credits: int | None,
+    interval: str | None,
+    concurrency: int | None,
+    scrape_rpm: int | None,
+    crawl_rpm: int | None,
+) -> None:
+    """Change only the options given (from each team's next period); the rest stay as they are."""
+    if (credits, interval, concurrency, scrape_rpm, crawl_rpm) == (None,) * 5:
+        raise InvalidInput(
+            "nothing to update: give --credits, --interval, --concurrency, --scrape-rpm "
+            "or --crawl-rpm"
+        )
+    before = plans.get_plan(out.db, plan_id)
+    saved = plans.change_plan(
+        out.db,
+        plan_id,
+        now(),
+        credits=credits,
+        interval=interval,
+        concurrency=concurrency,
+        scrape_rpm=scrape_rpm,
+        crawl_rpm=crawl_rpm,
+    )
+    changes = _changes(plan_json(before), plan_json(saved))
+    out.emit(
+        plan_json(saved),
+        f"plan {saved.id}: "
+        + (f"{changes} (from each team's next period)" if changes else "nothing changed")
+        + f"; now {describe_plan(saved)}",
+    )
+
+
+@plan.command(
+    "set",
+    hidden=True,
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+def plan_set() -> None:
+    """Replaced by plan create and plan update."""
+    raise click.UsageError(
+        "plan set is gone: `plan create ID --credits N ...` makes a plan, "
+        "`plan update ID --credits N ...` changes only the options given"
+    )
 
 
 # --- credits --------------------------------------------------------------------------------
 
 
-@main.command()
+class NegativeNumbers(click.Command):
+    """A command with a number argument: `grant TEAM -5` reaches the command, which says what is
+    wrong with -5, where click alone would answer "No such option: -5"."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if any(NEGATIVE.match(arg) for arg in args):
+            ctx.ignore_unknown_options = True  # -5 is then an argument like any other
+        return super().parse_args(ctx, args)
+
+
+NEGATIVE = re.compile(r"-\d")
+
+
+@main.command(cls=NegativeNumbers)
 @click.argument("team_id")
 @click.argument("credits", type=int)
 @click.option("--expires", default=None, help="When the credits expire (ISO 8601); default never.")
@@ -318,6 +451,8 @@ def grant(
     idempotency_key: str | None,
 ) -> None:
     """Add credits to a team (a pack, coupon or top-up)."""
+    if credits < 1:
+        raise InvalidInput(f"credits must be a positive integer (got {credits})", field="credits")
     result = ledger.grant(
         out.db,
         ledger.GrantRequest(
@@ -337,7 +472,7 @@ def grant(
     )
 
 
-@main.command()
+@main.command(cls=NegativeNumbers)
 @click.argument("key")
 @click.argument("credits", type=int)
 @click.option("--endpoint", default=None, help="scrape, crawl, map, search, extract, ...")
@@ -357,6 +492,8 @@ def charge(
     idempotency_key: str | None,
 ) -> None:
     """Record usage by KEY (the fc- key or its id). Refused if it does not fit."""
+    if credits < 0:
+        raise InvalidInput(f"credits must not be negative (got {credits})", field="credits")
     result = ledger.charge(
         out.db,
         ledger.ChargeRequest(
@@ -382,20 +519,13 @@ def charge(
 @click.option("--by-key", is_flag=True, help="One row per period and API key.")
 @command_options
 def usage(out: Output, team_id: str, by_key: bool) -> None:
-    """Credits used per billing period, and what remains now."""
+    """Credits used per billing period (from the first with usage to the current one), and
+    what remains now. By key, a period no key used is a row with no key and 0 credits."""
     found = teams.get_team(out.db, team_id)
     at = now()
     balance = account.credit_usage(out.db, found, at)
-    rows = account.history(out.db, found, by_key, at)
-    periods = [
-        {
-            "startDate": format_iso(r.start),
-            "endDate": None if r.end is None else format_iso(r.end),
-            "apiKey": r.key_name,
-            "creditsUsed": r.credits,
-        }
-        for r in rows
-    ]
+    rows = account.history(out.db, found, by_key, at, every_period=True)
+    periods = [usage_json(r) for r in rows]
     text = table(
         ["period start", "period end", "key", "credits used"],
         [[p["startDate"], p["endDate"], p["apiKey"], p["creditsUsed"]] for p in periods],

@@ -1,4 +1,8 @@
-"""How commands print: one JSON object with --json, readable text otherwise."""
+"""How commands print: one JSON object with --json, readable text otherwise.
+
+The JSON is the admin API's envelope: {"success": true, "data": <the object>} for one object,
+{"success": true, "data": [...], "cursor": null, "hasMore": false} for a listing (every row:
+the CLI pages through to the end), {"success": false, "error": "...", "status": N} on refusal."""
 
 from __future__ import annotations
 
@@ -34,8 +38,16 @@ class Output:
         return self._db
 
     def emit(self, data: dict[str, Any], text: str) -> None:
+        """One object, in the admin API's envelope: {"success": true, "data": {...}}."""
+        self._print({"data": data}, text)
+
+    def emit_list(self, rows: list[dict[str, Any]], text: str) -> None:
+        """Every row of a listing, shaped as the admin API's last page of it."""
+        self._print({"data": rows, "cursor": None, "hasMore": False}, text)
+
+    def _print(self, envelope: dict[str, Any], text: str) -> None:
         if self.as_json:
-            click.echo(orjson.dumps({"success": True, **data}).decode())
+            click.echo(orjson.dumps({"success": True, **envelope}).decode())
         else:
             click.echo(text)
 

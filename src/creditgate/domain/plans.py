@@ -12,8 +12,8 @@ BILLING_INTERVALS: tuple[BillingInterval, ...] = ("month", "year", "once")
 @dataclass(frozen=True, slots=True)
 class Plan:
     id: str
-    credits: int  # granted per period (once, for a plan without renewal)
-    interval: BillingInterval
+    credits: int  # granted every period, monthly for month and year plans; once for "once"
+    interval: BillingInterval  # how it is billed; periods are monthly unless "once"
     concurrency: int  # concurrent browsers / jobs
     scrape_rpm: int  # scrape, map and search requests per minute
     crawl_rpm: int  # crawl requests per minute

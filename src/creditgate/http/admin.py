@@ -19,7 +19,7 @@ from creditgate.http.context import AppContext, blocking, context
 from creditgate.http.errors import STATUS, HTTPError
 from creditgate.http.requestlog import fields
 from creditgate.http.responses import ok
-from creditgate.services import account, ingest, ledger, plans, reservations, teams
+from creditgate.services import account, ingest, ledger, pages, plans, reservations, teams
 from creditgate.services import keys as key_service
 
 
@@ -62,6 +62,15 @@ def plan_json(plan: Plan) -> dict[str, Any]:
     }
 
 
+def usage_json(row: account.UsageRow) -> dict[str, Any]:
+    return {
+        "startDate": _iso(row.start),
+        "endDate": _iso(row.end),
+        "apiKey": row.key_name,
+        "creditsUsed": row.credits,
+    }
+
+
 def charge_json(result: ledger.ChargeResult) -> dict[str, Any]:
     return {
         "id": result.id,
@@ -87,10 +96,56 @@ def grant_json(result: ledger.GrantResult) -> dict[str, Any]:
     }
 
 
+PAGE_QUERY = ("limit", "cursor")
+# The query parameters each route takes; any other, on any admin route, is a 400.
+QUERY: dict[tuple[str, str], tuple[str, ...]] = {
+    ("GET", "/admin/plans"): PAGE_QUERY,
+    ("GET", "/admin/teams"): PAGE_QUERY,
+    ("GET", "/admin/teams/{team_id}/keys"): PAGE_QUERY,
+    ("GET", "/admin/teams/{team_id}/usage"): ("byKey",),
+}
+
+
 async def _admin(request: Request) -> AppContext:
+    """The admin token first, then the query: only the parameters this route takes, once each."""
     ctx = context(request)
     require_admin(request, ctx.admin_token)
+    allowed: tuple[str, ...] = getattr(request.state, "query", ())
+    seen: set[str] = set()
+    for name, _value in request.query_params.multi_items():
+        if name not in allowed:
+            takes = f"allowed: {', '.join(allowed)}" if allowed else "this route takes none"
+            raise InvalidInput(
+                f"Bad Request: {name}: unknown query parameter ({takes})", field=name
+            )
+        if name in seen:
+            raise InvalidInput(f"Bad Request: {name}: given more than once", field=name)
+        seen.add(name)
     return ctx
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "false")
+    if value not in ("true", "false"):
+        raise InvalidInput(f"Bad Request: {name}: must be true or false", field=name)
+    return value == "true"
+
+
+def _page_query(request: Request) -> tuple[int, str | None]:
+    text = request.query_params.get("limit")
+    limit = pages.DEFAULT_LIMIT
+    if text is not None:
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= pages.MAX_LIMIT):
+            raise InvalidInput(
+                f"Bad Request: limit: must be an integer from 1 to {pages.MAX_LIMIT}",
+                field="limit",
+            )
+        limit = int(text)
+    return limit, request.query_params.get("cursor")
+
+
+def _page(rows: list[dict[str, Any]], cursor: str | None) -> Response:
+    return ok(data=rows, cursor=cursor, hasMore=cursor is not None)
 
 
 async def _body(request: Request, ctx: AppContext) -> Any:
@@ -126,7 +181,8 @@ async def create_team(request: Request) -> Response:
 
 async def list_teams(request: Request) -> Response:
     ctx = await _admin(request)
-    return ok(data=[team_json(t) for t in await blocking(teams.list_teams, ctx.db)])
+    found = await blocking(teams.page_teams, ctx.db, *_page_query(request))
+    return _page([team_json(t) for t in found.items], found.cursor)
 
 
 async def get_team(request: Request) -> Response:
@@ -138,6 +194,7 @@ async def get_team(request: Request) -> Response:
 async def patch_team(request: Request) -> Response:
     ctx = await _admin(request)
     body = parse(schemas.TeamPatch, await _body(request, ctx))
+    _patch(body)
     team = await blocking(
         teams.update_team,
         ctx.db,
@@ -167,20 +224,10 @@ async def team_balance(request: Request) -> Response:
 
 async def team_usage(request: Request) -> Response:
     ctx = await _admin(request)
+    by_key = _flag(request, "byKey")
     team = await blocking(teams.get_team, ctx.db, request.path_params["team_id"])
-    by_key = request.query_params.get("byKey") == "true"
-    rows = await blocking(account.history, ctx.db, team, by_key, ctx.clock())
-    return ok(
-        periods=[
-            {
-                "startDate": _iso(r.start),
-                "endDate": _iso(r.end),
-                "apiKey": r.key_name,
-                "creditsUsed": r.credits,
-            }
-            for r in rows
-        ]
-    )
+    rows = await blocking(account.history, ctx.db, team, by_key, ctx.clock(), every_period=True)
+    return ok(data=[usage_json(r) for r in rows])
 
 
 # --- keys -----------------------------------------------------------------------------------
@@ -202,8 +249,9 @@ async def create_key(request: Request) -> Response:
 
 async def list_keys(request: Request) -> Response:
     ctx = await _admin(request)
-    found = await blocking(key_service.list_keys, ctx.db, request.path_params["team_id"])
-    return ok(data=[key_json(k) for k in found])
+    team_id = request.path_params["team_id"]
+    found = await blocking(key_service.page_keys, ctx.db, team_id, *_page_query(request))
+    return _page([key_json(k) for k in found.items], found.cursor)
 
 
 async def revoke_key(request: Request) -> Response:
@@ -215,11 +263,11 @@ async def revoke_key(request: Request) -> Response:
 # --- plans ----------------------------------------------------------------------------------
 
 
-def _plan(body: schemas.PlanIn) -> Plan:
+def _plan(plan_id: str, body: schemas.PlanIn | schemas.PlanPut) -> Plan:
     if body.interval not in ("month", "year", "once"):
         raise InvalidInput("interval must be one of: month, year, once", field="interval")
     return Plan(
-        body.id,
+        plan_id,
         body.credits,
         body.interval,  # type: ignore[arg-type]
         body.concurrency,
@@ -228,26 +276,61 @@ def _plan(body: schemas.PlanIn) -> Plan:
     )
 
 
+def _patch(body: schemas.Body) -> None:
+    """A PATCH changes the fields it names: naming none is a mistake, and null is no value."""
+    for name in sorted(body.model_fields_set):
+        if getattr(body, name) is None:
+            raise InvalidInput(f"Bad Request: {name}: must not be null", field=name)
+    if not body.model_fields_set:
+        raise InvalidInput(
+            "Bad Request: nothing to update: give at least one of "
+            + ", ".join(type(body).model_fields)
+        )
+
+
 async def list_plans(request: Request) -> Response:
     ctx = await _admin(request)
-    return ok(data=[plan_json(p) for p in await blocking(plans.list_plans, ctx.db)])
+    found = await blocking(plans.page_plans, ctx.db, *_page_query(request))
+    return _page([plan_json(p) for p in found.items], found.cursor)
 
 
 async def create_plan(request: Request) -> Response:
     ctx = await _admin(request)
-    plan = _plan(parse(schemas.PlanIn, await _body(request, ctx)))
+    body = parse(schemas.PlanIn, await _body(request, ctx))
+    plan = _plan(body.id, body)
     return ok(
         data=plan_json(await blocking(plans.create_plan, ctx.db, plan, ctx.clock())), status=201
     )
 
 
 async def put_plan(request: Request) -> Response:
+    """Replace the plan whole: every field must be given, so none is reset by omission."""
     ctx = await _admin(request)
-    data = await _body(request, ctx)
-    if isinstance(data, dict):
-        data = {**data, "id": request.path_params["plan_id"]}
-    plan = _plan(parse(schemas.PlanIn, data))
+    plan_id = request.path_params["plan_id"]
+    body = parse(schemas.PlanPut, await _body(request, ctx))
+    if body.id is not None and body.id != plan_id:
+        raise InvalidInput(f"Bad Request: id: must be the plan in the path, {plan_id}", field="id")
+    plan = _plan(plan_id, body)
     return ok(data=plan_json(await blocking(plans.update_plan, ctx.db, plan, ctx.clock())))
+
+
+async def patch_plan(request: Request) -> Response:
+    """Change only the fields given; the others keep their values."""
+    ctx = await _admin(request)
+    body = parse(schemas.PlanPatch, await _body(request, ctx))
+    _patch(body)
+    plan = await blocking(
+        plans.change_plan,
+        ctx.db,
+        request.path_params["plan_id"],
+        ctx.clock(),
+        credits=body.credits,
+        interval=body.interval,
+        concurrency=body.concurrency,
+        scrape_rpm=body.scrapeRpm,
+        crawl_rpm=body.crawlRpm,
+    )
+    return ok(data=plan_json(plan))
 
 
 # --- credits --------------------------------------------------------------------------------
@@ -412,6 +495,8 @@ async def check(request: Request) -> Response:
             "allowed": verdict.allowed,
             "requiredCredits": verdict.required,
             "remainingCredits": verdict.remaining,
+            "teamRemainingCredits": verdict.team_remaining,
+            "keyRemainingCredits": verdict.key_remaining,
             "limitedBy": verdict.limited_by,
         }
     )
@@ -419,8 +504,24 @@ async def check(request: Request) -> Response:
 
 ADMIN_ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/admin/plans", list_plans, "List plans"),
-    ("POST", "/admin/plans", create_plan, "Create a plan"),
-    ("PUT", "/admin/plans/{plan_id}", put_plan, "Replace a plan (applies from the next period)"),
+    (
+        "POST",
+        "/admin/plans",
+        create_plan,
+        "Create a plan: credits a month (also when billed yearly), limits default if left out",
+    ),
+    (
+        "PUT",
+        "/admin/plans/{plan_id}",
+        put_plan,
+        "Replace a plan, every field given (applies from each team's next period)",
+    ),
+    (
+        "PATCH",
+        "/admin/plans/{plan_id}",
+        patch_plan,
+        "Change only the given fields of a plan (applies from each team's next period)",
+    ),
     ("GET", "/admin/teams", list_teams, "List teams"),
     ("POST", "/admin/teams", create_team, "Create a team"),
     ("GET", "/admin/teams/{team_id}", get_team, "Read a team"),
@@ -433,7 +534,13 @@ ADMIN_ROUTES: list[tuple[str, str, Any, str]] = [
     ("POST", "/admin/teams/{team_id}/grants", grant, "Grant credits (pack, coupon, top-up)"),
     ("POST", "/admin/charges", charge, "Record a charge (idempotent, may be backdated)"),
     ("POST", "/admin/charges/batch", charge_batch, "Record up to 1,000 charges"),
-    ("POST", "/admin/check", check, "May this key spend N credits now? (no write)"),
+    (
+        "POST",
+        "/admin/check",
+        check,
+        "May this key spend N credits now? Both remainders: the team's (credits less holds) and "
+        "the key's (cap less usage and holds; null without a cap), allowed or not (no write)",
+    ),
     ("POST", "/admin/reservations", reserve, "Hold credits for work of unknown cost"),
     ("GET", "/admin/reservations/{reservation_id}", get_reservation, "Read a reservation"),
     (
@@ -457,13 +564,15 @@ def routes() -> list[BaseRoute]:
         grouped.setdefault(path, {})[method] = endpoint
     out: list[BaseRoute] = []
     for path, by_method in grouped.items():
-        out.append(Route(path, _dispatch(by_method), methods=list(by_method)))
+        out.append(Route(path, _dispatch(path, by_method), methods=list(by_method)))
     return out
 
 
-def _dispatch(by_method: dict[str, Any]) -> Any:
+def _dispatch(path: str, by_method: dict[str, Any]) -> Any:
     async def endpoint(request: Request) -> Response:
-        handler = by_method[request.method]
+        method = "GET" if request.method == "HEAD" else request.method  # Starlette adds HEAD
+        handler = by_method[method]
+        request.state.query = QUERY.get((method, path), ())  # checked by _admin
         response: Response = await handler(request)
         return response
 

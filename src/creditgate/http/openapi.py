@@ -14,14 +14,17 @@ from creditgate import __version__
 from creditgate.http import schemas
 from creditgate.http.account import ACCOUNT_ROUTES
 from creditgate.http.admin import ADMIN_ROUTES
+from creditgate.http.admin import QUERY as ADMIN_QUERY
 from creditgate.http.responses import JSON
+from creditgate.services.pages import DEFAULT_LIMIT, MAX_LIMIT
 
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/admin/teams"): schemas.TeamIn,
     ("PATCH", "/admin/teams/{team_id}"): schemas.TeamPatch,
     ("POST", "/admin/teams/{team_id}/keys"): schemas.KeyIn,
     ("POST", "/admin/plans"): schemas.PlanIn,
-    ("PUT", "/admin/plans/{plan_id}"): schemas.PlanIn,
+    ("PUT", "/admin/plans/{plan_id}"): schemas.PlanPut,
+    ("PATCH", "/admin/plans/{plan_id}"): schemas.PlanPatch,
     ("POST", "/admin/teams/{team_id}/grants"): schemas.GrantIn,
     ("POST", "/admin/charges"): schemas.ChargeIn,
     ("POST", "/admin/charges/batch"): schemas.ChargeBatchIn,
@@ -42,6 +45,30 @@ QUERY: dict[str, list[dict[str, Any]]] = {
         {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 50}},
         {"name": "cursor", "in": "query", "schema": {"type": "string"}},
     ],
+}
+
+# The admin routes' query parameters (http/admin.py QUERY says which route takes which); any
+# other parameter is a 400.
+ADMIN_PARAMETERS: dict[str, dict[str, Any]] = {
+    "limit": {
+        "name": "limit",
+        "in": "query",
+        "description": f"rows per page, 1 to {MAX_LIMIT}",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    },
+    "cursor": {
+        "name": "cursor",
+        "in": "query",
+        "description": "the previous page's cursor (opaque); the answer's cursor is null and "
+        "hasMore false on the last page",
+        "schema": {"type": "string"},
+    },
+    "byKey": {
+        "name": "byKey",
+        "in": "query",
+        "description": "one row per period and API key",
+        "schema": {"enum": ["true", "false"], "default": "false"},
+    },
 }
 
 
@@ -91,18 +118,23 @@ def build() -> dict[str, Any]:
         }
     }
     for method, path, _endpoint, summary in ADMIN_ROUTES:
+        pages = "limit" in ADMIN_QUERY.get((method, path), ())
         op = {
             "summary": summary,
             "tags": ["admin"],
             "security": [{"adminToken": []}],
-            "responses": _responses("The Firecrawl envelope"),
+            "responses": _responses(
+                '{"success": true, "data": [...], "cursor": "..." | null, "hasMore": bool}'
+                if pages
+                else '{"success": true, "data": ...}: the object, or the list'
+            ),
         }
-        params = re.findall(r"{(\w+)}", path)
+        params = [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+            for p in re.findall(r"{(\w+)}", path)
+        ] + [ADMIN_PARAMETERS[q] for q in ADMIN_QUERY.get((method, path), ())]
         if params:
-            op["parameters"] = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                for p in params
-            ]
+            op["parameters"] = params
         model = BODIES.get((method, path))
         if model is not None:
             components[model.__name__] = model.model_json_schema(

@@ -53,13 +53,56 @@ class KeyIn(Body):
     cap: Credits | None = Field(default=None, description="credits per billing period, at most")
 
 
+PlanId = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+PLAN_CREDITS = (
+    "credits granted every billing period: periods are monthly for month and year plans alike "
+    "(a yearly plan is billed yearly and still resets credits monthly), so this is what a team "
+    "gets each month; a once plan grants them once, never renewed"
+)
+INTERVAL = (
+    "how the plan is billed: month, year (credits still granted monthly) or once (one grant, "
+    "no renewal)"
+)
+CONCURRENCY = "jobs a team may run at once"
+SCRAPE_RPM = "scrape, map and search requests per minute"
+CRAWL_RPM = "crawl requests per minute"
+PlanCredits = Annotated[StrictInt, Field(ge=0, le=MAX_CREDITS, description=PLAN_CREDITS)]
+Interval = Annotated[StrictStr, Field(description=INTERVAL)]
+Concurrency = Annotated[StrictInt, Field(ge=0, description=CONCURRENCY)]
+ScrapeRpm = Annotated[StrictInt, Field(ge=0, description=SCRAPE_RPM)]
+CrawlRpm = Annotated[StrictInt, Field(ge=0, description=CRAWL_RPM)]
+
+
 class PlanIn(Body):
-    id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
-    credits: Credits
-    interval: StrictStr = Field("month", description="month, year or once")
-    concurrency: Annotated[StrictInt, Field(ge=0)] = 2
-    scrapeRpm: Annotated[StrictInt, Field(ge=0)] = 10
-    crawlRpm: Annotated[StrictInt, Field(ge=0)] = 2
+    """A new plan; the fields left out take these defaults."""
+
+    id: PlanId
+    credits: PlanCredits
+    interval: Interval = "month"
+    concurrency: Concurrency = 2
+    scrapeRpm: ScrapeRpm = 10
+    crawlRpm: CrawlRpm = 2
+
+
+class PlanPut(Body):
+    """A plan replaced whole: every field given, none defaulted."""
+
+    id: PlanId | None = Field(None, description="if given, the id in the path")
+    credits: PlanCredits
+    interval: Interval
+    concurrency: Concurrency
+    scrapeRpm: ScrapeRpm
+    crawlRpm: CrawlRpm
+
+
+class PlanPatch(Body):
+    """The fields to change, at least one; the others keep their values."""
+
+    credits: PlanCredits | None = Field(None, description=PLAN_CREDITS)
+    interval: Interval | None = Field(None, description=INTERVAL)
+    concurrency: Concurrency | None = Field(None, description=CONCURRENCY)
+    scrapeRpm: ScrapeRpm | None = Field(None, description=SCRAPE_RPM)
+    crawlRpm: CrawlRpm | None = Field(None, description=CRAWL_RPM)
 
 
 class GrantIn(Body):

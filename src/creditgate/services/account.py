@@ -136,8 +136,13 @@ def credit_usage(db: Database, team: Team, now: Instant) -> CreditUsage:
     )
 
 
-def history(db: Database, team: Team, by_key: bool, now: Instant) -> list[UsageRow]:
-    """One row per billing period from the first with usage to the current one."""
+def history(
+    db: Database, team: Team, by_key: bool, now: Instant, *, every_period: bool = False
+) -> list[UsageRow]:
+    """One row per billing period from the first with usage to the current one. By key, one row
+    per period and key that used credits (as the Firecrawl routes answer); with `every_period`
+    (the operator's views), a period no key used is a row too, with no key and 0 credits, so
+    both views list the same periods."""
     team, plan = current_team(db, team, now)
     with db.read() as conn:
         first = usage.first_usage_period(conn, team.id)
@@ -156,6 +161,8 @@ def history(db: Database, team: Team, by_key: bool, now: Instant) -> list[UsageR
     for p in periods:
         for name, credits in sorted(by_period.get(p.start, [])):
             rows.append(UsageRow(p.start, p.end, name, credits))
+        if every_period and p.start not in by_period:
+            rows.append(UsageRow(p.start, p.end, None, 0))
     return rows
 
 

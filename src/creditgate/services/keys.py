@@ -13,6 +13,8 @@ from creditgate.domain.instants import Instant
 from creditgate.domain.pricing import MAX_CREDITS
 from creditgate.domain.teams import ApiKey, Team
 from creditgate.domain.text import refuse_nul
+from creditgate.services import pages
+from creditgate.services.pages import Page
 from creditgate.storage import keys, teams
 from creditgate.storage.database import Database
 
@@ -67,6 +69,22 @@ def list_keys(db: Database, team_id: str) -> list[ApiKey]:
         if teams.get_team(conn, team_id) is None:
             raise NotFound(f"Team {team_id} not found", teamId=team_id)
         return keys.list_keys(conn, team_id)
+
+
+def page_keys(
+    db: Database, team_id: str, limit: int = pages.DEFAULT_LIMIT, cursor: str | None = None
+) -> Page[ApiKey]:
+    """A team's keys in creation order, `limit` at a time from `cursor`."""
+    pages.check_limit(limit)
+    after = None
+    if cursor is not None:
+        created, key_id = pages.decode_cursor("keys", cursor, int, str)
+        after = (int(created), str(key_id))
+    with db.read() as conn:
+        if teams.get_team(conn, team_id) is None:
+            raise NotFound(f"Team {team_id} not found", teamId=team_id)
+        found = keys.list_keys(conn, team_id, after, limit + 1)
+    return pages.page(found, limit, lambda k: pages.encode_cursor("keys", k.created_at, k.id))
 
 
 def revoke_key(db: Database, key_id: str, now: Instant) -> ApiKey:

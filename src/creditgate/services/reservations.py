@@ -82,8 +82,10 @@ class ReservationView:
 class Check:
     allowed: bool
     required: int
-    remaining: int
-    limited_by: str | None
+    remaining: int  # what the key may spend now: the lower of the two below
+    limited_by: str | None  # when refused, the limit that binds: "team" or "key cap"
+    team_remaining: int  # the team's credits less its open holds
+    key_remaining: int | None  # the key's cap less its usage and holds this period; None: no cap
 
 
 def _view(
@@ -178,7 +180,7 @@ def reserve(
             owner=owner,
         )
         reservations.insert_reservation(conn, held)
-        view = _view(conn, held, now, remaining=verdict.remaining - request.credits)
+        view = _view(conn, held, now, remaining=verdict.team_remaining - request.credits)
         idempotency.remember(
             conn, team.id, request.idempotency_key, digest, held.id, _stored(view), now
         )
@@ -188,19 +190,21 @@ def reserve(
 def _admit(
     conn: Connection, key: ApiKey, credits: int, now: Instant, renews: bool, anchor: Instant
 ) -> Check:
-    """May `key` set aside `credits` now? Team balance first, then the key's cap."""
+    """May `key` set aside `credits` now? Both the team's balance and the key's cap are read,
+    so the answer names both; when neither fits, the tighter one is the limit."""
     grants = ledger.grants_active_at(conn, key.team_id, now)
     free = available(grants, now, now, reservations.team_hold(conn, key.team_id, now))
-    if credits > free:
-        return Check(False, credits, free, "team")
+    left: int | None = None
     if key.cap is not None:
         current = period_at(anchor, renews, now)
         used = 0 if current is None else ledger.key_usage(conn, key.team_id, key.id, current.start)
         held = reservations.key_holds(conn, key.team_id, now).get(key.id, 0)
-        left = key.cap - used - held
-        if credits > left:
-            return Check(False, credits, max(left, 0), "key cap")
-    return Check(True, credits, free, None)
+        left = max(key.cap - used - held, 0)
+    spendable = free if left is None else min(free, left)
+    if credits <= spendable:
+        return Check(True, credits, spendable, None, free, left)
+    limit = "key cap" if left is not None and left < free else "team"
+    return Check(False, credits, spendable, limit, free, left)
 
 
 def check(db: Database, key_or_id: str, credits: int, now: Instant) -> Check:

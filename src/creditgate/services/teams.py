@@ -10,6 +10,8 @@ from creditgate.domain.instants import MS_PER_DAY, Instant
 from creditgate.domain.plans import DEFAULT_PLAN_ID
 from creditgate.domain.teams import Team
 from creditgate.domain.text import refuse_nul
+from creditgate.services import pages
+from creditgate.services.pages import Page
 from creditgate.services.rollover import lock_team
 from creditgate.storage import plans, teams
 from creditgate.storage.database import Database
@@ -74,6 +76,17 @@ def list_teams(db: Database) -> list[Team]:
         return teams.list_teams(conn)
 
 
+def page_teams(
+    db: Database, limit: int = pages.DEFAULT_LIMIT, cursor: str | None = None
+) -> Page[Team]:
+    """Teams in creation order, `limit` at a time from `cursor`."""
+    pages.check_limit(limit)
+    after = None if cursor is None else str(pages.decode_cursor("teams", cursor, str)[0])
+    with db.read() as conn:
+        found = teams.list_teams(conn, after, limit + 1)
+    return pages.page(found, limit, lambda t: pages.encode_cursor("teams", t.id))
+
+
 def update_team(
     db: Database,
     team_id: str,
@@ -84,7 +97,10 @@ def update_team(
     plan_id: str | None = None,
     name: str | None = None,
 ) -> Team:
-    """Change a team. A new plan's credits arrive from the next billing period on."""
+    """Change a team. A new plan's credits arrive from the next billing period on. Nothing
+    given is refused, not a silent no-op."""
+    if (suspended, allow_overage, plan_id, name) == (None, None, None, None):
+        raise InvalidInput("nothing to update: no field of the team was given")
     if name is not None and not 1 <= len(name.strip()) <= MAX_NAME:
         raise InvalidInput(f"name must be 1 to {MAX_NAME} characters", field="name")
     refuse_nul(name, "name")

@@ -5,7 +5,17 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from creditgate.domain.teams import ApiKey, Team
 from creditgate.storage.rows import key_from_row, team_from_row
@@ -55,8 +65,27 @@ def get_key_and_team_by_hash(conn: Connection, key_hash: str) -> tuple[ApiKey, T
     return key_from_row(row), team_from_row(row, prefix="team__")
 
 
-def list_keys(conn: Connection, team_id: str) -> list[ApiKey]:
-    query = select(api_keys).where(api_keys.c.team_id == team_id).order_by(api_keys.c.created_ms)
+def list_keys(
+    conn: Connection,
+    team_id: str,
+    after: tuple[int, str] | None = None,
+    limit: int | None = None,
+) -> list[ApiKey]:
+    """A team's keys by creation time, then id; `after`: the (created_ms, id) a page ended at."""
+    query = (
+        select(api_keys)
+        .where(api_keys.c.team_id == team_id)
+        .order_by(api_keys.c.created_ms, api_keys.c.id)
+        .limit(limit)
+    )
+    if after is not None:
+        created, key_id = after
+        query = query.where(
+            or_(
+                api_keys.c.created_ms > created,
+                and_(api_keys.c.created_ms == created, api_keys.c.id > key_id),
+            )
+        )
     return [key_from_row(r) for r in conn.execute(query)]
 
 

@@ -46,8 +46,13 @@ def get_team_for_update(conn: Connection, team_id: str) -> Team | None:
     return None if row is None else team_from_row(row)
 
 
-def list_teams(conn: Connection) -> list[Team]:
-    return [team_from_row(r) for r in conn.execute(select(teams).order_by(teams.c.id))]
+def list_teams(conn: Connection, after: str | None = None, limit: int | None = None) -> list[Team]:
+    """Teams in id order (their creation order: ids are UUIDv7); `after`: the id a page ended
+    at."""
+    query = select(teams).order_by(teams.c.id).limit(limit)
+    if after is not None:
+        query = query.where(teams.c.id > after)
+    return [team_from_row(r) for r in conn.execute(query)]
 
 
 def update_team(conn: Connection, team_id: str, **values: Any) -> None:
