@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -27,6 +29,7 @@ from tests.conftest import POSTGRES_ADMIN_URL
 from tests.server import free_port, start, stop
 
 from bench.load import wrk, wrk_post
+from creditgate.domain.errors import Conflict
 from creditgate.domain.instants import now
 from creditgate.domain.plans import Plan
 from creditgate.services import keys, ledger, plans, teams
@@ -397,15 +400,19 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def bench_gateway(seconds: int) -> list[Row]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_gateway(seconds: int, pg_url: str) -> list[Row]:
+    """The gateway beside the fake upstream it fronts: straight to the upstream, through the
+    gateway with metering off (the proxy alone, same stack), and metered; with the gateway
+    process's CPU milliseconds per request."""
     tmp = tempfile.mkdtemp()
     script = Path(tmp) / "scrape.lua"
     script.write_text(SCRAPE_LUA)
-    db = Database(f"sqlite:///{tmp}/gateway.db")
-    upgrade(db)
-    plans.create_plan(db, Plan("unlimited", 10**12, "month", 10**6, 10**7, 10**7), now())
-    team = teams.create_team(db, "gateway", now(), plan_id="unlimited")
-    key = keys.create_key(db, team.id, now()).secret
     fake_port = free_port()
     fake = subprocess.Popen(
         [
@@ -422,38 +429,64 @@ def bench_gateway(seconds: int) -> list[Row]:
         cwd=ROOT,
     )
     fake_url = f"http://127.0.0.1:{fake_port}"
-    server = start(
-        db.url, ADMIN, free_port(), extra_env={"CREDITGATE_UPSTREAM_URL": fake_url, **UNLIMITED}
-    )
-    rows = []
+    rows: list[Row] = []
     try:
         time.sleep(1)
-        for conns in (1, 32):
-            direct = wrk_post(f"{fake_url}/v2/scrape", conns, seconds, script, {})
-            through = wrk_post(
-                f"{server.url}/v2/scrape",
-                conns,
-                seconds,
-                script,
-                {"Authorization": f"Bearer {key}"},
-            )
-            rows.append(
-                {
-                    "figure": f"POST /v2/scrape through the gateway, {conns} conns (SQLite)",
-                    "value": round(through.rps),
-                    "unit": "req/s",
-                    "baseline": round(direct.rps),
-                    "ratio": through.rps / direct.rps,
-                    "target": 0.5,
-                    "p50_ms": through.p50_ms,
-                    "baseline_p50_ms": direct.p50_ms,
-                    "added_p50_ms": round(through.p50_ms - direct.p50_ms, 2),
-                }
-            )
+        for name, url in (("SQLite", f"sqlite:///{tmp}/gateway.db"), ("PostgreSQL", pg_url)):
+            rows += _gateway_rows(name, url, fake_url, script, seconds)
     finally:
-        stop(server)
         fake.terminate()
         fake.wait()
+    return rows
+
+
+def _gateway_rows(name: str, url: str, fake_url: str, script: Path, seconds: int) -> list[Row]:
+    db = Database(url)
+    upgrade(db)
+    with contextlib.suppress(Conflict):
+        plans.create_plan(db, Plan("unlimited", 10**12, "month", 10**6, 10**7, 10**7), now())
+    team = teams.create_team(db, "gateway", now(), plan_id="unlimited")
+    key = {"Authorization": f"Bearer {keys.create_key(db, team.id, now()).secret}"}
+    env = {"CREDITGATE_UPSTREAM_URL": fake_url, **UNLIMITED}  # request lines on, as deployed
+    metered = start(db.url, ADMIN, free_port(), extra_env=env)
+    bare = start(db.url, ADMIN, free_port(), extra_env={**env, "CREDITGATE_METERING": "false"})
+    rows = []
+    try:
+        for conns in (1, 32):
+            direct = wrk_post(f"{fake_url}/v2/scrape", conns, seconds, script, {})
+            loads = {}
+            for label, server in (("off", bare), ("on", metered)):
+                before = cpu_seconds(server.process.pid)
+                load = wrk_post(f"{server.url}/v2/scrape", conns, seconds, script, key)
+                cpu_ms = (cpu_seconds(server.process.pid) - before) * 1000
+                loads[label] = (load, cpu_ms / max(load.rps * seconds, 1))
+            (off, off_cpu), (on, on_cpu) = loads["off"], loads["on"]
+            common = {"unit": "req/s", "p50_ms": on.p50_ms, "cpu_ms": round(on_cpu, 2)}
+            rows += [
+                {
+                    **common,
+                    "figure": f"POST /v2/scrape metered vs direct, {conns} conns ({name})",
+                    "value": round(on.rps),
+                    "baseline": round(direct.rps),
+                    "ratio": on.rps / direct.rps,
+                    "target": 0.5,
+                    "baseline_p50_ms": direct.p50_ms,
+                    "added_p50_ms": round(on.p50_ms - direct.p50_ms, 2),
+                },
+                {
+                    **common,
+                    "figure": f"POST /v2/scrape metered vs metering off, {conns} conns ({name})",
+                    "value": round(on.rps),
+                    "baseline": round(off.rps),
+                    "ratio": on.rps / off.rps,
+                    "target": 0.8,
+                    "baseline_p50_ms": off.p50_ms,
+                    "baseline_cpu_ms": round(off_cpu, 2),
+                },
+            ]
+    finally:
+        stop(metered)
+        stop(bare)
         db.dispose()
     return rows
 
@@ -478,7 +511,7 @@ def main() -> None:
         ("ingest", lambda: bench_ingestion(pg_url, args.batches)),
         ("reserve", lambda: bench_reservations(pg_url, args.seconds)),
         ("reads", lambda: bench_reads(pg_url, args.charges, args.seconds)),
-        ("gateway", lambda: bench_gateway(args.seconds)),
+        ("gateway", lambda: bench_gateway(args.seconds, pg_url)),
     ]
     try:
         for name, step in steps:
@@ -487,11 +520,12 @@ def main() -> None:
                 print(f"... {name} done", file=sys.stderr)
     finally:
         drop_postgres(pg_url)
-    print(f"{'figure':<72} {'value':>10} {'baseline':>10} {'ratio':>7}  target")
+    print(f"{'figure':<72} {'value':>10} {'baseline':>10} {'ratio':>7}  target  cpu ms/req")
     for r in rows:
+        cpu = f"{r['cpu_ms']} (baseline {r.get('baseline_cpu_ms', '-')})" if "cpu_ms" in r else ""
         print(
             f"{r['figure']:<72} {r['value']:>10} {r['baseline']:>10} {r['ratio']:>7.2f}  "
-            f"{r['target']}"
+            f"{r['target']}  {cpu}"
         )
     machine = {
         "cpus": len(__import__("os").sched_getaffinity(0)),

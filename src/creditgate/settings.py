@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     queue_wait_seconds: float = 30.0
     follow_seconds: float = 1.0
     routes: str | None = Field(None, description="extra gateway routes: a JSON list")
+    metering: bool = Field(True, description="off: the gateway only authenticates and forwards")
     public_url: str | None = Field(None, description="where clients reach the gateway")
     trusted_proxies: str | None = Field(
         None, description="addresses whose X-Forwarded-For names the client (comma-separated)"

@@ -71,6 +71,8 @@ async def handle(request: Request) -> Response:
         return await _list(ctx, snap)
     if kind in (RouteKind.JOB_READ, RouteKind.JOB_CANCEL):
         return await _job_route(ctx, upstream, request, match, snap)
+    if not ctx.metering:  # the proxy alone, as a baseline for what metering costs (bench/)
+        return await _free(upstream, request, match.row, body)
     limit = snap.plan.crawl_rpm if match.row.mode == "crawl" else snap.plan.scrape_rpm
     decision = await ctx.limiter.hit(snap.team.id, match.row.mode, limit, now)
     if not decision.allowed:

@@ -36,6 +36,7 @@ class AppContext:
     public_url: str | None = None  # where clients reach the gateway (rewritten links)
     cors_origins: tuple[str, ...] = ("*",)
     process_id: str | None = None  # this process's row in `processes` (gateway mode)
+    metering: bool = True  # off (for measuring the proxy alone): authenticate and forward only
 
     @property
     def poll_ms(self) -> int:

@@ -34,6 +34,7 @@ def app_from_settings(settings: Settings) -> Starlette:
             follow_seconds=settings.follow_seconds,
             routes=table_with(parse_extra_routes(settings.routes)),
             public_url=settings.public_url,
+            metering=settings.metering,
             cors_origins=tuple(o.strip() for o in settings.cors_origins.split(",") if o.strip()),
         )
     )
