@@ -334,3 +334,23 @@ def test_the_default_database_is_named_on_every_command_that_uses_it(
     given = invoke("team", "list", "--json", "--database-url", url)  # named: no `using` line
     assert (given.exit_code, given.stderr) == (0, "")
     assert [t["name"] for t in one_json(given)["data"]] == ["acme"]
+
+
+def test_a_schema_of_its_own_in_a_shared_postgresql_database_needs_no_flag(
+    empty_postgres: str,
+) -> None:
+    db = Database(empty_postgres)
+    with db.write() as conn:
+        conn.execute(text("CREATE TABLE orders (id INTEGER PRIMARY KEY)"))
+        conn.execute(text("CREATE SCHEMA creditgate"))
+    url = f"{empty_postgres}?options=-csearch_path%3Dcreditgate"
+    assert invoke("migrate", "--database-url", url).exit_code == 0
+    assert invoke("team", "create", "acme", "--database-url", url).exit_code == 0
+    with db.engine.connect() as conn:
+        found = inspect(conn)
+        assert found.get_table_names() == ["orders"]  # the public schema
+        assert set(found.get_table_names(schema="creditgate")) == {
+            "alembic_version",
+            *metadata.tables,
+        }
+    db.dispose()

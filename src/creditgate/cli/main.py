@@ -425,7 +425,7 @@ def usage(out: Output, team_id: str, by_key: bool) -> None:
 @main.command()
 @command_options
 def verify(out: Output) -> None:
-    """Check that entries, balances and rollups agree; name every difference."""
+    """Check every stored invariant (the README lists them); name every difference."""
     report = audit.verify(out.db)
     diffs = [{"check": d.check, "detail": d.detail} for d in report.differences]
     if not report.ok:

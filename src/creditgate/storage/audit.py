@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, func, select
+from sqlalchemy import Connection, Select, Table, and_, func, or_, select
 
 from creditgate.domain.grants import GRANT_KINDS
 from creditgate.domain.instants import MS_PER_HOUR
@@ -180,24 +180,33 @@ def team_totals(conn: Connection) -> list[Row]:
 
 def reservation_mismatches(conn: Connection) -> list[Row]:
     """Reservations whose `settled` differs from the charges that name them."""
-    charged = {
-        (r[0], r[1]): int(r[2])
-        for r in conn.execute(
-            select(entries.c.team_id, entries.c.reservation_id, -func.sum(entries.c.amount))
-            .where(entries.c.kind == "charge", entries.c.reservation_id.is_not(None))
-            .group_by(entries.c.team_id, entries.c.reservation_id)
+    charged = (
+        select(
+            entries.c.team_id,
+            entries.c.reservation_id,
+            (-func.sum(entries.c.amount)).label("total"),
         )
-    }
-    out: list[Row] = []
-    for row in conn.execute(
-        select(reservations.c.team_id, reservations.c.id, reservations.c.settled)
-    ):
-        if charged.get((row.team_id, row.id), 0) != row.settled:
-            out.append((row.team_id, row.id, row.settled, charged.get((row.team_id, row.id), 0)))
-    return out
+        .where(entries.c.kind == "charge", entries.c.reservation_id.is_not(None))
+        .group_by(entries.c.team_id, entries.c.reservation_id)
+        .subquery()
+    )
+    total = func.coalesce(charged.c.total, 0)
+    query = (
+        select(reservations.c.team_id, reservations.c.id, reservations.c.settled, total)
+        .select_from(
+            reservations.outerjoin(
+                charged,
+                (charged.c.team_id == reservations.c.team_id)
+                & (charged.c.reservation_id == reservations.c.id),
+            )
+        )
+        .where(total != reservations.c.settled)
+        .order_by(reservations.c.team_id, reservations.c.id)
+    )
+    return [tuple(r) for r in conn.execute(query)]
 
 
-# --- reservations, jobs, processes, idempotency records --------------------------------------
+# --- each row as the code writes it, and the rows it names ------------------------------------
 
 ENTRY_SIGNS = {  # the sign each kind of entry moves credits with
     "grant": "> 0",
@@ -215,9 +224,20 @@ def _sign_ok(amount: int, sign: str) -> bool:
 def entry_kind_mismatches(conn: Connection) -> list[Row]:
     """Entries of an unknown kind, or whose amount has the wrong sign for their kind."""
     out: list[Row] = []
-    query = select(
-        entries.c.team_id, entries.c.movement_id, entries.c.line, entries.c.kind, entries.c.amount
-    ).order_by(entries.c.team_id, entries.c.movement_id, entries.c.line)
+    kind, amount = entries.c.kind, entries.c.amount
+    query = (
+        select(entries.c.team_id, entries.c.movement_id, entries.c.line, kind, amount)
+        .where(
+            or_(
+                kind.not_in(list(ENTRY_SIGNS)),
+                and_(kind == "grant", amount <= 0),
+                and_(kind == "charge", amount > 0),
+                and_(kind == "expiry", amount >= 0),
+                and_(kind == "expiry_reversal", amount <= 0),
+            )
+        )
+        .order_by(entries.c.team_id, entries.c.movement_id, entries.c.line)
+    )
     for team_id, movement_id, line, kind, amount in conn.execute(query):
         sign = ENTRY_SIGNS.get(kind)
         if sign is None:
@@ -234,9 +254,19 @@ def grant_shape_mismatches(conn: Connection) -> list[Row]:
     """Grants of an unknown kind, of no credits, or with a period when not plan credits (or
     without one when they are)."""
     out: list[Row] = []
-    query = select(
-        grants.c.team_id, grants.c.id, grants.c.kind, grants.c.amount, grants.c.period_start_ms
-    ).order_by(grants.c.team_id, grants.c.id)
+    kind, period = grants.c.kind, grants.c.period_start_ms
+    query = (
+        select(grants.c.team_id, grants.c.id, kind, grants.c.amount, period)
+        .where(
+            or_(
+                kind.not_in(GRANT_KINDS),
+                grants.c.amount <= 0,
+                and_(kind == "plan", period.is_(None)),
+                and_(kind != "plan", period.is_not(None)),
+            )
+        )
+        .order_by(grants.c.team_id, grants.c.id)
+    )
     for team_id, grant_id, kind, amount, period_start in conn.execute(query):
         if kind not in GRANT_KINDS:
             reason = f"kind {kind!r} is not one of {', '.join(GRANT_KINDS)}"
@@ -297,13 +327,19 @@ def reservation_state_mismatches(conn: Connection) -> list[Row]:
     """Reservations of an unknown status, or whose closing time contradicts it: an open one
     has none, a closed one has one, an expired one was closed no earlier than its expiry."""
     out: list[Row] = []
-    query = select(
-        reservations.c.team_id,
-        reservations.c.id,
-        reservations.c.status,
-        reservations.c.expires_ms,
-        reservations.c.closed_ms,
-    ).order_by(reservations.c.team_id, reservations.c.id)
+    status, closed = reservations.c.status, reservations.c.closed_ms
+    query = (
+        select(reservations.c.team_id, reservations.c.id, status, reservations.c.expires_ms, closed)
+        .where(
+            or_(
+                status.not_in(RESERVATION_STATUSES),
+                and_(status == "open", closed.is_not(None)),
+                and_(status != "open", closed.is_(None)),
+                and_(status == "expired", closed < reservations.c.expires_ms),
+            )
+        )
+        .order_by(reservations.c.team_id, reservations.c.id)
+    )
     for team_id, reservation_id, status, expires, closed in conn.execute(query):
         if status not in RESERVATION_STATUSES:
             reason = f"status {status!r} is not one of {', '.join(RESERVATION_STATUSES)}"
@@ -323,13 +359,22 @@ def reservation_amount_mismatches(conn: Connection) -> list[Row]:
     """Reservations that held no credits or expire no later than they were made. (A negative
     `settled` is a difference from its charges, which are never positive: checked there.)"""
     out: list[Row] = []
-    query = select(
-        reservations.c.team_id,
-        reservations.c.id,
-        reservations.c.amount,
-        reservations.c.created_ms,
-        reservations.c.expires_ms,
-    ).order_by(reservations.c.team_id, reservations.c.id)
+    query = (
+        select(
+            reservations.c.team_id,
+            reservations.c.id,
+            reservations.c.amount,
+            reservations.c.created_ms,
+            reservations.c.expires_ms,
+        )
+        .where(
+            or_(
+                reservations.c.amount <= 0,
+                reservations.c.expires_ms <= reservations.c.created_ms,
+            )
+        )
+        .order_by(reservations.c.team_id, reservations.c.id)
+    )
     for team_id, reservation_id, amount, created, expires in conn.execute(query):
         if amount <= 0:
             reason = f"amount {amount} is not positive"
@@ -392,6 +437,15 @@ def job_reservation_mismatches(conn: Connection) -> list[Row]:
                 & (reservations.c.id == jobs.c.reservation_id),
             )
         )
+        .where(
+            or_(
+                reservations.c.id.is_(None),
+                reservations.c.key_id != jobs.c.key_id,
+                reservations.c.job_id.is_(None),
+                reservations.c.job_id != jobs.c.id,
+                and_(jobs.c.status == JobStatus.DONE.value, reservations.c.status == "open"),
+            )
+        )
         .order_by(jobs.c.team_id, jobs.c.id)
     )
     for r in conn.execute(query):
@@ -413,9 +467,20 @@ def job_hold_mismatches(conn: Connection) -> list[Row]:
     """Jobs with half a growing hold (a step without a ceiling or the reverse), a step or
     ceiling that is not positive, or a negative count of quiet polls."""
     out: list[Row] = []
-    query = select(
-        jobs.c.team_id, jobs.c.id, jobs.c.hold_step, jobs.c.hold_ceiling, jobs.c.quiet_polls
-    ).order_by(jobs.c.team_id, jobs.c.id)
+    step, ceiling = jobs.c.hold_step, jobs.c.hold_ceiling
+    query = (
+        select(jobs.c.team_id, jobs.c.id, step, ceiling, jobs.c.quiet_polls)
+        .where(
+            or_(
+                and_(step.is_(None), ceiling.is_not(None)),
+                and_(step.is_not(None), ceiling.is_(None)),
+                step <= 0,
+                ceiling <= 0,
+                jobs.c.quiet_polls < 0,
+            )
+        )
+        .order_by(jobs.c.team_id, jobs.c.id)
+    )
     for team_id, job_id, step, ceiling, quiet in conn.execute(query):
         if (step is None) != (ceiling is None) or (step is not None and min(step, ceiling) <= 0):
             reason = f"hold step {step} and ceiling {ceiling}: both positive or both empty"
