@@ -14,7 +14,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from creditgate.domain.plans import ACCOUNT_ROUTES_RPM
 
-DEFAULT_DATABASE_URL = "sqlite:///.creditgate/creditgate.db"
+DEFAULT_DATABASE_URL = "sqlite:///.creditgate/creditgate.db"  # under the current directory
+
+
+def default_database_url() -> str:
+    """The default database with its path made absolute (the current directory's)."""
+    return f"sqlite:///{(Path('.creditgate') / 'creditgate.db').absolute()}"
 
 
 class SecretError(ValueError):

@@ -26,7 +26,8 @@ from creditgate.http.requestlog import logging_config
 from creditgate.http.server import prepare
 from creditgate.services import account, audit, ledger, pages, plans, teams
 from creditgate.services import keys as key_service
-from creditgate.settings import SecretError, Settings
+from creditgate.settings import SecretError, Settings, default_database_url
+from creditgate.storage.database import database_errors, display_url, explain
 
 
 def _instant(text: str | None, name: str) -> Instant | None:
@@ -76,6 +77,11 @@ def main() -> None:
 )
 @click.option("--upstream-key-file", default=None, help="Read the upstream's key from this file.")
 @click.option("--redis-url", default=None, help="Share rate limits between gateway processes.")
+@click.option(
+    "--allow-foreign-tables",
+    is_flag=True,
+    help="Add creditgate's tables to a database that holds other tables.",
+)
 def serve(
     host: str | None,
     port: int | None,
@@ -87,8 +93,12 @@ def serve(
     upstream_key: str | None,
     upstream_key_file: str | None,
     redis_url: str | None,
+    allow_foreign_tables: bool,
 ) -> None:
     """Start the HTTP server (creates and migrates the database first)."""
+    if not database_url and not os.environ.get("CREDITGATE_DATABASE_URL"):
+        database_url = default_database_url()  # absolute: every worker uses this very file
+        click.echo(f"using {display_url(database_url)}", err=True)
     for name, value in (
         ("HOST", host),
         ("PORT", port),
@@ -105,12 +115,14 @@ def serve(
     try:  # fail now, with a clear message, rather than in every worker
         settings.admin_secret()
         settings.upstream_secret()
-        prepare(settings)
+        prepare(settings, allow_foreign_tables=allow_foreign_tables)
     except (SecretError, ValueError) as exc:  # e.g. an unreadable secret, CREDITGATE_ROUTES
         raise click.ClickException(str(exc)) from exc
+    except database_errors() as exc:  # one line: what failed, where, what to do
+        raise click.ClickException(explain(settings.database_url, exc)) from None
     click.echo(
         f"creditgate {__version__} on http://{settings.host}:{settings.port} "
-        f"({settings.database_url.split('@')[-1]})",
+        f"({display_url(settings.database_url)})",
         err=True,
     )
     uvicorn.run(
@@ -148,11 +160,16 @@ def _export_secret(name: str, flag: str, value: str | None, path: str | None) ->
 
 
 @main.command()
+@click.option(
+    "--allow-foreign-tables",
+    is_flag=True,
+    help="Add creditgate's tables to a database that holds other tables.",
+)
 @command_options
-def migrate(out: Output) -> None:
-    """Create or upgrade the database schema."""
-    _ = out.db
-    out.emit({"database": out.database_url.split("@")[-1]}, "schema is up to date")
+def migrate(out: Output, allow_foreign_tables: bool) -> None:
+    """Create or upgrade the database schema (no other command does)."""
+    out.migrated(allow_foreign_tables)
+    out.emit({"database": out.shown_url}, f"schema is up to date ({out.shown_url})")
 
 
 # --- teams ----------------------------------------------------------------------------------
@@ -544,7 +561,7 @@ def usage(out: Output, team_id: str, by_key: bool) -> None:
 @main.command()
 @command_options
 def verify(out: Output) -> None:
-    """Check that entries, balances and rollups agree; name every difference."""
+    """Check every stored invariant (the README lists them); name every difference."""
     report = audit.verify(out.db)
     diffs = [{"check": d.check, "detail": d.detail} for d in report.differences]
     if not report.ok:

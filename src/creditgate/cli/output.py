@@ -17,9 +17,15 @@ import orjson
 from creditgate.domain.errors import LedgerError
 from creditgate.domain.text import refuse_nul
 from creditgate.http.errors import STATUS
-from creditgate.settings import Settings
-from creditgate.storage.database import Database
-from creditgate.storage.migrate import upgrade
+from creditgate.settings import default_database_url
+from creditgate.storage.database import (
+    BadDatabaseUrl,
+    Database,
+    database_errors,
+    display_url,
+    explain,
+)
+from creditgate.storage.migrate import migrate_schema, require_schema
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,15 +33,30 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Output:
     def __init__(self, as_json: bool, database_url: str | None) -> None:
         self.as_json = as_json
-        self.database_url = database_url or Settings().database_url
+        self.default = not database_url  # neither --database-url nor the environment
+        self.database_url = database_url or default_database_url()
+        self.shown_url = display_url(self.database_url)
         self._db: Database | None = None
 
     @property
     def db(self) -> Database:
+        """The database, at this creditgate's schema; nothing is created or migrated here
+        (only `creditgate migrate` and `serve` do that)."""
         if self._db is None:
-            self._db = Database(self.database_url, pool_size=2)
-            upgrade(self._db)
+            self._db = self._open(create=False)
+            require_schema(self._db)
         return self._db
+
+    def migrated(self, allow_foreign_tables: bool) -> Database:
+        """The database, created and migrated first if need be (`creditgate migrate`)."""
+        self._db = self._open(create=True)
+        migrate_schema(self._db, allow_foreign_tables=allow_foreign_tables)
+        return self._db
+
+    def _open(self, create: bool) -> Database:
+        if self.default:
+            click.echo(f"using {self.shown_url}", err=True)
+        return Database(self.database_url, pool_size=2, create=create)
 
     def emit(self, data: dict[str, Any], text: str) -> None:
         """One object, in the admin API's envelope: {"success": true, "data": {...}}."""
@@ -76,6 +97,10 @@ def command_options(fn: F) -> F:
             return fn(out, *args, **kwargs)
         except LedgerError as exc:
             fail(out, exc.message, STATUS[type(exc)], exc.details)
+        except database_errors() as exc:  # one line: what failed, where, what to do
+            fail(
+                out, explain(out.database_url, exc), 400 if isinstance(exc, BadDatabaseUrl) else 503
+            )
         finally:
             out.close()
 

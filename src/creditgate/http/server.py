@@ -11,7 +11,7 @@ from creditgate.http.app import create_app
 from creditgate.http.context import AppContext
 from creditgate.settings import Settings
 from creditgate.storage.database import Database
-from creditgate.storage.migrate import upgrade
+from creditgate.storage.migrate import migrate_schema
 
 
 def app_from_settings(settings: Settings) -> Starlette:
@@ -45,11 +45,11 @@ def app_from_env() -> Starlette:
     return app_from_settings(Settings())
 
 
-def prepare(settings: Settings) -> None:
+def prepare(settings: Settings, *, allow_foreign_tables: bool = False) -> None:
     """Create and migrate the database once, before any worker starts."""
     table_with(parse_extra_routes(settings.routes))  # refuse a bad route table before serving
     db = Database(settings.database_url)
     try:
-        upgrade(db)
+        migrate_schema(db, allow_foreign_tables=allow_foreign_tables)
     finally:
         db.dispose()

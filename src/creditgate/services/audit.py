@@ -1,4 +1,11 @@
-"""`creditgate verify`: entries, balances and rollups must agree (ledger promise 5)."""
+"""`creditgate verify`: every stored invariant holds (ledger promise 5).
+
+Entries, grants, balances and rollups agree; reservations agree with their charges; jobs,
+idempotency records and processes are what the code writes. Each check names every row that
+breaks it. What changes legitimately between two writes is not checked: an open reservation may
+have settled more than it held (a settlement past its hold), a followed job's reservation may
+be closed until its next poll marks it done, and an open hold may name a process that has
+just been forgotten until a sweep releases it."""
 
 from __future__ import annotations
 
@@ -59,6 +66,72 @@ CHECKS = (
         "per-hour rollups = entries",
         audit.hour_rollup_mismatches,
         "team {0} hour {1}: entries say {2}, rollup says {3}",
+    ),
+    (
+        "grant amounts = their grant entries",
+        audit.grant_amount_mismatches,
+        "team {0} grant {1}: amount {2} but its grant entries add {3}",
+    ),
+    (
+        "grants have a known kind, credits, and a period only for plan credits",
+        audit.grant_shape_mismatches,
+        "team {0} grant {1}: {2}",
+    ),
+    (
+        "entries have a known kind and its sign",
+        audit.entry_kind_mismatches,
+        "team {0} movement {1} line {2}: {3} of {4} credits; {5}",
+    ),
+    (
+        "every charge's reservation exists",
+        audit.charges_without_reservation,
+        "team {0} movement {1} line {2} charges reservation {3}, which this team does not have",
+    ),
+    (
+        "reservations' settled = their charges",
+        audit.reservation_mismatches,
+        "team {0} reservation {1}: settled {2} but its charges sum to {3}",
+    ),
+    (
+        "reservation statuses are known and closed ones have a closing time",
+        audit.reservation_state_mismatches,
+        "team {0} reservation {1}: {2}",
+    ),
+    (
+        "reservations hold credits and expire after they are made",
+        audit.reservation_amount_mismatches,
+        "team {0} reservation {1}: {2}",
+    ),
+    (
+        "every reservation's key is its team's",
+        audit.reservation_key_mismatches,
+        "team {0} reservation {1}: key {2} is not a key of this team",
+    ),
+    (
+        "job statuses are known",
+        audit.job_status_mismatches,
+        "team {0} job {1}: status {2!r} is not one of {3}",
+    ),
+    (
+        "every job's reservation is its own, and closed once the job is done",
+        audit.job_reservation_mismatches,
+        "team {0} job {1}: {2}",
+    ),
+    (
+        "growing holds have a step and a ceiling",
+        audit.job_hold_mismatches,
+        "team {0} job {1}: {2}",
+    ),
+    (
+        "idempotency records name a movement of their team",
+        audit.idempotency_mismatches,
+        "team {0} idempotency key {1!r}: movement {2} is neither an entry nor a reservation "
+        "of this team",
+    ),
+    (
+        "gateway processes have a pid and a host",
+        audit.process_mismatches,
+        "process {0}: pid {1}, host {2!r}",
     ),
 )
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, func, select
+from sqlalchemy import Connection, Select, Table, and_, func, or_, select
 
+from creditgate.domain.grants import GRANT_KINDS
 from creditgate.domain.instants import MS_PER_HOUR
+from creditgate.storage.jobs import JobStatus
 from creditgate.storage.tables import (
+    api_keys,
     entries,
     grants,
+    idempotency,
+    jobs,
+    processes,
     reservations,
     teams,
     usage_by_hour,
@@ -174,18 +180,349 @@ def team_totals(conn: Connection) -> list[Row]:
 
 def reservation_mismatches(conn: Connection) -> list[Row]:
     """Reservations whose `settled` differs from the charges that name them."""
-    charged = {
-        (r[0], r[1]): int(r[2])
-        for r in conn.execute(
-            select(entries.c.team_id, entries.c.reservation_id, -func.sum(entries.c.amount))
-            .where(entries.c.kind == "charge", entries.c.reservation_id.is_not(None))
-            .group_by(entries.c.team_id, entries.c.reservation_id)
+    charged = (
+        select(
+            entries.c.team_id,
+            entries.c.reservation_id,
+            (-func.sum(entries.c.amount)).label("total"),
         )
-    }
+        .where(entries.c.kind == "charge", entries.c.reservation_id.is_not(None))
+        .group_by(entries.c.team_id, entries.c.reservation_id)
+        .subquery()
+    )
+    total = func.coalesce(charged.c.total, 0)
+    query = (
+        select(reservations.c.team_id, reservations.c.id, reservations.c.settled, total)
+        .select_from(
+            reservations.outerjoin(
+                charged,
+                (charged.c.team_id == reservations.c.team_id)
+                & (charged.c.reservation_id == reservations.c.id),
+            )
+        )
+        .where(total != reservations.c.settled)
+        .order_by(reservations.c.team_id, reservations.c.id)
+    )
+    return [tuple(r) for r in conn.execute(query)]
+
+
+# --- each row as the code writes it, and the rows it names ------------------------------------
+
+ENTRY_SIGNS = {  # the sign each kind of entry moves credits with
+    "grant": "> 0",
+    "charge": "<= 0",
+    "expiry": "< 0",
+    "expiry_reversal": "> 0",
+}
+RESERVATION_STATUSES = ("open", "settled", "released", "expired")
+
+
+def _sign_ok(amount: int, sign: str) -> bool:
+    return {"> 0": amount > 0, "< 0": amount < 0, "<= 0": amount <= 0}[sign]
+
+
+def entry_kind_mismatches(conn: Connection) -> list[Row]:
+    """Entries of an unknown kind, or whose amount has the wrong sign for their kind."""
     out: list[Row] = []
-    for row in conn.execute(
-        select(reservations.c.team_id, reservations.c.id, reservations.c.settled)
-    ):
-        if charged.get((row.team_id, row.id), 0) != row.settled:
-            out.append((row.team_id, row.id, row.settled, charged.get((row.team_id, row.id), 0)))
+    kind, amount = entries.c.kind, entries.c.amount
+    query = (
+        select(entries.c.team_id, entries.c.movement_id, entries.c.line, kind, amount)
+        .where(
+            or_(
+                kind.not_in(list(ENTRY_SIGNS)),
+                and_(kind == "grant", amount <= 0),
+                and_(kind == "charge", amount > 0),
+                and_(kind == "expiry", amount >= 0),
+                and_(kind == "expiry_reversal", amount <= 0),
+            )
+        )
+        .order_by(entries.c.team_id, entries.c.movement_id, entries.c.line)
+    )
+    for team_id, movement_id, line, kind, amount in conn.execute(query):
+        sign = ENTRY_SIGNS.get(kind)
+        if sign is None:
+            reason = f"kind {kind!r} is not one of {', '.join(ENTRY_SIGNS)}"
+        elif not _sign_ok(int(amount), sign):
+            reason = f"a {kind} entry must be {sign}"
+        else:
+            continue
+        out.append((team_id, movement_id, line, kind, amount, reason))
     return out
+
+
+def grant_shape_mismatches(conn: Connection) -> list[Row]:
+    """Grants of an unknown kind, of no credits, or with a period when not plan credits (or
+    without one when they are)."""
+    out: list[Row] = []
+    kind, period = grants.c.kind, grants.c.period_start_ms
+    query = (
+        select(grants.c.team_id, grants.c.id, kind, grants.c.amount, period)
+        .where(
+            or_(
+                kind.not_in(GRANT_KINDS),
+                grants.c.amount <= 0,
+                and_(kind == "plan", period.is_(None)),
+                and_(kind != "plan", period.is_not(None)),
+            )
+        )
+        .order_by(grants.c.team_id, grants.c.id)
+    )
+    for team_id, grant_id, kind, amount, period_start in conn.execute(query):
+        if kind not in GRANT_KINDS:
+            reason = f"kind {kind!r} is not one of {', '.join(GRANT_KINDS)}"
+        elif amount <= 0:
+            reason = f"amount {amount} is not positive"
+        elif (kind == "plan") != (period_start is not None):
+            reason = (
+                "plan credits without a period"
+                if kind == "plan"
+                else f"a {kind} grant with a period ({period_start})"
+            )
+        else:
+            continue
+        out.append((team_id, grant_id, reason))
+    return out
+
+
+def grant_amount_mismatches(conn: Connection) -> list[Row]:
+    """Grants whose `amount` differs from the grant entry that brought their credits."""
+    granted = (
+        select(entries.c.team_id, entries.c.grant_id, func.sum(entries.c.amount).label("total"))
+        .where(entries.c.kind == "grant")
+        .group_by(entries.c.team_id, entries.c.grant_id)
+        .subquery()
+    )
+    query = (
+        select(grants.c.team_id, grants.c.id, grants.c.amount, func.coalesce(granted.c.total, 0))
+        .select_from(
+            grants.outerjoin(
+                granted,
+                (granted.c.team_id == grants.c.team_id) & (granted.c.grant_id == grants.c.id),
+            )
+        )
+        .where(func.coalesce(granted.c.total, 0) != grants.c.amount)
+        .order_by(grants.c.team_id, grants.c.id)
+    )
+    return [tuple(r) for r in conn.execute(query)]
+
+
+def charges_without_reservation(conn: Connection) -> list[Row]:
+    """Entries that name a reservation their team does not have."""
+    query = (
+        select(entries.c.team_id, entries.c.movement_id, entries.c.line, entries.c.reservation_id)
+        .select_from(
+            entries.outerjoin(
+                reservations,
+                (reservations.c.team_id == entries.c.team_id)
+                & (reservations.c.id == entries.c.reservation_id),
+            )
+        )
+        .where(entries.c.reservation_id.is_not(None), reservations.c.id.is_(None))
+        .order_by(entries.c.team_id, entries.c.movement_id, entries.c.line)
+    )
+    return [tuple(r) for r in conn.execute(query)]
+
+
+def reservation_state_mismatches(conn: Connection) -> list[Row]:
+    """Reservations of an unknown status, or whose closing time contradicts it: an open one
+    has none, a closed one has one, an expired one was closed no earlier than its expiry."""
+    out: list[Row] = []
+    status, closed = reservations.c.status, reservations.c.closed_ms
+    query = (
+        select(reservations.c.team_id, reservations.c.id, status, reservations.c.expires_ms, closed)
+        .where(
+            or_(
+                status.not_in(RESERVATION_STATUSES),
+                and_(status == "open", closed.is_not(None)),
+                and_(status != "open", closed.is_(None)),
+                and_(status == "expired", closed < reservations.c.expires_ms),
+            )
+        )
+        .order_by(reservations.c.team_id, reservations.c.id)
+    )
+    for team_id, reservation_id, status, expires, closed in conn.execute(query):
+        if status not in RESERVATION_STATUSES:
+            reason = f"status {status!r} is not one of {', '.join(RESERVATION_STATUSES)}"
+        elif status == "open" and closed is not None:
+            reason = f"open but closed at {closed}"
+        elif status != "open" and closed is None:
+            reason = f"{status} but never closed (closed_ms is empty)"
+        elif status == "expired" and closed < expires:
+            reason = f"expired at {closed}, before its expiry {expires}"
+        else:
+            continue
+        out.append((team_id, reservation_id, reason))
+    return out
+
+
+def reservation_amount_mismatches(conn: Connection) -> list[Row]:
+    """Reservations that held no credits or expire no later than they were made. (A negative
+    `settled` is a difference from its charges, which are never positive: checked there.)"""
+    out: list[Row] = []
+    query = (
+        select(
+            reservations.c.team_id,
+            reservations.c.id,
+            reservations.c.amount,
+            reservations.c.created_ms,
+            reservations.c.expires_ms,
+        )
+        .where(
+            or_(
+                reservations.c.amount <= 0,
+                reservations.c.expires_ms <= reservations.c.created_ms,
+            )
+        )
+        .order_by(reservations.c.team_id, reservations.c.id)
+    )
+    for team_id, reservation_id, amount, created, expires in conn.execute(query):
+        if amount <= 0:
+            reason = f"amount {amount} is not positive"
+        elif expires <= created:
+            reason = f"expires at {expires}, not after it was made ({created})"
+        else:
+            continue
+        out.append((team_id, reservation_id, reason))
+    return out
+
+
+def reservation_key_mismatches(conn: Connection) -> list[Row]:
+    """Reservations whose key is not a key of their team."""
+    query = (
+        select(reservations.c.team_id, reservations.c.id, reservations.c.key_id)
+        .select_from(
+            reservations.outerjoin(
+                api_keys,
+                (api_keys.c.id == reservations.c.key_id)
+                & (api_keys.c.team_id == reservations.c.team_id),
+            )
+        )
+        .where(api_keys.c.id.is_(None))
+        .order_by(reservations.c.team_id, reservations.c.id)
+    )
+    return [tuple(r) for r in conn.execute(query)]
+
+
+def job_status_mismatches(conn: Connection) -> list[Row]:
+    """Jobs of an unknown status."""
+    known = [s.value for s in JobStatus]
+    query = (
+        select(jobs.c.team_id, jobs.c.id, jobs.c.status)
+        .where(jobs.c.status.not_in(known))
+        .order_by(jobs.c.team_id, jobs.c.id)
+    )
+    return [(*tuple(r), ", ".join(known)) for r in conn.execute(query)]
+
+
+def job_reservation_mismatches(conn: Connection) -> list[Row]:
+    """Jobs whose reservation is missing from their team, is another key's or another job's,
+    or is still open although the job is done."""
+    out: list[Row] = []
+    query = (
+        select(
+            jobs.c.team_id,
+            jobs.c.id,
+            jobs.c.status,
+            jobs.c.key_id,
+            jobs.c.reservation_id,
+            reservations.c.id.label("found"),
+            reservations.c.key_id.label("held_by"),
+            reservations.c.job_id.label("held_for"),
+            reservations.c.status.label("held_status"),
+        )
+        .select_from(
+            jobs.outerjoin(
+                reservations,
+                (reservations.c.team_id == jobs.c.team_id)
+                & (reservations.c.id == jobs.c.reservation_id),
+            )
+        )
+        .where(
+            or_(
+                reservations.c.id.is_(None),
+                reservations.c.key_id != jobs.c.key_id,
+                reservations.c.job_id.is_(None),
+                reservations.c.job_id != jobs.c.id,
+                and_(jobs.c.status == JobStatus.DONE.value, reservations.c.status == "open"),
+            )
+        )
+        .order_by(jobs.c.team_id, jobs.c.id)
+    )
+    for r in conn.execute(query):
+        if r.found is None:
+            reason = f"its reservation {r.reservation_id} does not exist in that team"
+        elif r.held_by != r.key_id:
+            reason = f"its reservation {r.reservation_id} is key {r.held_by}'s, not {r.key_id}'s"
+        elif r.held_for != r.id:
+            reason = f"its reservation {r.reservation_id} pays for job {r.held_for!r}"
+        elif r.status == JobStatus.DONE and r.held_status == "open":
+            reason = f"done, but its reservation {r.reservation_id} is still open"
+        else:
+            continue
+        out.append((r.team_id, r.id, reason))
+    return out
+
+
+def job_hold_mismatches(conn: Connection) -> list[Row]:
+    """Jobs with half a growing hold (a step without a ceiling or the reverse), a step or
+    ceiling that is not positive, or a negative count of quiet polls."""
+    out: list[Row] = []
+    step, ceiling = jobs.c.hold_step, jobs.c.hold_ceiling
+    query = (
+        select(jobs.c.team_id, jobs.c.id, step, ceiling, jobs.c.quiet_polls)
+        .where(
+            or_(
+                and_(step.is_(None), ceiling.is_not(None)),
+                and_(step.is_not(None), ceiling.is_(None)),
+                step <= 0,
+                ceiling <= 0,
+                jobs.c.quiet_polls < 0,
+            )
+        )
+        .order_by(jobs.c.team_id, jobs.c.id)
+    )
+    for team_id, job_id, step, ceiling, quiet in conn.execute(query):
+        if (step is None) != (ceiling is None) or (step is not None and min(step, ceiling) <= 0):
+            reason = f"hold step {step} and ceiling {ceiling}: both positive or both empty"
+        elif quiet < 0:
+            reason = f"{quiet} quiet polls"
+        else:
+            continue
+        out.append((team_id, job_id, reason))
+    return out
+
+
+def process_mismatches(conn: Connection) -> list[Row]:
+    """Registered gateway processes without a pid or a host name."""
+    query = (
+        select(processes.c.id, processes.c.pid, processes.c.hostname)
+        .where((processes.c.pid <= 0) | (processes.c.hostname == ""))
+        .order_by(processes.c.id)
+    )
+    return [tuple(r) for r in conn.execute(query)]
+
+
+def idempotency_mismatches(conn: Connection) -> list[Row]:
+    """Idempotency records whose movement is neither an entry nor a reservation of their team."""
+    moved = (
+        select(entries.c.movement_id)
+        .where(
+            entries.c.team_id == idempotency.c.team_id,
+            entries.c.movement_id == idempotency.c.movement_id,
+        )
+        .exists()
+    )
+    held = (
+        select(reservations.c.id)
+        .where(
+            reservations.c.team_id == idempotency.c.team_id,
+            reservations.c.id == idempotency.c.movement_id,
+        )
+        .exists()
+    )
+    query = (
+        select(idempotency.c.team_id, idempotency.c.key, idempotency.c.movement_id)
+        .where(~moved, ~held)
+        .order_by(idempotency.c.team_id, idempotency.c.key)
+    )
+    return [tuple(r) for r in conn.execute(query)]

@@ -23,6 +23,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
+URL_EXAMPLES = "sqlite:///path/to/file.db or postgresql://user@host:5432/database"
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # WAL with synchronous=NORMAL: a committed write survives a crash of the process (kill -9);
 # a power cut or OS crash may lose the last commits. FULL also survives those, at an fsync per
@@ -66,6 +68,91 @@ def is_unavailable(error: BaseException) -> bool:
     return psycopg is not None and isinstance(cause, psycopg.OperationalError)
 
 
+class DatabaseUnusable(Exception):
+    """The database cannot be used as asked. `message` is one line for an operator: what
+    failed, at which URL (its password hidden), and what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadDatabaseUrl(DatabaseUnusable):
+    """The URL names no database creditgate can use (unparsable, or another kind)."""
+
+
+def display_url(url: str) -> str:
+    """`url` as an operator may see it: as given, with any password replaced by ***."""
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except sa_exc.ArgumentError:
+        shown = re.sub(r"(://[^/@:]*):[^@/]*@", r"\1:***@", url)
+    return re.sub(r"(password=)[^&]*", r"\1***", shown)
+
+
+def database_errors() -> tuple[type[Exception], ...]:
+    """Every exception a database may raise to a caller: SQLAlchemy's, or the drivers' own."""
+    import psycopg
+
+    return (DatabaseUnusable, sa_exc.SQLAlchemyError, psycopg.Error, sqlite3.Error)
+
+
+def explain(url: str, error: BaseException) -> str:
+    """One line for an operator on a failure of the database at `url` (one of
+    database_errors()): what failed, where, and what to do."""
+    if isinstance(error, DatabaseUnusable):
+        return error.message
+    where = display_url(url)
+    if isinstance(error, sa_exc.TimeoutError):
+        return f"no connection to the database at {where} came free in time: retry"
+    cause = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    said = " ".join(str(cause).split()) or type(cause).__name__
+    try:
+        password = make_url(url).password
+    except sa_exc.ArgumentError:
+        password = None
+    if password:
+        said = said.replace(str(password), "***")
+    lowered = said.lower()
+    if found := re.search(r'database "([^"]*)" does not exist', said):
+        return (
+            f'the PostgreSQL server of {where} has no database "{found[1]}": create it '
+            f"(createdb {found[1]}), then run `creditgate migrate`"
+        )
+    if found := re.search(r'role "([^"]*)" does not exist', said):
+        return (
+            f'the PostgreSQL server of {where} has no role "{found[1]}": put an existing user '
+            "in the URL, or create the role"
+        )
+    if found := re.search(r'password authentication failed for user "([^"]*)"', said):
+        return (
+            f'the PostgreSQL server of {where} refused the password of user "{found[1]}": '
+            "check the password in the URL"
+        )
+    if "connection refused" in lowered:
+        return (
+            f"cannot connect to the database at {where}: connection refused; check that "
+            "PostgreSQL runs at that host and port and accepts TCP/IP connections"
+        )
+    if "could not translate host name" in lowered or "name or service not known" in lowered:
+        return f"cannot connect to the database at {where}: unknown host; check the URL's host"
+    if "timeout expired" in lowered:
+        return (
+            f"cannot connect to the database at {where}: no answer in time; check that the "
+            "server is up and reachable"
+        )
+    if "unable to open database file" in lowered:
+        return (
+            f"cannot open the SQLite database {where}: check that the path is a file in a "
+            "directory that exists and may be written"
+        )
+    if "file is not a database" in lowered:
+        return f"{where} is not a SQLite database: check the path in the URL"
+    if "database is locked" in lowered:
+        return f"the SQLite database {where} is locked by another process: retry"
+    return f"the database at {where} failed: {said}"
+
+
 def _postgres_timeouts(parsed: URL, seconds: float) -> dict[str, Any]:
     """psycopg connect arguments bounding a connection attempt (at least 2 s, libpq's floor)
     and every statement (server side), kept beside any `options` the URL already sets."""
@@ -92,10 +179,24 @@ class Database:
     leaves them unbounded, so long maintenance statements are not cut short."""
 
     def __init__(
-        self, url: str, *, pool_size: int = 20, timeout_seconds: float | None = None
+        self,
+        url: str,
+        *,
+        pool_size: int = 20,
+        timeout_seconds: float | None = None,
+        create: bool = True,
     ) -> None:
+        """`create=False`: a SQLite file that does not exist is refused (DatabaseUnusable),
+        not created, nor its directory."""
         self.url = normalize_url(url)
-        parsed = make_url(self.url)
+        self.shown_url = display_url(url)
+        try:
+            parsed = make_url(self.url)
+        except sa_exc.ArgumentError:
+            path = f" (a SQLite file: sqlite:///{url})" if "://" not in url else ""
+            raise BadDatabaseUrl(
+                f"not a database URL: {self.shown_url}; give {URL_EXAMPLES}{path}"
+            ) from None
         self.dialect = parsed.get_backend_name()
         self._converted: dict[str, str] = {}
         self._writer: AbstractContextManager[object] = (
@@ -103,7 +204,7 @@ class Database:
         )
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                _sqlite_file(Path(parsed.database), self.shown_url, create)
             self.engine: Engine = create_engine(
                 self.url,
                 poolclass=NullPool if pool_size == 0 else None,
@@ -132,7 +233,10 @@ class Database:
                 **bounds,
             )
         else:
-            raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
+            raise BadDatabaseUrl(
+                f"unsupported database URL {self.shown_url}: creditgate keeps its ledger in "
+                f"SQLite or PostgreSQL; give {URL_EXAMPLES}"
+            )
 
     @property
     def is_sqlite(self) -> bool:
@@ -189,6 +293,24 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self.reads.dispose()
+
+
+def _sqlite_file(path: Path, shown_url: str, create: bool) -> None:
+    """Make the file's directory (`create`), or refuse a file that does not exist."""
+    if not create:
+        if not path.exists():
+            raise DatabaseUnusable(
+                f"no database at {shown_url} ({path.absolute()} does not exist): run "
+                "`creditgate migrate` to create it, or check the URL"
+            )
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseUnusable(
+            f"cannot create the directory {path.parent.absolute()} of {shown_url}: "
+            f"{exc.strerror or exc}; check the path and its permissions"
+        ) from None
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -1,4 +1,6 @@
-"""Schema migrations (Alembic). A new database is created and brought to head on first start."""
+"""Schema migrations (Alembic). Only `creditgate migrate` and `serve` create or upgrade a
+database (migrate_schema); every other command requires one at this creditgate's schema
+(require_schema) and changes nothing else."""
 
 from __future__ import annotations
 
@@ -8,12 +10,16 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import insert, select
+from alembic.util import CommandError
+from sqlalchemy import insert, inspect, select
 
+from creditgate import __version__
 from creditgate.domain.instants import now
 from creditgate.domain.plans import DEFAULT_PLANS
-from creditgate.storage.database import Database
-from creditgate.storage.tables import plans
+from creditgate.storage.database import Database, DatabaseUnusable
+from creditgate.storage.tables import metadata, plans
+
+OWN_TABLES = frozenset(metadata.tables) | {"alembic_version"}
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -32,6 +38,76 @@ def current_revision(db: Database) -> str | None:
 
 def head_revision(db: Database) -> str | None:
     return ScriptDirectory.from_config(alembic_config(db)).get_current_head()
+
+
+def _known(db: Database, revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(alembic_config(db)).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def _unknown_revision(db: Database, revision: str) -> DatabaseUnusable:
+    return DatabaseUnusable(
+        f"the database at {db.shown_url} is at schema revision {revision}, which creditgate "
+        f"{__version__} does not know (a newer creditgate migrated it): use that version, or "
+        "check the URL"
+    )
+
+
+def foreign_tables(db: Database) -> list[str]:
+    """Tables of the schema creditgate would use that are not creditgate's."""
+    with db.engine.connect() as conn:
+        return sorted(set(inspect(conn).get_table_names()) - OWN_TABLES)
+
+
+def require_schema(db: Database) -> None:
+    """Refuse, in one line saying what to do, a database without this creditgate's schema:
+    none yet, an older revision, or one this creditgate does not know. Writes nothing."""
+    revision = current_revision(db)
+    head = head_revision(db)
+    if revision == head:
+        return
+    if revision is None:
+        others = foreign_tables(db)
+        if others:
+            raise DatabaseUnusable(
+                f"the database at {db.shown_url} has no creditgate schema and holds other "
+                f"tables ({_names(others)}): check the URL, or run `creditgate migrate "
+                "--allow-foreign-tables` to add creditgate's tables beside them"
+            )
+        raise DatabaseUnusable(
+            f"the database at {db.shown_url} has no creditgate schema: run `creditgate migrate` "
+            "to create it, or check the URL"
+        )
+    if not _known(db, revision):
+        raise _unknown_revision(db, revision)
+    raise DatabaseUnusable(
+        f"the database at {db.shown_url} is at schema revision {revision} and this creditgate "
+        f"needs {head}: run `creditgate migrate`"
+    )
+
+
+def migrate_schema(db: Database, *, allow_foreign_tables: bool = False) -> None:
+    """Create or upgrade the schema (`creditgate migrate`, `serve`). Refused: a revision this
+    creditgate does not know, and, unless allowed, a database without creditgate's schema
+    that holds other tables (another application's, or a maintenance database)."""
+    revision = current_revision(db)
+    if revision is not None and not _known(db, revision):
+        raise _unknown_revision(db, revision)
+    if revision is None and not allow_foreign_tables:
+        others = foreign_tables(db)
+        if others:
+            raise DatabaseUnusable(
+                f"the database at {db.shown_url} holds {len(others)} other table(s) "
+                f"({_names(others)}) and no creditgate schema: give creditgate a database of "
+                "its own, or --allow-foreign-tables to add its tables beside them"
+            )
+    upgrade(db)
+
+
+def _names(tables: list[str], most: int = 5) -> str:
+    return ", ".join(tables[:most]) + (", ..." if len(tables) > most else "")
 
 
 def upgrade(db: Database) -> None:
