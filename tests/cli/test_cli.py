@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
@@ -112,3 +114,19 @@ def test_verify_names_every_difference(database_url: str, db: Database) -> None:
     with db.write() as conn:  # repair so the fixture's own verify passes
         conn.execute(text("UPDATE usage_by_period SET credits = credits - 1"))
         conn.execute(text("UPDATE grants SET remaining = remaining - 5"))
+
+
+def test_serve_names_a_malformed_setting_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from creditgate.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["serve"], env={"CREDITGATE_PORT": "abc"})
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        "Error: CREDITGATE_PORT: Input should be a valid integer, unable to parse string as an "
+        "integer"
+    )

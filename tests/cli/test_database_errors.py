@@ -38,7 +38,7 @@ COMMANDS = [
     ["team", "update", "t-1", "--name", "renamed"],
     ["key", "create", "t-1"],
     ["key", "revoke", "k-1"],
-    ["plan", "set", "pro", "--credits", "5"],
+    ["plan", "update", "pro", "--credits", "5"],
     ["grant", "t-1", "5"],
     ["charge", A_KEY, "1"],
 ]
@@ -169,7 +169,7 @@ def test_commands_refuse_an_older_schema_until_it_is_migrated(
             )
         assert current_revision(db) == "0004"
         migrated = invoke("migrate", "--json", "--database-url", database_url)
-        assert one_json(migrated) == {"success": True, "database": database_url}
+        assert one_json(migrated) == {"success": True, "data": {"database": database_url}}
         assert current_revision(db) == "0005"
         assert invoke("plan", "list", "--database-url", database_url).exit_code == 0
     finally:
@@ -314,10 +314,10 @@ def test_the_default_database_is_named_on_every_command_that_uses_it(
 
     migrated = invoke("migrate", "--json")
     assert (migrated.exit_code, migrated.stderr) == (0, using)
-    assert one_json(migrated) == {"success": True, "database": url}
+    assert one_json(migrated) == {"success": True, "data": {"database": url}}
     created = invoke("team", "create", "acme", "--json")
     assert (created.exit_code, created.stderr) == (0, using)
-    assert one_json(created)["name"] == "acme"
+    assert one_json(created)["data"]["name"] == "acme"
 
     monkeypatch.setattr(uvicorn, "run", lambda *_args, **_kwargs: None)
     served = invoke("serve")

@@ -379,8 +379,7 @@ def test_a_ledger_with_one_of_everything_verifies(database_url: str, db: Databas
     assert code == 0, report
     assert report == {
         "success": True,
-        "checks": [name for name, _, _ in audit.CHECKS],
-        "differences": [],
+        "data": {"checks": [name for name, _, _ in audit.CHECKS], "differences": []},
     }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 import uvicorn
+from pydantic import ValidationError
 
 from creditgate import __version__
 from creditgate.cli.output import Output, command_options, fail, table
@@ -111,7 +112,12 @@ def serve(
             os.environ[f"CREDITGATE_{name}"] = str(value)
     _export_secret("ADMIN_TOKEN", "--admin-token", admin_token, admin_token_file)
     _export_secret("UPSTREAM_KEY", "--upstream-key", upstream_key, upstream_key_file)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # e.g. CREDITGATE_PORT=abc: name the setting, no traceback
+        problem = exc.errors()[0]
+        name = "CREDITGATE_" + "_".join(str(p) for p in problem["loc"]).upper()
+        raise click.ClickException(f"{name}: {problem['msg']}") from None
     try:  # fail now, with a clear message, rather than in every worker
         settings.admin_secret()
         settings.upstream_secret()
