@@ -16,8 +16,8 @@ import httpx
 from creditgate.domain.instants import now
 from creditgate.services import keys
 from creditgate.storage.database import Database
-from tests.gateway.conftest import Fake, Gateway
-from tests.helpers import bearer, team_with_key
+from tests.gateway.conftest import Fake, Gateway, early_in_a_minute
+from tests.helpers import bearer, charge, team_with_key
 from tests.security.raw import raw_request
 from tests.security.support import (
     BAD_REQUEST,
@@ -238,3 +238,43 @@ def test_a_crawl_without_a_limit_is_forwarded_with_what_the_team_can_pay_for(
     settled(db, team.id, timeout=30)
     assert fake.state.crawls[job_id].completed == 10
     assert remaining(db, team.id) == 0
+
+
+def test_reading_a_crawl_through_the_other_version_settles_it_and_cannot_overdraw(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    """Found by an outside tester: a v2 crawl read through /v1/crawl/<id> was neither settled
+    nor had its links rewritten, so a team of 30 credits whose other key spent 20 ran the crawl
+    to 30 pages and ended at -20. Every status read of the job now settles it, under either
+    version, and a hold that cannot grow cancels the crawl in time."""
+    pause_follower(gateway)
+    team, key, _ = team_with_key(db, now(), plan=make_plan(db, "thirty", 30))
+    other = keys.create_key(db, team.id, now(), name="other")
+    job_id = start_crawl(gateway, key, {"url": "https://site.example"})
+    charge(db, other.secret, 20, now())  # the other key spends what the crawl does not hold
+    nexts = []
+    for _ in range(30):
+        read = httpx.get(f"{gateway.url}/v1/crawl/{job_id}", headers=bearer(key), timeout=10)
+        assert read.status_code == 200
+        nexts.append(read.json()["next"])
+        assert remaining(db, team.id) >= 0
+    assert fake.state.crawls[job_id].status == "cancelled"
+    assert ("DELETE", f"/v2/crawl/{job_id}") in fake.state.paths
+    assert all(n is None or n.startswith(gateway.url) for n in nexts), nexts
+    settled(db, team.id)
+    assert charged(db, team.id) == 20 + fake.state.billed[job_id] <= 30
+
+
+def test_job_reads_are_rate_limited_apart_from_the_work(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    """Found by an outside tester: 300 reads of one crawl a minute all reached the shared
+    upstream. Reads and cancels get their own window: five times the plan's scrape rate."""
+    early_in_a_minute()
+    _, key, _ = team_with_key(db, now(), plan=make_plan(db, "slow", 1000, scrape_rpm=2))
+    job_id = start_crawl(gateway, key, {"url": "https://site.example", "limit": 2})
+    statuses = [
+        httpx.get(f"{gateway.url}/v2/crawl/{job_id}", headers=bearer(key)).status_code
+        for _ in range(11)
+    ]
+    assert statuses == [200] * 10 + [429]

@@ -85,3 +85,20 @@ def test_a_nul_character_anywhere_in_input_is_a_400_on_every_database(
     assert [k["name"] for k in listed] == ["default"]
     usage = client.get("/v2/team/credit-usage", headers=bearer(key)).json()["data"]
     assert usage["remainingCredits"] == 3000
+
+
+def test_a_nul_hidden_in_an_activity_cursor_is_an_invalid_cursor(
+    client: TestClient, db: Database, clock: Clock
+) -> None:
+    """Found by an outside tester: base64 hid a NUL from the edge, and PostgreSQL answered 500."""
+    import base64
+
+    _, key, _ = team_with_key(db, clock.now)
+    for movement_id in ("a" * 35 + "\x00", "0" * 36, "x"):
+        raw = f"2026-08-01T00:00:00.000Z:{movement_id}".encode()
+        cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        response = client.get(f"/v2/team/activity?cursor={cursor}", headers=bearer(key))
+        assert (response.status_code, response.json()) == (
+            400,
+            {"success": False, "error": "Invalid cursor."},
+        ), movement_id

@@ -51,6 +51,8 @@ BODY_TIMEOUT_S = 30.0  # a client that has not sent its body by then is cut off 
 NOT_FOUND = "Not Found"
 JOB_NOT_FOUND = "Job not found"
 MIN_STEP_PAGES = 10  # a growing hold stays this many pages (or 2 x concurrency) ahead
+STATUS_RPM_FACTOR = 5  # job reads and cancels a minute: this many times the plan's scrape rate
+POLL_TIMEOUT_S = 10.0  # a status poll of the follower; a slow upstream must not stall the rest
 
 
 async def handle(request: Request) -> Response:
@@ -70,6 +72,11 @@ async def handle(request: Request) -> Response:
     if kind is RouteKind.LIST:
         return await _list(ctx, snap)
     if kind in (RouteKind.JOB_READ, RouteKind.JOB_CANCEL):
+        # Firecrawl limits status reads apart from the work, and more generously.
+        status_rpm = STATUS_RPM_FACTOR * snap.plan.scrape_rpm
+        decision = await ctx.limiter.hit(snap.team.id, "status", status_rpm, now)
+        if not decision.allowed:
+            raise rate_limited(decision, now)
         return await _job_route(ctx, upstream, request, match, snap)
     if not ctx.metering:  # the proxy alone, as a baseline for what metering costs (bench/)
         return await _free(upstream, request, match.row, body)
@@ -454,23 +461,29 @@ async def _job_route(
     except UpstreamFailed as exc:
         return fail(exc.status, exc.error)
     job = await blocking(jobs.team_job, ctx.db, snap.team.id, job_id)
+    payload = answer.json()
     if job is not None and answer.status < 300:
         if row.kind is RouteKind.JOB_CANCEL:
             await blocking(jobs.mark_cancelled, ctx.db, job)
             await follow(ctx, upstream, job)  # settle what was done so far; the rest follows
-        elif row.upstream_path(job_id) == job.status_path:
-            payload = answer.json()
-            if isinstance(payload, dict):
-                await _apply(ctx, upstream, job, payload)
-                _rewrite_links(payload, upstream.base_url, public_base(ctx, request))
-                return JSON(payload, status_code=answer.status)
+        elif _is_status_of(row, job) and isinstance(payload, dict):
+            await _apply(ctx, upstream, job, payload)  # through v1 or v2, whichever was read
+    if isinstance(payload, dict):  # no link to the upstream ever leaves, whatever was read
+        _rewrite_links(payload, upstream.base_url, public_base(ctx, request))
+        return JSON(payload, status_code=answer.status)
     return Response(answer.body, status_code=answer.status, headers=answer.headers)
+
+
+def _is_status_of(row: RouteRow, job: jobs.Job) -> bool:
+    """Is this row a status read of this job's product, under either version?"""
+    product = job.status_path.split("/", 2)[2].removesuffix(f"/{job.id}")  # crawl, batch/scrape
+    return row.path.split("/", 2)[2] == f"{product}/{{id}}"
 
 
 async def follow(ctx: AppContext, upstream: Upstream, job: jobs.Job) -> None:
     """Poll one job's status upstream and settle what it reports."""
     try:
-        answer = await upstream.send("GET", job.status_path, "", {}, b"")
+        answer = await upstream.send("GET", job.status_path, "", {}, b"", timeout_s=POLL_TIMEOUT_S)
     except UpstreamFailed as exc:
         log.warning("job %s: status poll failed: %s", job.id, exc.error)
         return

@@ -99,7 +99,13 @@ class Upstream:
         )
 
     async def open(
-        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        timeout_s: float | None = None,
     ) -> httpx.Response:
         """Send a request and return once the answer's head arrived (any status).
 
@@ -110,17 +116,26 @@ class Upstream:
         if self.api_key:
             sent["authorization"] = f"Bearer {self.api_key}"
         url = path + (f"?{query}" if query else "")
-        request = self.client.build_request(method, url, headers=sent, content=body)
+        timeout = httpx.USE_CLIENT_DEFAULT if timeout_s is None else httpx.Timeout(timeout_s)
+        request = self.client.build_request(
+            method, url, headers=sent, content=body, timeout=timeout
+        )
         try:
             return await self.client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise failure(exc) from exc
 
     async def send(
-        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        timeout_s: float | None = None,
     ) -> Answer:
         """Forward one request and read the whole answer (for answers creditgate rewrites)."""
-        response = await self.open(method, path, query, headers, body)
+        response = await self.open(method, path, query, headers, body, timeout_s)
         try:
             content = await response.aread()
         except httpx.HTTPError as exc:

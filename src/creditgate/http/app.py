@@ -123,8 +123,13 @@ async def _follow(ctx: AppContext) -> None:
     while True:
         await asyncio.sleep(ctx.follow_seconds)
         try:
-            for job in await blocking(jobs.claim_due, ctx.db, ctx.clock(), ctx.poll_ms):
-                await proxy.follow(ctx, ctx.upstream, job)
+            due = await blocking(jobs.claim_due, ctx.db, ctx.clock(), ctx.poll_ms)
+            # Side by side: one slow job must not delay the polls (and the holds) of the rest.
+            results = await asyncio.gather(
+                *(proxy.follow(ctx, ctx.upstream, job) for job in due), return_exceptions=True
+            )
+            for failed in (r for r in results if isinstance(r, Exception)):
+                log.error("following a job failed: %s", failed)
         except Exception:  # one failed round must not stop the next
             log.exception("job follower round failed")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -245,11 +246,14 @@ def encode_cursor(at: Instant, movement_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_MOVEMENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def decode_cursor(cursor: str) -> tuple[Instant, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, movement_id = raw.rsplit(":", 1)
-        if len(movement_id) != 36:
+        if _MOVEMENT_ID.fullmatch(movement_id) is None:  # a NUL, say, must not reach the SQL
             raise ValueError(movement_id)
         return parse_iso(stamp), movement_id
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
