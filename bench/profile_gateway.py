@@ -78,6 +78,10 @@ def report(path: Path, top: int = 25) -> None:
     print("inclusive:")
     for name, count in inclusive.most_common(top):
         print(f"  {100 * count / total:5.1f}%  {name}")
+    print("inclusive, creditgate's own functions:")
+    ours = [(n, c) for n, c in inclusive.most_common() if "creditgate/" in n][:top]
+    for name, count in ours:
+        print(f"  {100 * count / total:5.1f}%  {name}")
     print("self, by file:")
     for name, count in by_file.most_common(15):
         print(f"  {100 * count / total:5.1f}%  {name}")
