@@ -254,7 +254,8 @@ def settle(
         if as_total:
             credits = max(credits - current.settled, 0)
         if job_id is not None and current.job_id is None:  # e.g. the scrape id of an answer
-            reservations.hand_over(conn, book.team.id, current.id, job_id)
+            if not final:  # a final settlement names it as it closes: one statement fewer
+                reservations.hand_over(conn, book.team.id, current.id, job_id)
             current = replace(current, job_id=job_id)
         posted = book.charge(
             book.key(current.key_id),
@@ -270,7 +271,7 @@ def settle(
         reservations.add_settled(conn, book.team.id, current.id, credits)
         after = replace(current, settled=current.settled + credits)
         if final:
-            reservations.close(conn, book.team.id, current.id, "settled", now)
+            reservations.close(conn, book.team.id, current.id, "settled", now, current.job_id)
             after = replace(after, status="settled", closed_at=now)
         # What others hold did not change; this reservation now holds `after.holding`.
         book.team_held += after.holding - current.holding

@@ -149,12 +149,27 @@ def _close() -> Update:
     return (
         update(reservations)
         .where(reservations.c.team_id == bindparam("team"), reservations.c.id == bindparam("rid"))
-        .values(status=bindparam("status"), closed_ms=bindparam("at"))
+        .values(
+            status=bindparam("status"),
+            closed_ms=bindparam("at"),
+            job_id=func.coalesce(reservations.c.job_id, bindparam("job")),
+        )
     )
 
 
-def close(conn: Connection, team_id: str, reservation_id: str, status: str, at: Instant) -> None:
-    conn.execute(_close(), {"team": team_id, "rid": reservation_id, "status": status, "at": at})
+def close(
+    conn: Connection,
+    team_id: str,
+    reservation_id: str,
+    status: str,
+    at: Instant,
+    job_id: str | None = None,
+) -> None:
+    """Close it; `job_id` names the work it paid for, if nothing named it yet."""
+    conn.execute(
+        _close(),
+        {"team": team_id, "rid": reservation_id, "status": status, "at": at, "job": job_id},
+    )
 
 
 @cache
