@@ -105,3 +105,21 @@ def test_an_unavailable_database_is_a_503_within_seconds_and_readiness_reports_i
         if blocker is not None:
             blocker.close()
         db.dispose()
+
+
+def test_a_command_against_a_frozen_postgresql_fails_in_one_line_within_seconds(
+    frozen_postgres: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that accepts connections and never answers hung `team list` for libpq's two
+    minutes; the CLI bounds connecting."""
+    from click.testing import CliRunner
+
+    from creditgate.cli import main, output
+
+    monkeypatch.setattr(output, "CONNECT_TIMEOUT_SECONDS", 2, raising=False)
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["team", "list", "--database-url", frozen_postgres])
+    assert time.monotonic() - started < 8
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "Traceback" not in line and "127.0.0.1" in line

@@ -28,6 +28,8 @@ from creditgate.storage.database import (
 from creditgate.storage.migrate import migrate_schema, require_schema
 
 F = TypeVar("F", bound=Callable[..., Any])
+# A server that accepts and never answers must not hang a command for libpq's two minutes.
+CONNECT_TIMEOUT_SECONDS = 10
 
 
 class Output:
@@ -56,7 +58,12 @@ class Output:
     def _open(self, create: bool) -> Database:
         if self.default:
             click.echo(f"using {self.shown_url}", err=True)
-        return Database(self.database_url, pool_size=2, create=create)
+        return Database(
+            self.database_url,
+            pool_size=2,
+            create=create,
+            connect_timeout_seconds=CONNECT_TIMEOUT_SECONDS,
+        )
 
     def emit(self, data: dict[str, Any], text: str) -> None:
         """One object, in the admin API's envelope: {"success": true, "data": {...}}."""

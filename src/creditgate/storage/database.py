@@ -176,7 +176,8 @@ def normalize_url(url: str) -> str:
 class Database:
     """`timeout_seconds` (the server's CREDITGATE_DB_TIMEOUT_SECONDS) bounds, on PostgreSQL,
     connecting, each statement and the wait for a pooled connection; None (the CLI, migrations)
-    leaves them unbounded, so long maintenance statements are not cut short."""
+    leaves statements unbounded, so long maintenance statements are not cut short, and
+    `connect_timeout_seconds` (whole seconds, libpq's floor of 2) bounds only connecting."""
 
     def __init__(
         self,
@@ -184,6 +185,7 @@ class Database:
         *,
         pool_size: int = 20,
         timeout_seconds: float | None = None,
+        connect_timeout_seconds: float | None = None,
         create: bool = True,
     ) -> None:
         """`create=False`: a SQLite file that does not exist is refused (DatabaseUnusable),
@@ -214,6 +216,8 @@ class Database:
             self.reads: Engine = self.engine
         elif self.dialect == "postgresql":
             bounds: dict[str, Any] = {}
+            if connect_timeout_seconds is not None:  # the CLI: connecting only, not statements
+                bounds = {"connect_args": {"connect_timeout": max(2, connect_timeout_seconds)}}
             if timeout_seconds is not None:
                 bounds = {
                     "connect_args": _postgres_timeouts(parsed, timeout_seconds),
