@@ -35,7 +35,7 @@ from creditgate.http.middleware import AnswerUnexpected
 from creditgate.http.requestlog import RequestLog
 from creditgate.http.responses import fail, ok
 from creditgate.services import jobs, processes, reservations
-from creditgate.storage.database import unavailable_errors
+from creditgate.storage.database import is_unavailable, unavailable_errors
 
 log = logging.getLogger("creditgate.http")
 
@@ -94,8 +94,8 @@ async def _sweep(ctx: AppContext) -> None:
             await blocking(reservations.expire_due, ctx.db, ctx.clock())
             if ctx.process_id is not None:
                 await blocking(processes.release_orphans, ctx.db, ctx.clock())
-        except Exception:  # a sweep failing must not stop the next one
-            log.exception("reservation sweep failed")
+        except Exception as exc:  # a sweep failing must not stop the next one
+            _round_failed("reservation sweep", exc)
 
 
 async def _join(ctx: AppContext, process_id: str) -> None:
@@ -106,6 +106,15 @@ async def _join(ctx: AppContext, process_id: str) -> None:
         await blocking(processes.release_orphans, ctx.db, ctx.clock())
     except Exception as exc:
         log.error("could not register this gateway process (retrying): %s", exc)
+
+
+def _round_failed(what: str, exc: Exception) -> None:
+    """A database outage fails every round: one line each, not a traceback every few seconds;
+    anything else is a bug and gets its traceback."""
+    if is_unavailable(exc):
+        log.error("%s failed: the database is unavailable (%s)", what, type(exc).__name__)
+    else:
+        log.error("%s failed", what, exc_info=exc)
 
 
 async def _heartbeat(ctx: AppContext, process_id: str) -> None:
@@ -130,8 +139,8 @@ async def _follow(ctx: AppContext) -> None:
             )
             for failed in (r for r in results if isinstance(r, Exception)):
                 log.error("following a job failed: %s", failed)
-        except Exception:  # one failed round must not stop the next
-            log.exception("job follower round failed")
+        except Exception as exc:  # one failed round must not stop the next
+            _round_failed("job follower round", exc)
 
 
 def create_app(ctx: AppContext) -> Starlette:
