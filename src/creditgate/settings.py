@@ -8,8 +8,9 @@ local user can read in the process list.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from creditgate.domain.plans import ACCOUNT_ROUTES_RPM
@@ -51,10 +52,15 @@ class Settings(BaseSettings):
     admin_token_file: str | None = Field(None, description="a file holding the admin token")
     host: str = "127.0.0.1"
     port: int = 3100
-    workers: int = 1
+    workers: int = Field(1, ge=1)
     account_rpm: int = Field(ACCOUNT_ROUTES_RPM, description="account route requests/min/team")
-    log_level: str = "info"
-    log_format: str = Field("text", description="text or json: one line per request either way")
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text or json: one line per request either way"
+    )
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL", description="FULL: an fsync per commit (survives power loss)"
+    )
     sweep_seconds: float = Field(5.0, description="how often expired reservations are released")
     upstream_url: str | None = Field(None, description="the Firecrawl to front (gateway mode)")
     upstream_key: str | None = Field(None, description="the upstream's own API key, if any")
@@ -69,6 +75,17 @@ class Settings(BaseSettings):
         None, description="addresses whose X-Forwarded-For names the client (comma-separated)"
     )
     cors_origins: str = Field("*", description="comma-separated origins, or *")
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("sqlite_synchronous", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     db_timeout_seconds: float = Field(
         5.0, description="PostgreSQL: bound on connecting, each statement, a pool wait; 0: none"
     )

@@ -116,17 +116,27 @@ def test_verify_names_every_difference(database_url: str, db: Database) -> None:
         conn.execute(text("UPDATE grants SET remaining = remaining - 5"))
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("CREDITGATE_PORT", "abc", "Input should be a valid integer"),
+        ("CREDITGATE_LOG_LEVEL", "chatty", "Input should be 'critical', 'error', 'warning'"),
+        ("CREDITGATE_LOG_FORMAT", "yaml", "Input should be 'text' or 'json'"),
+        ("CREDITGATE_SQLITE_SYNCHRONOUS", "FUL", "Input should be 'NORMAL' or 'FULL'"),
+        ("CREDITGATE_WORKERS", "0", "Input should be greater than or equal to 1"),
+    ],
+)
 def test_serve_names_a_malformed_setting_in_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, says: str
 ) -> None:
+    """A typo in a setting is refused at start in one line (a misspelt log level was a
+    traceback; a misspelt synchronous mode silently meant NORMAL instead of FULL)."""
     from click.testing import CliRunner
 
     from creditgate.cli import main
 
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["serve"], env={"CREDITGATE_PORT": "abc"})
+    result = CliRunner().invoke(main, ["serve"], env={name: value})
     assert result.exit_code == 1
-    assert result.stderr.splitlines()[-1] == (
-        "Error: CREDITGATE_PORT: Input should be a valid integer, unable to parse string as an "
-        "integer"
-    )
+    (line,) = [x for x in result.stderr.splitlines() if not x.startswith("using ")]
+    assert line.startswith(f"Error: {name}: {says}"), line

@@ -169,7 +169,10 @@ def test_commands_refuse_an_older_schema_until_it_is_migrated(
             )
         assert current_revision(db) == "0004"
         migrated = invoke("migrate", "--json", "--database-url", database_url)
-        assert one_json(migrated) == {"success": True, "data": {"database": database_url}}
+        assert one_json(migrated) == {
+            "success": True,
+            "data": {"database": database_url, "revision": "0005", "was": "0004"},
+        }
         assert current_revision(db) == "0005"
         assert invoke("plan", "list", "--database-url", database_url).exit_code == 0
     finally:
@@ -314,7 +317,10 @@ def test_the_default_database_is_named_on_every_command_that_uses_it(
 
     migrated = invoke("migrate", "--json")
     assert (migrated.exit_code, migrated.stderr) == (0, using)
-    assert one_json(migrated) == {"success": True, "data": {"database": url}}
+    assert one_json(migrated) == {
+        "success": True,
+        "data": {"database": url, "revision": "0005", "was": None},
+    }
     created = invoke("team", "create", "acme", "--json")
     assert (created.exit_code, created.stderr) == (0, using)
     assert one_json(created)["data"]["name"] == "acme"

@@ -88,8 +88,9 @@ def test_plan_update_changes_only_the_options_given(database_url: str, db: Datab
     said = text(database_url, "plan", "update", "hobby", "--concurrency", "8")
     assert (said.exit_code, said.stdout) == (
         0,
-        "plan hobby: concurrency 5 -> 8 (from each team's next period); now 3500 credits a "
-        "month, billed monthly; concurrency 8, 100 scrape/min, 20 crawl/min\n",
+        "plan hobby: concurrency 5 -> 8 (credits and interval from each team's next period, "
+        "limits at once); now 3500 credits a month, billed monthly; concurrency 8, "
+        "100 scrape/min, 20 crawl/min\n",
     )
     same = text(database_url, "plan", "update", "hobby", "--concurrency", "8")
     assert same.stdout.startswith("plan hobby: nothing changed; now 3500 credits a month")

@@ -29,6 +29,7 @@ from creditgate.services import account, audit, ledger, pages, plans, teams
 from creditgate.services import keys as key_service
 from creditgate.settings import SecretError, Settings, default_database_url
 from creditgate.storage.database import database_errors, display_url, explain
+from creditgate.storage.migrate import current_revision
 
 
 def _instant(text: str | None, name: str) -> Instant | None:
@@ -174,8 +175,19 @@ def _export_secret(name: str, flag: str, value: str | None, path: str | None) ->
 @command_options
 def migrate(out: Output, allow_foreign_tables: bool) -> None:
     """Create or upgrade the database schema (no other command does)."""
-    out.migrated(allow_foreign_tables)
-    out.emit({"database": out.shown_url}, f"schema is up to date ({out.shown_url})")
+    before = out.revision_before_migrating()
+    after = current_revision(out.migrated(allow_foreign_tables))
+    done = (
+        "created"
+        if before is None
+        else "already up to date"
+        if before == after
+        else f"upgraded from revision {before}"
+    )
+    out.emit(
+        {"database": out.shown_url, "revision": after, "was": before},
+        f"schema {done}: revision {after} ({out.shown_url})",
+    )
 
 
 # --- teams ----------------------------------------------------------------------------------
@@ -401,7 +413,8 @@ def plan_update(
     scrape_rpm: int | None,
     crawl_rpm: int | None,
 ) -> None:
-    """Change only the options given (from each team's next period); the rest stay as they are."""
+    """Change only the options given; the rest stay as they are. Credits and interval apply from
+    each team's next period; concurrency and rate limits at once."""
     if (credits, interval, concurrency, scrape_rpm, crawl_rpm) == (None,) * 5:
         raise InvalidInput(
             "nothing to update: give --credits, --interval, --concurrency, --scrape-rpm "
@@ -422,7 +435,11 @@ def plan_update(
     out.emit(
         plan_json(saved),
         f"plan {saved.id}: "
-        + (f"{changes} (from each team's next period)" if changes else "nothing changed")
+        + (
+            f"{changes} (credits and interval from each team's next period, limits at once)"
+            if changes
+            else "nothing changed"
+        )
         + f"; now {describe_plan(saved)}",
     )
 

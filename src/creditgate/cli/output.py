@@ -25,7 +25,7 @@ from creditgate.storage.database import (
     display_url,
     explain,
 )
-from creditgate.storage.migrate import migrate_schema, require_schema
+from creditgate.storage.migrate import current_revision, migrate_schema, require_schema
 
 F = TypeVar("F", bound=Callable[..., Any])
 # A server that accepts and never answers must not hang a command for libpq's two minutes.
@@ -48,6 +48,17 @@ class Output:
             self._db = self._open(create=False)
             require_schema(self._db)
         return self._db
+
+    def revision_before_migrating(self) -> str | None:
+        """The schema revision the database has now (None: none yet, or no database yet)."""
+        try:
+            probe = Database(self.database_url, pool_size=0, create=False)
+        except database_errors():
+            return None
+        try:
+            return current_revision(probe)
+        finally:
+            probe.dispose()
 
     def migrated(self, allow_foreign_tables: bool) -> Database:
         """The database, created and migrated first if need be (`creditgate migrate`)."""
