@@ -286,6 +286,21 @@ CASES: dict[str, Case] = {
             )
         ),
     ),
+    "entry key": Case(
+        (  # the charge moved to a key that does not exist, its rollup moved along with it
+            "UPDATE entries SET key_id = 'ghost-key' WHERE movement_id = :charge",
+            "UPDATE usage_by_key SET credits = credits - 12 WHERE team_id = :team"
+            " AND key_id = :key AND period_start_ms = :period",
+            "INSERT INTO usage_by_key (team_id, period_start_ms, key_id, credits)"
+            " VALUES (:team, :period, 'ghost-key', 12)",
+        ),
+        (
+            (
+                "every entry's key is its team's",
+                "team {team} movement {charge} line 0: key ghost-key is not a key of this team",
+            ),
+        ),
+    ),
     "job status": Case(
         ("UPDATE jobs SET status = 'paused' WHERE id = :job",),
         (

@@ -108,6 +108,11 @@ CHECKS = (
         "team {0} reservation {1}: key {2} is not a key of this team",
     ),
     (
+        "every entry's key is its team's",
+        audit.entry_key_mismatches,
+        "team {0} movement {1} line {2}: key {3} is not a key of this team",
+    ),
+    (
         "job statuses are known",
         audit.job_status_mismatches,
         "team {0} job {1}: status {2!r} is not one of {3}",

@@ -403,6 +403,22 @@ def reservation_key_mismatches(conn: Connection) -> list[Row]:
     return [tuple(r) for r in conn.execute(query)]
 
 
+def entry_key_mismatches(conn: Connection) -> list[Row]:
+    """Entries naming a key that is not a key of their team (none, or another team's)."""
+    query = (
+        select(entries.c.team_id, entries.c.movement_id, entries.c.line, entries.c.key_id)
+        .select_from(
+            entries.outerjoin(
+                api_keys,
+                (api_keys.c.id == entries.c.key_id) & (api_keys.c.team_id == entries.c.team_id),
+            )
+        )
+        .where(entries.c.key_id.is_not(None), api_keys.c.id.is_(None))
+        .order_by(entries.c.team_id, entries.c.movement_id, entries.c.line)
+    )
+    return [tuple(r) for r in conn.execute(query)]
+
+
 def job_status_mismatches(conn: Connection) -> list[Row]:
     """Jobs of an unknown status."""
     known = [s.value for s in JobStatus]
