@@ -386,37 +386,31 @@ def reservation_amount_mismatches(conn: Connection) -> list[Row]:
     return out
 
 
-def reservation_key_mismatches(conn: Connection) -> list[Row]:
-    """Reservations whose key is not a key of their team."""
+def _keys_not_of_team(conn: Connection, table: Table, ids: tuple[str, ...]) -> list[Row]:
+    """(team, *ids, key) of the rows of `table` naming a key that is not a key of their team."""
+    row_id = [table.c[name] for name in ids]
     query = (
-        select(reservations.c.team_id, reservations.c.id, reservations.c.key_id)
+        select(table.c.team_id, *row_id, table.c.key_id)
         .select_from(
-            reservations.outerjoin(
+            table.outerjoin(
                 api_keys,
-                (api_keys.c.id == reservations.c.key_id)
-                & (api_keys.c.team_id == reservations.c.team_id),
+                (api_keys.c.id == table.c.key_id) & (api_keys.c.team_id == table.c.team_id),
             )
         )
-        .where(api_keys.c.id.is_(None))
-        .order_by(reservations.c.team_id, reservations.c.id)
+        .where(table.c.key_id.is_not(None), api_keys.c.id.is_(None))
+        .order_by(table.c.team_id, *row_id)
     )
     return [tuple(r) for r in conn.execute(query)]
+
+
+def reservation_key_mismatches(conn: Connection) -> list[Row]:
+    """Reservations whose key is not a key of their team."""
+    return _keys_not_of_team(conn, reservations, ("id",))
 
 
 def entry_key_mismatches(conn: Connection) -> list[Row]:
     """Entries naming a key that is not a key of their team (none, or another team's)."""
-    query = (
-        select(entries.c.team_id, entries.c.movement_id, entries.c.line, entries.c.key_id)
-        .select_from(
-            entries.outerjoin(
-                api_keys,
-                (api_keys.c.id == entries.c.key_id) & (api_keys.c.team_id == entries.c.team_id),
-            )
-        )
-        .where(entries.c.key_id.is_not(None), api_keys.c.id.is_(None))
-        .order_by(entries.c.team_id, entries.c.movement_id, entries.c.line)
-    )
-    return [tuple(r) for r in conn.execute(query)]
+    return _keys_not_of_team(conn, entries, ("movement_id", "line"))
 
 
 def job_status_mismatches(conn: Connection) -> list[Row]:
