@@ -140,3 +140,29 @@ def test_serve_names_a_malformed_setting_in_one_line(
     assert result.exit_code == 1
     (line,) = [x for x in result.stderr.splitlines() if not x.startswith("using ")]
     assert line.startswith(f"Error: {name}: {says}"), line
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (
+            ["plan", "create", "x", "--credits", "5", "--interval", "week"],
+            "Invalid value for '--interval': 'week' is not one of 'month', 'year', 'once'.",
+        ),
+        (["charge", "fc-x", "abc"], "Invalid value for 'CREDITS': 'abc' is not a valid integer."),
+        (["team", "list", "--colour"], "No such option '--colour'."),
+    ],
+)
+def test_with_json_a_usage_error_is_one_json_object_too(
+    tmp_path: Path, args: list[str], error: str
+) -> None:
+    """An operator found that `--json` printed click's text usage message for a bad option."""
+    from click.testing import CliRunner
+
+    from creditgate.cli import main
+
+    url = f"sqlite:///{tmp_path}/none.db"
+    result = CliRunner().invoke(main, [*args, "--json", "--database-url", url])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout) == {"success": False, "error": error, "status": 400}
+    assert not (tmp_path / "none.db").exists()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
+import orjson
 import uvicorn
 from pydantic import ValidationError
 
@@ -52,7 +55,37 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> str:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class JsonUsage(click.Group):
+    """With `--json` anywhere on the line, a usage error (a bad option, a value of the wrong
+    type) is one JSON object too, as every other refusal is; exit status 2 as click's."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        words = list(sys.argv[1:] if args is None else args)
+        if "--json" not in words or not standalone_mode:
+            return super().main(words, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            return super().main(words, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            problem = {"success": False, "error": exc.format_message(), "status": 400}
+            click.echo(orjson.dumps(problem).decode())
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:  # refusals raised as click's own: one line
+            click.echo(orjson.dumps({"success": False, "error": exc.format_message()}).decode())
+            sys.exit(exc.exit_code)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            sys.exit(1)
+
+
+@click.group(cls=JsonUsage, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="creditgate")
 def main() -> None:
     """creditgate: a credit ledger and metering service behind the Firecrawl account API."""
