@@ -450,8 +450,9 @@ async def _job_route(
 ) -> Response:
     """Read or cancel a job: only the team that started it; reading its status settles it."""
     job_id = match.job_id or ""
-    if not await blocking(jobs.owns, ctx.db, snap.team.id, job_id):
-        raise HTTPError(404, JOB_NOT_FOUND)
+    job = await blocking(jobs.team_job, ctx.db, snap.team.id, job_id)
+    if job is None and not await blocking(jobs.owns, ctx.db, snap.team.id, job_id):
+        raise HTTPError(404, JOB_NOT_FOUND)  # neither a job it started nor a scrape it made
     row = match.row
     query = _query(request) if row.kind is RouteKind.JOB_READ else ""
     try:
@@ -460,7 +461,6 @@ async def _job_route(
         )
     except UpstreamFailed as exc:
         return fail(exc.status, exc.error)
-    job = await blocking(jobs.team_job, ctx.db, snap.team.id, job_id)
     payload = answer.json()
     if job is not None and answer.status < 300:
         if row.kind is RouteKind.JOB_CANCEL:

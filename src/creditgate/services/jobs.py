@@ -111,9 +111,10 @@ def apply_report(
     db: Database, job: Job, credits_used: int | None, status: str | None, now: Instant
 ) -> Next:
     """Settle what the upstream says the job has cost in all; close it once it has ended."""
-    held = reservations.get(db, job.reservation_id, now)
-    current = team_job(db, job.team_id, job.id) or job
-    if held.status != "open" or current.status is JobStatus.DONE:
+    with db.read() as conn:  # the raw rows, in one read: no balance is needed to decide
+        held = reservations_store.get_reservation(conn, job.reservation_id)
+        current = jobs.get_team_job(conn, job.team_id, job.id) or job
+    if held is None or held.status != "open" or current.status is JobStatus.DONE:
         _finish(db, job)
         return Next.DONE
     total = held.settled if credits_used is None else credits_used
@@ -129,7 +130,7 @@ def apply_report(
     if finished:
         _finish(db, job)
         return Next.DONE
-    return _grow(db, current, held.credits, total, now)
+    return _grow(db, current, held.amount, total, now)
 
 
 def _settle_cancelled(db: Database, job: Job, settled: int, total: int, now: Instant) -> Next:
