@@ -143,6 +143,39 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model.holds[view.id] = MHold(credits, expires=self.model.now + ttl_hours * HOUR)
         self.open_ids.append(view.id)
 
+    @rule(
+        steps=st.lists(
+            st.tuples(st.sampled_from(["charge", "reserve"]), st.integers(0, 1500)),
+            min_size=2,
+            max_size=8,
+        )
+    )
+    def batch(self, steps: list[tuple[str, int]]) -> None:
+        """Several operations applied in one transaction against one book (group commit):
+        each is decided as if it ran alone, after the ones before it."""
+        ops: list[ledger.Operation[object]] = [
+            ledger.Charge(ledger.ChargeRequest(self.key, credits), self.model.now)
+            if kind == "charge"
+            else reservations.Reserve(
+                ReserveRequest(self.key, max(credits, 1), ttl_ms=HOUR), self.model.now
+            )
+            for kind, credits in steps
+        ]
+        outcomes = ledger.run_all(self.db, ops)
+        for (kind, credits), outcome in zip(steps, outcomes, strict=True):
+            amount = credits if kind == "charge" else max(credits, 1)
+            fits = amount <= max(self.model.available(), 0)
+            if not fits:
+                assert isinstance(outcome, InsufficientCredits), (kind, amount, outcome)
+                continue
+            assert not isinstance(outcome, Exception), (kind, amount, outcome)
+            assert outcome.remaining_credits == self.model.available() - amount  # type: ignore[attr-defined]
+            if kind == "charge":
+                self.model.spend(amount, amount)
+            else:
+                self.model.holds[outcome.id] = MHold(amount, expires=self.model.now + HOUR)  # type: ignore[attr-defined]
+                self.open_ids.append(outcome.id)  # type: ignore[attr-defined]
+
     @precondition(lambda self: bool(self.open_ids))
     @rule(pick=st.integers(0, 10**6), credits=st.integers(0, 3000), final=st.booleans())
     def settle(self, pick: int, credits: int, final: bool) -> None:

@@ -33,6 +33,7 @@ class GrantState:
     expires_at: Instant | None
     remaining: int  # unspent and not expired; negative only through overage
     expired_amount: int  # credits recorded as expired and not reinstated since
+    expired_at: Instant | None = None  # when its expiry was recorded; None: not yet
 
     def active_at(self, instant: Instant) -> bool:
         return self.starts_at <= instant and (self.expires_at is None or instant < self.expires_at)

@@ -167,7 +167,7 @@ async def _metered(
     target = parsed.get("url") or parsed.get("query") or parsed.get("prompt")
     held = await _reserve(ctx, snap, row, plan.first, target if isinstance(target, str) else None)
     fields(request).held = held.credits
-    release = _releaser(ctx, held.id)
+    release = _releaser(ctx, snap.team.id, held.id)
     try:
         response = await upstream.open(
             row.method, row.upstream_path(None), "", _forwarded(request), body
@@ -183,7 +183,7 @@ async def _metered(
         return Response(answer.body, status_code=answer.status, headers=answer.headers)
     if row.kind is RouteKind.JOB_START:
         return await _job_started(ctx, request, row, snap, held, plan, response)
-    settle = _Settlement(ctx, row, parsed, held.id, fields(request))
+    settle = _Settlement(ctx, row, parsed, snap.team.id, held.id, fields(request))
     return StreamingResponse(
         settle.relay(response), status_code=response.status_code, headers=kept_headers(response)
     )
@@ -217,9 +217,9 @@ async def _plan_crawl(
 Release = Callable[[], Awaitable[None]]
 
 
-def _releaser(ctx: AppContext, reservation_id: str) -> Release:
+def _releaser(ctx: AppContext, team_id: str, reservation_id: str) -> Release:
     async def release() -> None:
-        await blocking(reservations.release, ctx.db, reservation_id, ctx.clock())
+        await ctx.write(team_id, reservations.Release(reservation_id, ctx.clock(), team_id))
 
     return release
 
@@ -248,7 +248,7 @@ async def _job_started(
 ) -> Response:
     """An async job's start: record it as the team's, to follow; its status link points at
     the gateway."""
-    release = _releaser(ctx, held.id)
+    release = _releaser(ctx, snap.team.id, held.id)
     answer = await _read(response, release)
     if isinstance(answer, Response):
         return answer
@@ -357,11 +357,13 @@ class _Settlement(_Tee):
         ctx: AppContext,
         row: RouteRow,
         parsed: dict[str, Any],
+        team_id: str,
         reservation_id: str,
         logged: RequestFields,
     ) -> None:
         super().__init__(ctx)
-        self.row, self.parsed, self.reservation_id = row, parsed, reservation_id
+        self.row, self.parsed = row, parsed
+        self.team_id, self.reservation_id = team_id, reservation_id
         self.logged = logged
 
     async def _complete(self) -> None:
@@ -369,22 +371,23 @@ class _Settlement(_Tee):
         credits = _reported(payload, pricing.reported_cost)
         if credits is None:
             credits = _fallback_cost(self.row.endpoint, self.parsed, payload)
+        settle = reservations.Settle(
+            self.reservation_id,
+            credits,
+            self.ctx.clock(),
+            final=True,
+            job_id=_scrape_id(payload),
+            team_id=self.team_id,
+        )
         try:
-            await blocking(
-                reservations.settle,
-                self.ctx.db,
-                self.reservation_id,
-                credits,
-                self.ctx.clock(),
-                final=True,
-                job_id=_scrape_id(payload),
-            )
+            await self.ctx.write(self.team_id, settle)
             self.logged.charged = credits
         except Conflict:  # released meanwhile: this process was taken for dead
             log.error("hold %s was closed before its answer settled", self.reservation_id)
 
     async def _abandoned(self) -> None:  # the work did not complete: it is not charged
-        await blocking(reservations.release, self.ctx.db, self.reservation_id, self.ctx.clock())
+        release = reservations.Release(self.reservation_id, self.ctx.clock(), self.team_id)
+        await self.ctx.write(self.team_id, release)
 
 
 def _reported(payload: Any, read: Callable[[Any], int | None]) -> int | None:
@@ -422,14 +425,15 @@ async def _reserve(
     try:
         while True:
             try:
-                return await blocking(
-                    reservations.reserve,
-                    ctx.db,
+                hold = reservations.Reserve(
                     request,
                     ctx.clock(),
                     max_open=snap.plan.concurrency,
                     owner=ctx.process_id,
+                    key=snap.key,
                 )
+                view: ReservationView = await ctx.write(snap.team.id, hold)
+                return view
             except ConcurrencyLimited:
                 if not queued:
                     queued = await ctx.limiter.enter_queue(

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from creditgate.domain.book import needs_rollover
 from creditgate.domain.errors import InvalidInput, NoBalance
 from creditgate.domain.instants import Instant, format_iso
 from creditgate.domain.pricing import TOKENS_PER_CREDIT
@@ -17,7 +18,6 @@ from creditgate.http.context import blocking, context, quick_read
 from creditgate.http.requestlog import fields
 from creditgate.http.responses import ok
 from creditgate.services import account
-from creditgate.services.rollover import needs_rollover
 
 MAX_ACTIVITY_LIMIT = 100
 DEFAULT_ACTIVITY_LIMIT = 50

@@ -35,6 +35,7 @@ from creditgate.http.middleware import AnswerUnexpected
 from creditgate.http.requestlog import RequestLog
 from creditgate.http.responses import fail, ok
 from creditgate.services import jobs, processes, reservations
+from creditgate.services.writer import Writer
 from creditgate.storage.database import is_unavailable, unavailable_errors
 
 log = logging.getLogger("creditgate.http")
@@ -64,6 +65,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     """Background work: expired holds end on time without traffic; a gateway registers its
     process, releases the holds of dead ones, beats, and follows open upstream jobs."""
     ctx: AppContext = app.state.ctx
+    ctx.writer = Writer(ctx.db)
+    ctx.writer.start()
     tasks = []
     if ctx.upstream is not None:
         ctx.process_id = new_id(ctx.clock())
@@ -82,6 +85,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
                 await task
         if ctx.upstream is not None:
             await ctx.upstream.close()
+        writer, ctx.writer = ctx.writer, None
+        await blocking(writer.close)  # what is queued is written and answered first
         if ctx.process_id is not None:
             with contextlib.suppress(Exception):
                 await blocking(processes.unregister, ctx.db, ctx.process_id)

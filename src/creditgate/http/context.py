@@ -14,6 +14,9 @@ from creditgate.domain.plans import ACCOUNT_ROUTES_RPM
 from creditgate.gateway.limits import Limiter, MemoryLimiter
 from creditgate.gateway.routes import DEFAULT_TABLE, RouteTable
 from creditgate.gateway.upstream import Upstream
+from creditgate.services import ledger
+from creditgate.services.ledger import Operation
+from creditgate.services.writer import Writer
 from creditgate.storage.database import Database
 
 T = TypeVar("T")
@@ -37,6 +40,14 @@ class AppContext:
     cors_origins: tuple[str, ...] = ("*",)
     process_id: str | None = None  # this process's row in `processes` (gateway mode)
     metering: bool = True  # off (for measuring the proxy alone): authenticate and forward only
+    writer: Writer | None = None  # group commit of ledger operations, while the app runs
+
+    async def write(self, team_id: str, op: Operation[Any]) -> Any:
+        """Apply a ledger operation of the team: batched with the team's other pending ones
+        while the app runs (services/writer.py), else in a transaction of its own."""
+        if self.writer is not None:
+            return await self.writer.run(team_id, op)
+        return await run_in_threadpool(ledger.run, self.db, op)
 
     @property
     def poll_ms(self) -> int:

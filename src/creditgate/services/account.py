@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from creditgate.domain.book import needs_rollover, remaining_of
 from creditgate.domain.errors import InvalidInput, NoBalance, NotFound
 from creditgate.domain.instants import (
     MS_PER_DAY,
@@ -22,7 +23,7 @@ from creditgate.domain.keys import hash_key
 from creditgate.domain.periods import period_at, periods_between
 from creditgate.domain.plans import Plan
 from creditgate.domain.teams import Team
-from creditgate.services.rollover import lock_team, needs_rollover
+from creditgate.services.ledger import roll_forward_now
 from creditgate.storage import keys, ledger, plans, reservations, snapshots, teams, usage
 from creditgate.storage.database import Database
 
@@ -99,7 +100,7 @@ def credit_usage_from(db: Database, snap: snapshots.Snapshot, now: Instant) -> C
         raise NoBalance("Could not find credit usage information")
     current = period_at(snap.team.anchor, snap.plan.renews, now)
     return CreditUsage(
-        remaining=snap.live_balance - snap.held,
+        remaining=remaining_of(snap.live_balance, snap.held),
         plan_credits=snap.plan.credits if snap.plan_grant is None else snap.plan_grant,
         period_start=None if current is None else current.start,
         period_end=None if current is None else current.end,
@@ -109,8 +110,7 @@ def credit_usage_from(db: Database, snap: snapshots.Snapshot, now: Instant) -> C
 def current_team(db: Database, team: Team, now: Instant) -> tuple[Team, Plan]:
     """The team with its grants up to date (a write only when a period or grant rolled over)."""
     if needs_rollover(team, now):
-        with db.write() as conn:
-            return lock_team(conn, team.id, now)
+        return roll_forward_now(db, team.id, now)
     with db.read() as conn:
         plan = plans.get_plan(conn, team.plan_id)
     if plan is None:
@@ -130,7 +130,7 @@ def credit_usage(db: Database, team: Team, now: Instant) -> CreditUsage:
     if remaining is None:
         raise NoBalance("Could not find credit usage information")
     return CreditUsage(
-        remaining=remaining - held,
+        remaining=remaining_of(remaining, held),
         plan_credits=plan.credits if granted is None else granted,
         period_start=None if current is None else current.start,
         period_end=None if current is None else current.end,

@@ -1,8 +1,23 @@
-"""Credit-moving writes: grants and charges. One team, one transaction, team row locked.
+"""The ledger's one write path. Every credit movement — grant, charge, batch event, hold,
+settlement, release, expiry, period rollover, reported total — is an operation applied by
+`apply`, in these steps, to one team's operations in one transaction (ledger promise 9):
+
+  0. find     the team each operation moves credits of (its key or reservation), before locking
+  1. lock     the team, and load its book (storage/book.py)
+  2. roll     forward: new periods' plan credits, expired grants and holds (domain/book.py)
+  3. replay   a repeated idempotency key with the same content (its first answer), or refuse it
+              with other content (409)
+  4. admit    and move: the operation's own checks, then the single cap-and-balance check, then
+              the movement, in memory; a refused operation raises before it changes anything
+  5. write    each team's changes once, in a statement per kind of change
+
+The caller commits, and acknowledges nothing before the commit: services/writer.py batches a
+team's concurrent operations in a process into one such transaction (group commit); `run` and
+`run_all` apply operations in transactions of their own.
 
 Checks run in a fixed order and the first failure wins:
-  1. input (amount, text lengths)            -> InvalidInput
-  2. key / team exists                       -> NotFound
+  1. input (amount, text lengths)            -> InvalidInput   (when the operation is built)
+  2. key / team / reservation exists         -> NotFound
   3. idempotency key seen: same content      -> replay the first result
                            other content     -> IdempotencyConflict
   4. key revoked                             -> Conflict
@@ -14,34 +29,187 @@ Checks run in a fixed order and the first failure wins:
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection
-
-from creditgate.domain.errors import (
-    Conflict,
-    InvalidInput,
-    TeamSuspended,
-)
+from creditgate.domain.book import Book, Details
+from creditgate.domain.errors import InvalidInput, LedgerError, NotFound, TeamSuspended
 from creditgate.domain.grants import GRANT_KINDS
-from creditgate.domain.ids import new_id
 from creditgate.domain.instants import Instant, format_iso
+from creditgate.domain.keys import hash_key
+from creditgate.domain.plans import Plan
 from creditgate.domain.pricing import MAX_CREDITS
-from creditgate.domain.teams import ApiKey
+from creditgate.domain.teams import ApiKey, Team
 from creditgate.domain.text import refuse_nul
-from creditgate.services import idempotency
-from creditgate.services.book import Details, TeamBook
-from creditgate.services.keys import resolve_key
-from creditgate.services.rollover import lock_team
-from creditgate.storage import ledger, reservations, teams
+from creditgate.storage import book as books
+from creditgate.storage.book import Wants
 from creditgate.storage.database import Database
-from creditgate.storage.ledger import EntryLine, NewGrant
+from creditgate.storage.tx import Tx
 
 # How far ahead of the server's clock a charge may be dated (clock skew between services).
 MAX_FUTURE_MS = 5 * 60 * 1000
 MAX_TEXT = {"endpoint": 64, "api_version": 8, "job_id": 200, "target": 2048, "note": 500}
 MAX_IDEMPOTENCY_KEY = 200
+
+R = TypeVar("R", covariant=True)
+
+
+class Operation(Protocol[R]):
+    """One credit movement. Built from checked input; applied by `apply`."""
+
+    now: Instant
+
+    def find(self, tx: Tx) -> str:
+        """The id of the team whose credits it moves (NotFound if what it names is not)."""
+        ...
+
+    def wants(self) -> Wants:
+        """What it will read from the book, so the book loads it up front."""
+        ...
+
+    def idempotency(self) -> tuple[str, str] | None:
+        """(idempotency key, hash of the content it guards), if the caller gave a key."""
+        ...
+
+    def replayed(self, stored: dict[str, Any]) -> R:
+        """The answer to a repeat: the first answer, marked replayed."""
+        ...
+
+    def apply(self, book: Book) -> R:
+        """Admit and move, in memory; raises, changing nothing, when refused."""
+        ...
+
+
+Outcome = Any | LedgerError
+
+
+def apply(tx: Tx, team_id: str, operations: Sequence[Operation[Any]]) -> list[Outcome]:
+    """Apply one team's operations in `tx` (steps 0 to 5 above): each one's result, or the
+    LedgerError that refused it. Other exceptions (the database failing) propagate."""
+    outcomes: list[Outcome] = [None] * len(operations)
+    ours: list[int] = []
+    for n, op in enumerate(operations):  # 0. find: each names this team (free when it is known)
+        try:
+            if op.find(tx) != team_id:
+                raise NotFound(f"Team {team_id} has no such key or reservation", teamId=team_id)
+            ours.append(n)
+        except LedgerError as exc:
+            outcomes[n] = exc
+    if not ours:
+        return outcomes
+    now = max(operations[n].now for n in ours)
+    try:
+        book = books.load(tx, team_id, now, _wants([operations[n] for n in ours]))  # 1. lock
+    except NotFound as exc:
+        return [exc if n in ours else outcome for n, outcome in enumerate(outcomes)]
+    book.roll_forward()  # 2. roll forward
+    for n in ours:
+        outcomes[n] = _one(book, operations[n])  # 3. replay and 4. admit
+    books.save(tx, book)  # 5. write once
+    return outcomes
+
+
+def _one(book: Book, op: Operation[Any]) -> Outcome:
+    try:
+        guard = op.idempotency()
+        if guard is not None:  # 3. replay or refuse
+            previous = book.replay(*guard)
+            if previous is not None:
+                return op.replayed(previous)
+        return op.apply(book)  # 4. admit and move
+    except LedgerError as exc:
+        return exc
+
+
+def _wants(ops: Sequence[Operation[Any]]) -> Wants:
+    keys: set[str] = set()
+    held: set[str] = set()
+    guarded: set[str] = set()
+    for op in ops:
+        wanted = op.wants()
+        keys.update(wanted.keys)
+        held.update(wanted.reservations)
+        guarded.update(wanted.idempotency)
+    return Wants(keys, held, guarded)
+
+
+def run(db: Database, operation: Operation[Any]) -> Any:
+    """Apply one operation in a transaction of its own: its result, or raise its error."""
+    (outcome,) = run_all(db, [operation])
+    if isinstance(outcome, LedgerError):
+        raise outcome
+    return outcome
+
+
+def run_all(db: Database, operations: Sequence[Operation[Any]]) -> list[Outcome]:
+    """Apply the operations, a transaction per team (ledger promise 9), teams in id order."""
+    outcomes: list[Outcome] = [None] * len(operations)
+    by_team: dict[str, list[int]] = {}
+    with db.read() as conn:  # 0. find (a read only when an operation names its team indirectly)
+        tx = Tx.of(conn)
+        for n, op in enumerate(operations):
+            try:
+                by_team.setdefault(op.find(tx), []).append(n)
+            except LedgerError as exc:
+                outcomes[n] = exc
+    for team_id in sorted(by_team):
+        positions = by_team[team_id]
+        with db.transaction() as tx:
+            done = apply(tx, team_id, [operations[n] for n in positions])
+        for n, outcome in zip(positions, done, strict=True):
+            outcomes[n] = outcome
+    return outcomes
+
+
+# --- input -----------------------------------------------------------------------------------
+
+
+def check_amount(credits: object, *, allow_zero: bool = True) -> int:
+    if isinstance(credits, bool) or not isinstance(credits, int):
+        raise InvalidInput("credits must be a whole number", field="credits")
+    if credits < (0 if allow_zero else 1) or credits > MAX_CREDITS:
+        low = 0 if allow_zero else 1
+        raise InvalidInput(f"credits must be between {low} and {MAX_CREDITS}", field="credits")
+    return credits
+
+
+def check_texts(**texts: str | None) -> None:
+    for name, value in texts.items():
+        if value is not None and len(value) > MAX_TEXT.get(name, MAX_IDEMPOTENCY_KEY):
+            raise InvalidInput(f"{name} is too long", field=name)
+        refuse_nul(value, name)
+
+
+def check_idempotency_key(key: str | None) -> None:
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput(
+            f"idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="id"
+        )
+    refuse_nul(key, "idempotency key", "id")
+
+
+def request_hash(operation: str, content: dict[str, Any]) -> str:
+    canonical = json.dumps([operation, content], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def find_key(tx: Tx, key_or_id: str) -> ApiKey:
+    """A key by the fc- key itself or by its id."""
+    if key_or_id.startswith("fc-"):
+        found = books.key_by_hash(tx, hash_key(key_or_id))
+        if found is None:
+            raise NotFound("API key not found")
+        return found
+    found = books.key_by_id(tx, key_or_id)
+    if found is None:
+        raise NotFound(f"API key {key_or_id} not found", keyId=key_or_id)
+    return found
+
+
+# --- charges ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +237,102 @@ class ChargeResult:
     replayed: bool = False
 
 
+def check_charge(request: ChargeRequest) -> None:
+    """Check 1 of the order above: the request's own values, before anything is read."""
+    check_amount(request.credits)
+    check_texts(
+        endpoint=request.endpoint,
+        api_version=request.api_version,
+        job_id=request.job_id,
+        target=request.target,
+    )
+    check_idempotency_key(request.idempotency_key)
+    refuse_nul(request.key, "key")
+
+
+class Charge:
+    """Spend credits now (or at a past instant) for a key."""
+
+    def __init__(self, request: ChargeRequest, now: Instant, key: ApiKey | None = None) -> None:
+        check_charge(request)
+        self.request, self.now, self._key = request, now, key
+
+    def find(self, tx: Tx) -> str:
+        if self._key is None:
+            self._key = find_key(tx, self.request.key)
+        return self._key.team_id
+
+    def wants(self) -> Wants:
+        assert self._key is not None
+        guarded = () if self.request.idempotency_key is None else (self.request.idempotency_key,)
+        return Wants(keys=(self._key.id,), idempotency=guarded)
+
+    def idempotency(self) -> tuple[str, str] | None:
+        if self.request.idempotency_key is None:
+            return None
+        assert self._key is not None
+        return self.request.idempotency_key, request_hash("charge", self._content(self._key.id))
+
+    def _content(self, key_id: str) -> dict[str, Any]:
+        """What a charge's idempotency hash covers (the key by id, whichever form was sent)."""
+        r = self.request
+        return {
+            "key": key_id,
+            "credits": r.credits,
+            "at": r.at,
+            "endpoint": r.endpoint,
+            "api_version": r.api_version,
+            "job_id": r.job_id,
+            "target": r.target,
+        }
+
+    def replayed(self, stored: dict[str, Any]) -> ChargeResult:
+        return ChargeResult(**{**stored, "replayed": True})
+
+    def apply(self, book: Book) -> ChargeResult:
+        assert self._key is not None
+        request = self.request
+        key = book.active_key(self._key.id)
+        if book.team.suspended:
+            raise TeamSuspended()
+        at = book.now if request.at is None else request.at
+        if at > book.now + MAX_FUTURE_MS:
+            raise InvalidInput(
+                "timestamp is more than 5 minutes in the future", field="at", at=format_iso(at)
+            )
+        posted = book.charge(
+            key,
+            request.credits,
+            at,
+            Details(request.endpoint, request.api_version, request.job_id, request.target),
+            overage_ok=book.team.allow_overage,
+        )
+        result = ChargeResult(
+            id=posted.movement_id,
+            team_id=book.team.id,
+            key_id=key.id,
+            credits=request.credits,
+            occurred_at=at,
+            period_start=posted.period_start,
+            overage=posted.overage,
+            remaining_credits=book.available_now(),
+        )
+        guard = self.idempotency()
+        if guard is not None:
+            stored = asdict(result)
+            del stored["replayed"]
+            book.remember(guard[0], guard[1], posted.movement_id, stored)
+        return result
+
+
+def charge(db: Database, request: ChargeRequest, now: Instant) -> ChargeResult:
+    result: ChargeResult = run(db, Charge(request, now))
+    return result
+
+
+# --- grants ----------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class GrantRequest:
     team_id: str
@@ -91,176 +355,97 @@ class GrantResult:
     replayed: bool = False
 
 
-def check_amount(credits: object, *, allow_zero: bool = True) -> int:
-    if isinstance(credits, bool) or not isinstance(credits, int):
-        raise InvalidInput("credits must be a whole number", field="credits")
-    if credits < (0 if allow_zero else 1) or credits > MAX_CREDITS:
-        low = 0 if allow_zero else 1
-        raise InvalidInput(f"credits must be between {low} and {MAX_CREDITS}", field="credits")
-    return credits
+class Grant:
+    """Credits that arrive: a pack, a coupon or a top-up (plan credits come by rolling)."""
 
+    def __init__(self, request: GrantRequest, now: Instant) -> None:
+        check_amount(request.credits, allow_zero=False)
+        check_texts(note=request.note)
+        check_idempotency_key(request.idempotency_key)
+        refuse_nul(request.team_id, "team")
+        if request.kind not in GRANT_KINDS or request.kind == "plan":
+            kinds = ", ".join(k for k in GRANT_KINDS if k != "plan")
+            raise InvalidInput(f"kind must be one of: {kinds}", field="kind")
+        if request.expires_at is not None and request.expires_at <= now:
+            raise InvalidInput("expiry must be in the future", field="expiresAt")
+        self.request, self.now = request, now
 
-def check_texts(**texts: str | None) -> None:
-    for name, value in texts.items():
-        if value is not None and len(value) > MAX_TEXT.get(name, MAX_IDEMPOTENCY_KEY):
-            raise InvalidInput(f"{name} is too long", field=name)
-        refuse_nul(value, name)
+    def find(self, tx: Tx) -> str:
+        return self.request.team_id
 
+    def wants(self) -> Wants:
+        key = self.request.idempotency_key
+        return Wants(idempotency=() if key is None else (key,))
 
-def check_idempotency_key(key: str | None) -> None:
-    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise InvalidInput(
-            f"idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="id"
+    def idempotency(self) -> tuple[str, str] | None:
+        if self.request.idempotency_key is None:
+            return None
+        content: dict[str, Any] = asdict(self.request)
+        del content["idempotency_key"]
+        return self.request.idempotency_key, request_hash("grant", content)
+
+    def replayed(self, stored: dict[str, Any]) -> GrantResult:
+        return GrantResult(**{**stored, "replayed": True})
+
+    def apply(self, book: Book) -> GrantResult:
+        r = self.request
+        grant_id = book.grant(r.kind, r.credits, r.expires_at, r.note)
+        result = GrantResult(
+            id=grant_id,
+            team_id=book.team.id,
+            kind=r.kind,
+            credits=r.credits,
+            starts_at=book.now,
+            expires_at=r.expires_at,
+            remaining_credits=book.available_now(),
         )
-    refuse_nul(key, "idempotency key", "id")
-
-
-def check_charge(request: ChargeRequest) -> None:
-    """Check 1 of the order above: the request's own values, before anything is read."""
-    check_amount(request.credits)
-    check_texts(
-        endpoint=request.endpoint,
-        api_version=request.api_version,
-        job_id=request.job_id,
-        target=request.target,
-    )
-    check_idempotency_key(request.idempotency_key)
-
-
-def charge(db: Database, request: ChargeRequest, now: Instant) -> ChargeResult:
-    check_charge(request)
-    with db.read() as conn:
-        key, _ = resolve_key(conn, request.key)
-    with db.write() as conn:
-        book = TeamBook.open(conn, key.team_id, now)
-        result = charge_in(book, key, request)
-        book.flush()
+        guard = self.idempotency()
+        if guard is not None:
+            stored = asdict(result)
+            del stored["replayed"]
+            book.remember(guard[0], guard[1], grant_id, stored)
         return result
-
-
-def charge_in(book: TeamBook, key: ApiKey, request: ChargeRequest) -> ChargeResult:
-    """One charge in an open book (a single charge or one event of a batch)."""
-    digest = idempotency.request_hash("charge", _content(request, key.id))
-    previous = book.replay(request.idempotency_key, digest)
-    if previous is not None:
-        return ChargeResult(**{**previous, "replayed": True})
-    fresh = book.key(key.id)
-    if not fresh.active:
-        raise Conflict(f"API key {key.id} is revoked", keyId=key.id)
-    if book.team.suspended:
-        raise TeamSuspended()
-    at = book.now if request.at is None else request.at
-    if at > book.now + MAX_FUTURE_MS:
-        raise InvalidInput(
-            "timestamp is more than 5 minutes in the future", field="at", at=format_iso(at)
-        )
-    posted = book.charge(
-        fresh,
-        request.credits,
-        at,
-        Details(request.endpoint, request.api_version, request.job_id, request.target),
-        overage_ok=book.team.allow_overage,
-    )
-    result = ChargeResult(
-        id=posted.movement_id,
-        team_id=book.team.id,
-        key_id=key.id,
-        credits=request.credits,
-        occurred_at=at,
-        period_start=posted.period_start,
-        overage=posted.overage,
-        remaining_credits=book.available_now(),
-    )
-    book.remember(request.idempotency_key, digest, posted.movement_id, _stored(result))
-    return result
-
-
-def _content(request: ChargeRequest, key_id: str) -> dict[str, Any]:
-    """What a charge's idempotency hash covers (the key by id, whichever form was sent)."""
-    return {
-        "key": key_id,
-        "credits": request.credits,
-        "at": request.at,
-        "endpoint": request.endpoint,
-        "api_version": request.api_version,
-        "job_id": request.job_id,
-        "target": request.target,
-    }
-
-
-def _stored(result: ChargeResult) -> dict[str, Any]:
-    return {
-        "id": result.id,
-        "team_id": result.team_id,
-        "key_id": result.key_id,
-        "credits": result.credits,
-        "occurred_at": result.occurred_at,
-        "period_start": result.period_start,
-        "overage": result.overage,
-        "remaining_credits": result.remaining_credits,
-    }
-
-
-def available_now(conn: Connection, team_id: str, now: Instant) -> int:
-    """What the team could spend now: live credits less open reservations."""
-    balance = ledger.live_balance(conn, team_id, now) or 0
-    return balance - reservations.team_hold(conn, team_id, now)
 
 
 def grant(db: Database, request: GrantRequest, now: Instant) -> GrantResult:
-    check_amount(request.credits, allow_zero=False)
-    check_texts(note=request.note)
-    check_idempotency_key(request.idempotency_key)
-    if request.kind not in GRANT_KINDS or request.kind == "plan":
-        kinds = ", ".join(k for k in GRANT_KINDS if k != "plan")
-        raise InvalidInput(f"kind must be one of: {kinds}", field="kind")
-    if request.expires_at is not None and request.expires_at <= now:
-        raise InvalidInput("expiry must be in the future", field="expiresAt")
-    content: dict[str, Any] = asdict(request)
-    del content["idempotency_key"]
-    digest = idempotency.request_hash("grant", content)
-    with db.write() as conn:
-        team, _ = lock_team(conn, request.team_id, now)
-        previous = idempotency.replay(conn, team.id, request.idempotency_key, digest)
-        if previous is not None:
-            return GrantResult(**{**previous, "replayed": True})
-        grant_id = new_id(now)
-        ledger.insert_grant(
-            conn,
-            NewGrant(
-                id=grant_id,
-                team_id=team.id,
-                kind=request.kind,
-                amount=request.credits,
-                starts_at=now,
-                expires_at=request.expires_at,
-                period_start=None,
-                note=request.note,
-                created_at=now,
-            ),
-        )
-        ledger.insert_movement(
-            conn,
-            team.id,
-            grant_id,
-            [EntryLine("grant", request.credits, grant_id=grant_id, note=request.note)],
-            occurred_at=now,
-            recorded_at=now,
-        )
-        if request.expires_at is not None and (
-            team.next_rollover is None or request.expires_at < team.next_rollover
-        ):
-            teams.update_team(conn, team.id, next_rollover_ms=request.expires_at)
-        result = GrantResult(
-            id=grant_id,
-            team_id=team.id,
-            kind=request.kind,
-            credits=request.credits,
-            starts_at=now,
-            expires_at=request.expires_at,
-            remaining_credits=available_now(conn, team.id, now),
-        )
-        stored = asdict(result)
-        del stored["replayed"]
-        idempotency.remember(conn, team.id, request.idempotency_key, digest, grant_id, stored, now)
-        return result
+    result: GrantResult = run(db, Grant(request, now))
+    return result
+
+
+# --- rolling forward -------------------------------------------------------------------------
+
+
+class RollForward:
+    """Nothing but step 2: the team's new periods' credits, expired grants and holds."""
+
+    def __init__(self, team_id: str, now: Instant) -> None:
+        self.team_id, self.now = team_id, now
+
+    def find(self, tx: Tx) -> str:
+        return self.team_id
+
+    def wants(self) -> Wants:
+        return Wants()
+
+    def idempotency(self) -> tuple[str, str] | None:
+        return None
+
+    def replayed(self, stored: dict[str, Any]) -> tuple[Team, Plan]:
+        raise AssertionError("rolling forward is never replayed")
+
+    def apply(self, book: Book) -> tuple[Team, Plan]:
+        return book.rolled_team(), book.plan
+
+
+def roll_forward(tx: Tx, team_id: str, now: Instant) -> tuple[Team, Plan]:
+    """Bring the team up to date inside an open transaction; the team and its plan."""
+    (outcome,) = apply(tx, team_id, [RollForward(team_id, now)])
+    if isinstance(outcome, LedgerError):
+        raise outcome
+    team, plan = outcome
+    return team, plan
+
+
+def roll_forward_now(db: Database, team_id: str, now: Instant) -> tuple[Team, Plan]:
+    team, plan = run(db, RollForward(team_id, now))
+    return team, plan

@@ -9,6 +9,8 @@ settle(x)    charges x now. Up to what the reservation still holds, the charge s
 release()    closes it with no further charge.
 expiry       an open reservation past its time-to-live holds nothing; the next write of its
              team (or the server's sweeper) records it as expired.
+
+Each is an operation of the ledger's one write path (services/ledger.py).
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection
-
+from creditgate.domain.book import Book, Check, Details
 from creditgate.domain.errors import (
     ConcurrencyLimited,
     Conflict,
@@ -26,24 +27,25 @@ from creditgate.domain.errors import (
     NotFound,
     TeamSuspended,
 )
-from creditgate.domain.grants import available
 from creditgate.domain.ids import new_id
 from creditgate.domain.instants import Instant
-from creditgate.domain.periods import period_at
+from creditgate.domain.reservations import HoldStatus, Reservation
 from creditgate.domain.teams import ApiKey
-from creditgate.services import idempotency
-from creditgate.services.book import Details, TeamBook
-from creditgate.services.keys import resolve_key
 from creditgate.services.ledger import (
-    available_now,
     check_amount,
     check_idempotency_key,
     check_texts,
+    find_key,
+    request_hash,
+    run,
 )
-from creditgate.services.rollover import lock_team
-from creditgate.storage import keys, ledger, plans, reservations
+from creditgate.storage import book as books
+from creditgate.storage import reservations
+from creditgate.storage.book import Wants
 from creditgate.storage.database import Database
-from creditgate.storage.reservations import Reservation
+from creditgate.storage.tx import Tx
+
+__all__ = ["Check", "ReservationView", "ReserveRequest", "release", "reserve", "settle"]
 
 DEFAULT_TTL_MS = 60 * 60 * 1000
 MAX_TTL_MS = 7 * 24 * 60 * 60 * 1000
@@ -78,48 +80,145 @@ class ReservationView:
     replayed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
-    allowed: bool
-    required: int
-    remaining: int  # what the key may spend now: the lower of the two below
-    limited_by: str | None  # when refused, the limit that binds: "team" or "key cap"
-    team_remaining: int  # the team's credits less its open holds
-    key_remaining: int | None  # the key's cap less its usage and holds this period; None: no cap
-
-
-def _view(
-    conn: Connection,
-    r: Reservation,
-    now: Instant,
-    overage: int = 0,
-    remaining: int | None = None,
-) -> ReservationView:
-    """The wire view; `remaining` when the caller already knows it (saves three reads)."""
+def view(r: Reservation, book: Book, overage: int = 0) -> ReservationView:
     return ReservationView(
         id=r.id,
         team_id=r.team_id,
         key_id=r.key_id,
         credits=r.amount,
         settled=r.settled,
-        holding=r.holding if r.expires_at > now else 0,
-        status=r.status,
+        holding=r.holding if r.expires_at > book.now else 0,
+        status=str(r.status),
         created_at=r.created_at,
         expires_at=r.expires_at,
         closed_at=r.closed_at,
         overage=overage,
-        remaining_credits=available_now(conn, r.team_id, now) if remaining is None else remaining,
+        remaining_credits=book.available_now(),
     )
 
 
-def _stored(view: ReservationView) -> dict[str, Any]:
-    out = asdict(view)
+def _stored(v: ReservationView) -> dict[str, Any]:
+    out = asdict(v)
     del out["replayed"]
     return out
 
 
 def _replayed(previous: dict[str, Any]) -> ReservationView:
     return ReservationView(**{**previous, "replayed": True})
+
+
+class _OnReservation:
+    """An operation on an existing reservation: found by id, then read again under the lock."""
+
+    def __init__(self, reservation_id: str, now: Instant, team_id: str | None) -> None:
+        self.reservation_id, self.now, self._team = reservation_id, now, team_id
+
+    def find(self, tx: Tx) -> str:
+        if self._team is None:
+            self._team = books.teams_of_reservations(tx, [self.reservation_id]).get(
+                self.reservation_id
+            )
+        if self._team is None:
+            raise NotFound(
+                f"Reservation {self.reservation_id} not found", reservationId=self.reservation_id
+            )
+        return self._team
+
+    def wants(self) -> Wants:
+        return Wants(reservations=(self.reservation_id,))
+
+    def idempotency(self) -> tuple[str, str] | None:
+        return None
+
+    def replayed(self, stored: dict[str, Any]) -> Any:
+        return _replayed(stored)
+
+
+# --- reserve ---------------------------------------------------------------------------------
+
+
+class Reserve:
+    """Hold credits; with `max_open`, refused while the team has that many holds open.
+    `owner`: the gateway process whose request holds it (released if that process dies)."""
+
+    def __init__(
+        self,
+        request: ReserveRequest,
+        now: Instant,
+        *,
+        max_open: int | None = None,
+        owner: str | None = None,
+        key: ApiKey | None = None,
+    ) -> None:
+        check_amount(request.credits, allow_zero=False)
+        check_texts(
+            endpoint=request.endpoint,
+            api_version=request.api_version,
+            job_id=request.job_id,
+            target=request.target,
+        )
+        check_idempotency_key(request.idempotency_key)
+        if not 1_000 <= request.ttl_ms <= MAX_TTL_MS:
+            raise InvalidInput("ttl must be between 1 second and 7 days", field="ttlSeconds")
+        self.request, self.now, self.max_open, self.owner = request, now, max_open, owner
+        self._key = key
+
+    def find(self, tx: Tx) -> str:
+        if self._key is None:
+            self._key = find_key(tx, self.request.key)
+        return self._key.team_id
+
+    def wants(self) -> Wants:
+        assert self._key is not None
+        guarded = () if self.request.idempotency_key is None else (self.request.idempotency_key,)
+        return Wants(keys=(self._key.id,), idempotency=guarded)
+
+    def idempotency(self) -> tuple[str, str] | None:
+        if self.request.idempotency_key is None:
+            return None
+        assert self._key is not None
+        content = {**asdict(self.request), "key": self._key.id}
+        del content["idempotency_key"]
+        return self.request.idempotency_key, request_hash("reserve", content)
+
+    def replayed(self, stored: dict[str, Any]) -> ReservationView:
+        return _replayed(stored)
+
+    def apply(self, book: Book) -> ReservationView:
+        assert self._key is not None
+        r = self.request
+        key = book.active_key(self._key.id)
+        if book.team.suspended:
+            raise TeamSuspended()
+        if self.max_open is not None and book.running >= self.max_open:
+            raise ConcurrencyLimited(book.running, self.max_open)
+        verdict = book.admit(key, r.credits)
+        if not verdict.allowed:
+            raise InsufficientCredits(
+                r.credits, verdict.remaining, reason=verdict.limited_by or "team"
+            )
+        held = Reservation(
+            id=new_id(book.now),
+            team_id=book.team.id,
+            key_id=key.id,
+            amount=r.credits,
+            settled=0,
+            status=HoldStatus.OPEN,
+            endpoint=r.endpoint,
+            api_version=r.api_version,
+            job_id=r.job_id,
+            target=r.target,
+            created_at=book.now,
+            expires_at=book.now + r.ttl_ms,
+            closed_at=None,
+            owner=self.owner,
+        )
+        book.open_hold(held)
+        result = view(held, book)
+        guard = self.idempotency()
+        if guard is not None:
+            book.remember(guard[0], guard[1], held.id, _stored(result))
+        return result
 
 
 def reserve(
@@ -130,95 +229,80 @@ def reserve(
     max_open: int | None = None,
     owner: str | None = None,
 ) -> ReservationView:
-    """Hold credits; with `max_open`, also refuse while the team has that many jobs open.
-    `owner`: the gateway process whose request holds it (released if that process dies)."""
-    check_amount(request.credits, allow_zero=False)
-    check_texts(
-        endpoint=request.endpoint,
-        api_version=request.api_version,
-        job_id=request.job_id,
-        target=request.target,
-    )
-    check_idempotency_key(request.idempotency_key)
-    if not 1_000 <= request.ttl_ms <= MAX_TTL_MS:
-        raise InvalidInput("ttl must be between 1 second and 7 days", field="ttlSeconds")
-    with db.write() as conn:  # one transaction: find the key, then lock its team
-        key, _ = resolve_key(conn, request.key)
-        content = {**asdict(request), "key": key.id}
-        del content["idempotency_key"]
-        digest = idempotency.request_hash("reserve", content)
-        team, plan = lock_team(conn, key.team_id, now)
-        previous = idempotency.replay(conn, team.id, request.idempotency_key, digest)
-        if previous is not None:
-            return _replayed(previous)
-        fresh = _active_key(conn, key.id)
-        if team.suspended:
-            raise TeamSuspended()
-        if max_open is not None:
-            running = reservations.count_open(conn, team.id, now)
-            if running >= max_open:
-                raise ConcurrencyLimited(running, max_open)
-        verdict = _admit(conn, fresh, request.credits, now, plan.renews, team.anchor)
-        if not verdict.allowed:
-            raise InsufficientCredits(
-                request.credits, verdict.remaining, reason=verdict.limited_by or "team"
+    result: ReservationView = run(db, Reserve(request, now, max_open=max_open, owner=owner))
+    return result
+
+
+# --- settle ----------------------------------------------------------------------------------
+
+
+class Settle(_OnReservation):
+    """Charge `credits` against the reservation; with `as_total`, `credits` is what the work
+    has cost in all, and only what was not settled yet is charged (decided under the team
+    lock, so reports of the same total from several processes charge it once)."""
+
+    def __init__(
+        self,
+        reservation_id: str,
+        credits: int,
+        now: Instant,
+        *,
+        final: bool,
+        idempotency_key: str | None = None,
+        as_total: bool = False,
+        job_id: str | None = None,
+        team_id: str | None = None,
+    ) -> None:
+        check_amount(credits)
+        check_idempotency_key(idempotency_key)
+        super().__init__(reservation_id, now, team_id)
+        self.credits, self.final, self.key = credits, final, idempotency_key
+        self.as_total, self.job_id = as_total, job_id
+
+    def wants(self) -> Wants:
+        return Wants(
+            reservations=(self.reservation_id,),
+            idempotency=() if self.key is None else (self.key,),
+        )
+
+    def idempotency(self) -> tuple[str, str] | None:
+        if self.key is None:
+            return None
+        content = {"reservation": self.reservation_id, "credits": self.credits, "final": self.final}
+        return self.key, request_hash("settle", content)
+
+    def apply(self, book: Book) -> ReservationView:
+        current = book.reservation(self.reservation_id)
+        if current.status != HoldStatus.OPEN:
+            raise Conflict(
+                f"Reservation {current.id} is {current.status}",
+                reservationStatus=str(current.status),
             )
-        held = Reservation(
-            id=new_id(now),
-            team_id=team.id,
-            key_id=key.id,
-            amount=request.credits,
-            settled=0,
-            status="open",
-            endpoint=request.endpoint,
-            api_version=request.api_version,
-            job_id=request.job_id,
-            target=request.target,
-            created_at=now,
-            expires_at=now + request.ttl_ms,
-            closed_at=None,
-            owner=owner,
+        credits = max(self.credits - current.settled, 0) if self.as_total else self.credits
+        owner = current.owner
+        if self.job_id is not None and current.job_id is None:  # e.g. the scrape id of an answer
+            current = replace(current, job_id=self.job_id)
+            if not self.final:  # the job, followed by any process, owns the hold from now on
+                owner = None
+        posted = book.charge(
+            book.key(current.key_id),
+            credits,
+            book.now,
+            Details(current.endpoint, current.api_version, current.job_id, current.target),
+            held=book.held - current.holding,
+            overage_ok=True,
+            check_cap=False,
+            reservation_id=current.id,
         )
-        reservations.insert_reservation(conn, held)
-        view = _view(conn, held, now, remaining=verdict.team_remaining - request.credits)
-        idempotency.remember(
-            conn, team.id, request.idempotency_key, digest, held.id, _stored(view), now
-        )
-        return view
-
-
-def _admit(
-    conn: Connection, key: ApiKey, credits: int, now: Instant, renews: bool, anchor: Instant
-) -> Check:
-    """May `key` set aside `credits` now? Both the team's balance and the key's cap are read,
-    so the answer names both; when neither fits, the tighter one is the limit."""
-    grants = ledger.grants_active_at(conn, key.team_id, now)
-    free = available(grants, now, now, reservations.team_hold(conn, key.team_id, now))
-    left: int | None = None
-    if key.cap is not None:
-        current = period_at(anchor, renews, now)
-        used = 0 if current is None else ledger.key_usage(conn, key.team_id, key.id, current.start)
-        held = reservations.key_holds(conn, key.team_id, now).get(key.id, 0)
-        left = max(key.cap - used - held, 0)
-    spendable = free if left is None else min(free, left)
-    if credits <= spendable:
-        return Check(True, credits, spendable, None, free, left)
-    limit = "key cap" if left is not None and left < free else "team"
-    return Check(False, credits, spendable, limit, free, left)
-
-
-def check(db: Database, key_or_id: str, credits: int, now: Instant) -> Check:
-    """May this key spend `credits` now? Reads only; the answer can change a moment later."""
-    check_amount(credits)
-    with db.read() as conn:
-        key, team = resolve_key(conn, key_or_id)
-        if not key.active:
-            raise Conflict(f"API key {key.id} is revoked", keyId=key.id)
-        if team.suspended:
-            raise TeamSuspended()
-        plan = plans.get_plan(conn, team.plan_id)
-        renews = plan.renews if plan is not None else True
-        return _admit(conn, key, credits, now, renews, team.anchor)
+        after = replace(current, settled=current.settled + credits, owner=owner)
+        if self.final:
+            after = replace(after, status=HoldStatus.SETTLED, closed_at=book.now)
+        book.change_hold(after)
+        result = view(after, book, overage=posted.overage)
+        guard = self.idempotency()
+        if guard is not None:
+            book.remember(guard[0], guard[1], posted.movement_id, _stored(result))
+        return result
 
 
 def settle(
@@ -232,132 +316,151 @@ def settle(
     as_total: bool = False,
     job_id: str | None = None,
 ) -> ReservationView:
-    """Charge `credits` against the reservation; with `as_total`, `credits` is what the work has
-    cost in all, and only what was not settled yet is charged (decided under the team lock, so
-    reports of the same total from several processes charge it once)."""
-    check_amount(credits)
-    check_idempotency_key(idempotency_key)
-    digest = idempotency.request_hash(
-        "settle", {"reservation": reservation_id, "credits": credits, "final": final}
+    op = Settle(
+        reservation_id,
+        credits,
+        now,
+        final=final,
+        idempotency_key=idempotency_key,
+        as_total=as_total,
+        job_id=job_id,
     )
-    with db.write() as conn:
-        book = TeamBook.open(conn, _find(conn, reservation_id).team_id, now)
-        previous = book.replay(idempotency_key, digest)
-        if previous is not None:
-            return _replayed(previous)
-        current = _find(conn, reservation_id)  # re-read under the lock
-        if current.status != "open":
-            raise Conflict(
-                f"Reservation {reservation_id} is {current.status}",
-                reservationStatus=current.status,
-            )
-        if as_total:
-            credits = max(credits - current.settled, 0)
-        if job_id is not None and current.job_id is None:  # e.g. the scrape id of an answer
-            if not final:  # a final settlement names it as it closes: one statement fewer
-                reservations.hand_over(conn, book.team.id, current.id, job_id)
-            current = replace(current, job_id=job_id)
-        posted = book.charge(
-            book.key(current.key_id),
-            credits,
-            now,
-            Details(current.endpoint, current.api_version, current.job_id, current.target),
-            held=book.team_held - current.holding,
-            overage_ok=True,
-            check_cap=False,
-            reservation_id=current.id,
-        )
-        book.flush()
-        reservations.add_settled(conn, book.team.id, current.id, credits)
-        after = replace(current, settled=current.settled + credits)
-        if final:
-            reservations.close(conn, book.team.id, current.id, "settled", now, current.job_id)
-            after = replace(after, status="settled", closed_at=now)
-        # What others hold did not change; this reservation now holds `after.holding`.
-        book.team_held += after.holding - current.holding
-        view = _view(conn, after, now, overage=posted.overage, remaining=book.available_now())
-        book.remember(idempotency_key, digest, posted.movement_id, _stored(view))
-        book.flush()
-        return view
+    result: ReservationView = run(db, op)
+    return result
+
+
+# --- release, extend, orphans ----------------------------------------------------------------
+
+
+class Release(_OnReservation):
+    """Close the reservation with nothing more charged. Releasing twice is harmless."""
+
+    def apply(self, book: Book) -> ReservationView:
+        current = book.reservation(self.reservation_id)
+        if current.status == HoldStatus.OPEN:
+            current = replace(current, status=HoldStatus.RELEASED, closed_at=book.now)
+            book.change_hold(current)
+        return view(current, book)
 
 
 def release(
     db: Database, reservation_id: str, now: Instant, idempotency_key: str | None = None
 ) -> ReservationView:
-    """Close the reservation with nothing more charged. Releasing twice is harmless."""
     check_idempotency_key(idempotency_key)
-    with db.write() as conn:
-        found = _find(conn, reservation_id)
-        lock_team(conn, found.team_id, now)
-        current = _find(conn, reservation_id)
-        if current.status == "open":
-            reservations.close(conn, current.team_id, current.id, "released", now)
-        return _view(conn, _find(conn, reservation_id), now)
+    result: ReservationView = run(db, Release(reservation_id, now, None))
+    return result
+
+
+class Extend(_OnReservation):
+    """Hold `more` credits on an open reservation, admitted as a new hold would be (team
+    balance, then the key's cap); False, and nothing changed, if they do not fit."""
+
+    def __init__(self, reservation_id: str, more: int, now: Instant) -> None:
+        check_amount(more, allow_zero=False)
+        super().__init__(reservation_id, now, None)
+        self.more = more
+
+    def wants(self) -> Wants:
+        return Wants(reservations=(self.reservation_id,))
+
+    def apply(self, book: Book) -> bool:
+        current = book.reservation(self.reservation_id)
+        if current.status != HoldStatus.OPEN or book.team.suspended:
+            return False
+        if not book.admit(book.active_key(current.key_id), self.more).allowed:
+            return False
+        book.change_hold(replace(current, amount=current.amount + self.more))
+        return True
 
 
 def extend(db: Database, reservation_id: str, more: int, now: Instant) -> bool:
-    """Hold `more` credits on an open reservation, admitted as a new hold would be (team
-    balance, then the key's cap); False, and nothing changed, if they do not fit."""
-    check_amount(more, allow_zero=False)
-    with db.write() as conn:
-        team, plan = lock_team(conn, _find(conn, reservation_id).team_id, now)
-        current = _find(conn, reservation_id)
-        if current.status != "open" or team.suspended:
+    result: bool = run(db, Extend(reservation_id, more, now))
+    return result
+
+
+class ReleaseOrphan(_OnReservation):
+    """Release a hold whose gateway process is not among `live`: it stopped (kill -9, a
+    crash) and will never settle it. A job may have taken it over since: then it stays."""
+
+    def __init__(self, reservation_id: str, team_id: str, live: list[str], now: Instant) -> None:
+        super().__init__(reservation_id, now, team_id)
+        self.live = live
+
+    def apply(self, book: Book) -> bool:
+        current = book.reservation(self.reservation_id)
+        if current.status != HoldStatus.OPEN or current.owner is None or current.owner in self.live:
             return False
-        verdict = _admit(
-            conn, _active_key(conn, current.key_id), more, now, plan.renews, team.anchor
-        )
-        if not verdict.allowed:
-            return False
-        reservations.set_amount(conn, team.id, current.id, current.amount + more)
+        book.change_hold(replace(current, status=HoldStatus.RELEASED, closed_at=book.now))
         return True
 
 
 def release_orphans(db: Database, live: list[str], now: Instant, limit: int = 100) -> int:
-    """Release the holds of requests whose gateway process is not among `live`: it stopped
-    (kill -9, a crash) and will never settle them."""
+    """Release the holds of requests whose gateway process is not among `live`."""
     with db.read() as conn:
         found = reservations.orphaned(conn, live, limit)
-    released = 0
-    for team_id, reservation_id in found:
-        with db.write() as conn:
-            lock_team(conn, team_id, now)
-            current = _find(conn, reservation_id)  # re-read: a job may have taken it over
-            if current.status == "open" and current.owner is not None and current.owner not in live:
-                reservations.close(conn, team_id, current.id, "released", now)
-                released += 1
-    return released
+    return sum(
+        bool(run(db, ReleaseOrphan(reservation_id, team_id, live, now)))
+        for team_id, reservation_id in found
+    )
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+def _read_book(db: Database, team_id: str, now: Instant, wants: Wants) -> Book:
+    """The team's book as a write would see it now, rolled forward in memory: no lock taken
+    and nothing written (a rollover that is due is written by the next write)."""
+    with db.read() as conn:
+        book = books.load(Tx.of(conn), team_id, now, wants, lock=False)
+    book.roll_forward()
+    return book
+
+
+def check(db: Database, key_or_id: str, credits: int, now: Instant) -> Check:
+    """May this key spend `credits` now? Reads only; the answer can change a moment later."""
+    check_amount(credits)
+    with db.read() as conn:
+        key = find_key(Tx.of(conn), key_or_id)
+    book = _read_book(db, key.team_id, now, Wants(keys=(key.id,)))
+    key = book.active_key(key.id)
+    if book.team.suspended:
+        raise TeamSuspended()
+    return book.admit(key, credits)
 
 
 def get(db: Database, reservation_id: str, now: Instant) -> ReservationView:
     with db.read() as conn:
-        return _view(conn, _find(conn, reservation_id), now)
+        team = books.teams_of_reservations(Tx.of(conn), [reservation_id]).get(reservation_id)
+    if team is None:
+        raise NotFound(f"Reservation {reservation_id} not found", reservationId=reservation_id)
+    book = _read_book(db, team, now, Wants(reservations=(reservation_id,)))
+    return view(book.reservation(reservation_id), book)
+
+
+class ExpireHolds:
+    """Nothing but rolling forward: closes the team's holds past their time-to-live."""
+
+    def __init__(self, team_id: str, now: Instant) -> None:
+        self.team_id, self.now = team_id, now
+
+    def find(self, tx: Tx) -> str:
+        return self.team_id
+
+    def wants(self) -> Wants:
+        return Wants()
+
+    def idempotency(self) -> tuple[str, str] | None:
+        return None
+
+    def replayed(self, stored: dict[str, Any]) -> int:
+        raise AssertionError("never replayed")
+
+    def apply(self, book: Book) -> int:
+        return book.holds_expired
 
 
 def expire_due(db: Database, now: Instant, limit: int = 100) -> int:
     """Record expiry of reservations past their time-to-live (the server's sweeper)."""
     with db.read() as conn:
         due = reservations.teams_with_expired(conn, now, limit)
-    count = 0
-    for team_id in due:
-        with db.write() as conn:
-            before = len(reservations.expired_open(conn, team_id, now))
-            lock_team(conn, team_id, now)
-            count += before
-    return count
-
-
-def _find(conn: Connection, reservation_id: str) -> Reservation:
-    found = reservations.get_reservation(conn, reservation_id)
-    if found is None:
-        raise NotFound(f"Reservation {reservation_id} not found", reservationId=reservation_id)
-    return found
-
-
-def _active_key(conn: Connection, key_id: str) -> ApiKey:
-    key = keys.get_key(conn, key_id)
-    if key is None:
-        raise NotFound(f"API key {key_id} not found", keyId=key_id)
-    if not key.active:
-        raise Conflict(f"API key {key_id} is revoked", keyId=key_id)
-    return key
+    return sum(int(run(db, ExpireHolds(team_id, now))) for team_id in due)

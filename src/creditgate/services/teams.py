@@ -11,10 +11,11 @@ from creditgate.domain.plans import DEFAULT_PLAN_ID
 from creditgate.domain.teams import Team
 from creditgate.domain.text import refuse_nul
 from creditgate.services import pages
+from creditgate.services.ledger import roll_forward
 from creditgate.services.pages import Page
-from creditgate.services.rollover import lock_team
 from creditgate.storage import plans, teams
 from creditgate.storage.database import Database
+from creditgate.storage.tx import Tx
 
 MAX_NAME = 200
 # How far from now an anchor may be. Back: a year of missed periods is granted (and expired) at
@@ -57,7 +58,7 @@ def create_team(
         if plans.get_plan(conn, plan_id) is None:
             raise NotFound(f"Plan {plan_id} not found", planId=plan_id)
         teams.insert_team(conn, team)
-        lock_team(conn, team.id, now)  # grants the first period's plan credits
+        roll_forward(Tx.of(conn), team.id, now)  # grants the first period's plan credits
         stored = teams.get_team(conn, team.id)
     assert stored is not None
     return stored
@@ -105,7 +106,7 @@ def update_team(
         raise InvalidInput(f"name must be 1 to {MAX_NAME} characters", field="name")
     refuse_nul(name, "name")
     with db.write() as conn:
-        team, _ = lock_team(conn, team_id, now)
+        team, _ = roll_forward(Tx.of(conn), team_id, now)
         if plan_id is not None and plans.get_plan(conn, plan_id) is None:
             raise NotFound(f"Plan {plan_id} not found", planId=plan_id)
         changed = replace(

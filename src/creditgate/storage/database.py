@@ -23,6 +23,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
+from creditgate.storage.tx import Tx
+
 URL_EXAMPLES = "sqlite:///path/to/file.db or postgresql://user@host:5432/database"
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -265,6 +267,29 @@ class Database:
             conn.info["write"] = True
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """A write transaction on the driver's connection (storage/tx.py): commits when the
+        block ends, rolls back if it raises. Queued behind this process's other SQLite writers
+        as write() is; on SQLite it begins IMMEDIATE, taking the write lock up front."""
+        with self._writer:
+            raw = self.engine.raw_connection()
+            try:
+                driver: Any = raw.driver_connection
+                if self.is_sqlite:
+                    driver.execute("BEGIN IMMEDIATE")
+                try:
+                    yield Tx(driver, postgres=not self.is_sqlite)
+                except BaseException:
+                    driver.rollback()
+                    raise
+                if self.is_sqlite:
+                    driver.execute("COMMIT")
+                else:
+                    driver.commit()
+            finally:
+                raw.close()
 
     def fetch(self, sql: str, params: dict[str, Any]) -> list[Any]:
         """Rows of one hand-written SELECT (`:name` parameters), on the driver's connection.

@@ -57,4 +57,5 @@ def grant_from_row(row: Any) -> GrantState:
         expires_at=row.expires_ms,
         remaining=row.remaining,
         expired_amount=row.expired_amount,
+        expired_at=row.expired_ms,
     )

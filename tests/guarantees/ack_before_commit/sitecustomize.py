@@ -7,7 +7,7 @@ creditgate, ever sees it, so nothing in src/ changes.
 
 With both set, every write transaction of that server, instead of committing when its block
 ends, hands its connection to a thread that commits it that many seconds later (otherwise it is
-Database.write of storage/database.py, locks included). The request
+Database.write and Database.transaction of storage/database.py, locks included). The request
 goes on and is answered 2xx while its write is not durable yet: exactly the break ledger
 promise 3 forbids. A kill -9 inside the window loses acknowledged charges, and the test proves
 its checker reports them. The transaction keeps its locks until it commits (SQLite's write lock,
@@ -26,10 +26,12 @@ def _install(delay: float) -> None:
     import time
     from collections.abc import Iterator
     from contextlib import contextmanager
+    from typing import Any
 
     from sqlalchemy import Connection
 
     from creditgate.storage.database import Database
+    from creditgate.storage.tx import Tx
 
     @contextmanager
     def write_then_commit_later(self: Database) -> Iterator[Connection]:
@@ -60,7 +62,38 @@ def _install(delay: float) -> None:
 
         threading.Thread(target=commit_later, daemon=True).start()
 
+    @contextmanager
+    def transaction_then_commit_later(self: Database) -> Iterator[Tx]:
+        writer = self._writer
+        writer.__enter__()
+        try:
+            raw = self.engine.raw_connection()
+            driver: Any = raw.driver_connection
+            if self.is_sqlite:
+                driver.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            writer.__exit__(None, None, None)
+            raise
+        try:
+            yield Tx(driver, postgres=not self.is_sqlite)
+        except BaseException:
+            driver.rollback()
+            raw.close()
+            writer.__exit__(None, None, None)
+            raise
+
+        def commit_later() -> None:
+            time.sleep(delay)
+            try:
+                driver.execute("COMMIT") if self.is_sqlite else driver.commit()
+            finally:
+                raw.close()
+                writer.__exit__(None, None, None)
+
+        threading.Thread(target=commit_later, daemon=True).start()
+
     Database.write = write_then_commit_later  # type: ignore[method-assign]
+    Database.transaction = transaction_then_commit_later  # type: ignore[method-assign]
 
 
 if os.environ.get(DELAY_VARIABLE):

@@ -1,0 +1,119 @@
+"""Group commit: a team's concurrent operations in this process share one transaction.
+
+A request hands its operation to the writer and awaits it; writer threads take each team's
+pending operations together, apply them in one transaction (services/ledger.py) and resolve
+every one only after that transaction committed — as TigerBeetle batches, and as the ledger's
+promises need: nothing is acknowledged before it is durable. One team per transaction (ledger
+promise 9), so a batch never locks two teams; a team is written by one thread at a time, and
+its next operations wait for the running batch and go into the next one.
+
+No request thread hops to a pool: the event loop only queues and awaits. If a batch fails for a
+reason other than the database being unavailable, each of its operations is tried alone, so one
+faulty operation fails by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from concurrent.futures import Future
+from typing import Any
+
+from creditgate.domain.errors import LedgerError
+from creditgate.services import ledger
+from creditgate.services.ledger import Operation
+from creditgate.storage.database import Database, is_unavailable
+
+log = logging.getLogger("creditgate.writer")
+
+MAX_BATCH = 256
+
+Pending = tuple[Operation[Any], "Future[Any]"]
+
+
+class Writer:
+    def __init__(self, db: Database, threads: int | None = None) -> None:
+        self.db = db
+        self._threads = threads or (1 if db.is_sqlite else 4)
+        self._lock = threading.Condition()
+        self._pending: dict[str, list[Pending]] = {}
+        self._ready: deque[str] = deque()  # teams with pending work and no batch running
+        self._busy: set[str] = set()
+        self._closing = False
+        self._workers: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for n in range(self._threads):
+            worker = threading.Thread(target=self._work, name=f"creditgate-writer-{n}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+
+    def close(self) -> None:
+        """Finish what is queued, then stop."""
+        with self._lock:
+            self._closing = True
+            self._lock.notify_all()
+        for worker in self._workers:
+            worker.join()
+        self._workers.clear()
+
+    def submit(self, team_id: str, op: Operation[Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closing or not self._workers:
+                raise RuntimeError("the writer is not running")
+            self._pending.setdefault(team_id, []).append((op, future))
+            if team_id not in self._busy and team_id not in self._ready:
+                self._ready.append(team_id)
+                self._lock.notify()
+        return future
+
+    async def run(self, team_id: str, op: Operation[Any]) -> Any:
+        """Apply `op` to the team's book with whatever else the team has pending: its result
+        once committed, or its LedgerError raised."""
+        return await asyncio.wrap_future(self.submit(team_id, op))
+
+    # --- the writer threads --------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._ready and not (self._closing and not self._pending):
+                    self._lock.wait()
+                if not self._ready:
+                    return
+                team_id = self._ready.popleft()
+                queued = self._pending.pop(team_id)
+                batch, rest = queued[:MAX_BATCH], queued[MAX_BATCH:]
+                if rest:
+                    self._pending[team_id] = rest
+                self._busy.add(team_id)
+            try:
+                self._commit(team_id, batch)
+            finally:
+                with self._lock:
+                    self._busy.discard(team_id)
+                    if team_id in self._pending:
+                        self._ready.append(team_id)
+                        self._lock.notify()
+
+    def _commit(self, team_id: str, batch: list[Pending]) -> None:
+        try:
+            with self.db.transaction() as tx:
+                outcomes = ledger.apply(tx, team_id, [op for op, _ in batch])
+        except Exception as exc:
+            if len(batch) > 1 and not is_unavailable(exc):
+                log.warning("a batch of %d failed (%s): trying each alone", len(batch), exc)
+                for one in batch:
+                    self._commit(team_id, [one])
+                return
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, LedgerError):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)

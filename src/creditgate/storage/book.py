@@ -1,0 +1,370 @@
+"""Loading a team's book under its lock, and writing what its operations changed, in a fixed
+handful of hand-written statements whatever the number of operations.
+
+Lock order: teams are locked in id order (ledger.py sorts them), so two batches never wait on
+each other in a cycle. On PostgreSQL the lock is the team row's (SELECT ... FOR UPDATE); on
+SQLite the transaction began with BEGIN IMMEDIATE and already holds the database's write lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from creditgate.domain.book import Book, Changes, HoldTotals, Record
+from creditgate.domain.errors import NotFound
+from creditgate.domain.grants import GrantState
+from creditgate.domain.instants import Instant
+from creditgate.domain.plans import Plan
+from creditgate.domain.reservations import Reservation
+from creditgate.domain.teams import ApiKey, Team
+from creditgate.storage.tx import Params, Tx, in_list
+
+_TEAM = """
+SELECT t.id, t.name, t.plan_id, t.anchor_ms, t.suspended, t.allow_overage, t.created_ms,
+       t.granted_through_ms, t.next_rollover_ms, t.last_charge_ms,
+       p.credits, p.interval, p.concurrency, p.scrape_rpm, p.crawl_rpm
+FROM teams t JOIN plans p ON p.id = t.plan_id WHERE t.id = :team"""
+_GRANTS = """
+SELECT id, kind, starts_ms, expires_ms, remaining, expired_amount, expired_ms
+FROM grants WHERE team_id = :team ORDER BY starts_ms"""
+_HOLDS = """
+SELECT key_id,
+       SUM(CASE WHEN expires_ms > :now AND amount > settled THEN amount - settled ELSE 0 END),
+       SUM(CASE WHEN expires_ms > :now THEN 1 ELSE 0 END),
+       SUM(CASE WHEN expires_ms <= :now THEN 1 ELSE 0 END)
+FROM reservations WHERE team_id = :team AND status = 'open' GROUP BY key_id"""
+_RESERVATION_COLUMNS = """id, team_id, key_id, amount, settled, status, endpoint, api_version,
+       job_id, target, created_ms, expires_ms, closed_ms, owner"""
+
+
+@dataclass(frozen=True, slots=True)
+class Wants:
+    """What a team's operations in a batch will read, so it is loaded up front."""
+
+    keys: Collection[str] = ()
+    reservations: Collection[str] = ()
+    idempotency: Collection[str] = ()
+
+
+def teams_of_reservations(tx: Tx, ids: Collection[str]) -> dict[str, str]:
+    """reservation id -> team id (a reservation never changes team: read before the lock)."""
+    if not ids:
+        return {}
+    params: Params = {}
+    sql = f"SELECT id, team_id FROM reservations WHERE id IN ({in_list('r', list(ids), params)})"
+    return {r[0]: r[1] for r in tx.rows(sql, params)}
+
+
+def load(tx: Tx, team_id: str, now: Instant, wants: Wants, *, lock: bool = True) -> Book:
+    """Lock the team and read its book: team, plan, grants, open holds, and what `wants` names
+    (reservations with their keys). `lock=False`: a read, for an answer that writes nothing."""
+    found = tx.rows(_TEAM + (" FOR UPDATE OF t" if lock and tx.postgres else ""), {"team": team_id})
+    if not found:
+        raise NotFound(f"Team {team_id} not found", teamId=team_id)
+    team, plan = _team_and_plan(found[0])
+    grants = [
+        GrantState(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+        for r in tx.rows(_GRANTS, {"team": team_id})
+    ]
+    held = _reservations(tx, team_id, wants.reservations)
+    keys, usage = _keys(tx, team_id, {*wants.keys, *(r.key_id for r in held.values())})
+    return Book(
+        team,
+        plan,
+        now,
+        grants,
+        _holds(tx, team_id, now),
+        keys=keys,
+        key_usage=usage,
+        reservations=held,
+        seen=_records(tx, team_id, wants.idempotency),
+    )
+
+
+def _team_and_plan(r: Any) -> tuple[Team, Plan]:
+    team = Team(
+        id=r[0],
+        name=r[1],
+        plan_id=r[2],
+        anchor=r[3],
+        suspended=bool(r[4]),
+        allow_overage=bool(r[5]),
+        created_at=r[6],
+        granted_through=r[7],
+        next_rollover=r[8],
+        last_charge_at=r[9],
+    )
+    plan = Plan(r[2], r[10], r[11], r[12], r[13], r[14])
+    return team, plan
+
+
+def _holds(tx: Tx, team_id: str, now: Instant) -> HoldTotals:
+    by_key: dict[str, int] = {}
+    held = running = expired = 0
+    for key_id, holding, open_, past in tx.rows(_HOLDS, {"team": team_id, "now": now}):
+        by_key[key_id] = int(holding)
+        held += int(holding)
+        running += int(open_)
+        expired += int(past)
+    return HoldTotals(held, by_key, running, expired)
+
+
+def _keys(
+    tx: Tx, team_id: str, ids: Collection[str]
+) -> tuple[dict[str, ApiKey], dict[tuple[str, Instant], int]]:
+    """The keys, and every period's usage of those with a cap (only those check it)."""
+    if not ids:
+        return {}, {}
+    params: Params = {"team": team_id}
+    sql = f"""
+SELECT k.id, k.name, k.hint, k.cap, k.created_ms, k.revoked_ms, u.period_start_ms, u.credits
+FROM api_keys k LEFT JOIN usage_by_key u
+  ON k.cap IS NOT NULL AND u.team_id = k.team_id AND u.key_id = k.id
+WHERE k.team_id = :team AND k.id IN ({in_list("k", list(ids), params)})"""
+    keys: dict[str, ApiKey] = {}
+    usage: dict[tuple[str, Instant], int] = {}
+    for r in tx.rows(sql, params):
+        keys[r[0]] = ApiKey(r[0], team_id, r[1], r[2], r[3], r[4], r[5])
+        if r[6] is not None:
+            usage[(r[0], r[6])] = int(r[7])
+    return keys, usage
+
+
+def _reservations(tx: Tx, team_id: str, ids: Collection[str]) -> dict[str, Reservation]:
+    if not ids:
+        return {}
+    params: Params = {"team": team_id}
+    sql = (
+        f"SELECT {_RESERVATION_COLUMNS} FROM reservations "
+        f"WHERE team_id = :team AND id IN ({in_list('r', list(ids), params)})"
+    )
+    return {r[0]: reservation_from(r) for r in tx.rows(sql, params)}
+
+
+def reservation_from(r: Any) -> Reservation:
+    return Reservation(*r)
+
+
+def _records(tx: Tx, team_id: str, keys: Collection[str]) -> dict[str, Record]:
+    found: dict[str, Record] = {}
+    wanted = list(keys)
+    for start in range(0, len(wanted), 500):
+        params: Params = {"team": team_id}
+        listed = in_list("i", wanted[start : start + 500], params)
+        sql = (
+            "SELECT key, request_hash, movement_id, response FROM idempotency "
+            f"WHERE team_id = :team AND key IN ({listed})"
+        )
+        for r in tx.rows(sql, params):
+            found[r[0]] = Record(r[1], r[2], r[3])
+    return found
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+_INSERT_GRANT = """
+INSERT INTO grants (team_id, id, kind, amount, remaining, expired_amount, starts_ms, expires_ms,
+                    period_start_ms, note, created_ms, expired_ms)
+VALUES (:team, :id, :kind, :amount, :remaining, :expired_amount, :starts, :expires, :period,
+        :note, :created, :expired)"""
+_MOVE_GRANT = """
+UPDATE grants SET remaining = remaining + :dr, expired_amount = expired_amount + :de,
+                  expired_ms = COALESCE(:expired, expired_ms)
+WHERE team_id = :team AND id = :id"""
+_INSERT_LINE = """
+INSERT INTO entries (team_id, movement_id, line, kind, amount, grant_id, key_id, period_start_ms,
+                     endpoint, api_version, job_id, target, note, reservation_id, occurred_ms,
+                     recorded_ms)
+VALUES (:team, :movement, :line, :kind, :amount, :grant, :key, :period, :endpoint, :version,
+        :job, :target, :note, :reservation, :occurred, :recorded)"""
+_ADD_PERIOD = """
+INSERT INTO usage_by_period (team_id, period_start_ms, credits) VALUES (:team, :period, :credits)
+ON CONFLICT (team_id, period_start_ms)
+DO UPDATE SET credits = usage_by_period.credits + excluded.credits"""
+_ADD_KEY = """
+INSERT INTO usage_by_key (team_id, period_start_ms, key_id, credits)
+VALUES (:team, :period, :key, :credits)
+ON CONFLICT (team_id, period_start_ms, key_id)
+DO UPDATE SET credits = usage_by_key.credits + excluded.credits"""
+_ADD_HOUR = """
+INSERT INTO usage_by_hour (team_id, hour_ms, credits) VALUES (:team, :hour, :credits)
+ON CONFLICT (team_id, hour_ms) DO UPDATE SET credits = usage_by_hour.credits + excluded.credits"""
+_EXPIRE_HOLDS = """
+UPDATE reservations SET status = 'expired', closed_ms = :now
+WHERE team_id = :team AND status = 'open' AND expires_ms <= :now"""
+_INSERT_HOLD = f"""
+INSERT INTO reservations ({_RESERVATION_COLUMNS})
+VALUES (:id, :team, :key, :amount, :settled, :status, :endpoint, :version, :job, :target,
+        :created, :expires, :closed, :owner)"""
+_CHANGE_HOLD = """
+UPDATE reservations SET amount = :amount, settled = :settled, status = :status,
+                        closed_ms = :closed, job_id = :job, owner = :owner
+WHERE team_id = :team AND id = :id"""
+_REMEMBER = """
+INSERT INTO idempotency (team_id, key, request_hash, movement_id, response, created_ms)
+VALUES (:team, :key, :hash, :movement, :response, :now)"""
+_TEAM_COLUMNS = {
+    "granted_through": "granted_through_ms",
+    "next_rollover": "next_rollover_ms",
+    "last_charge": "last_charge_ms",
+}
+
+
+def save(tx: Tx, book: Book) -> None:
+    """Write everything the book's operations changed: a statement per kind of change."""
+    team, now, changes = book.team.id, book.now, book.changes
+    _save_grants(tx, book, changes)
+    tx.many(
+        _INSERT_LINE,
+        (
+            {
+                "team": team,
+                "movement": line.movement_id,
+                "line": line.line,
+                "kind": line.kind.value,
+                "amount": line.amount,
+                "grant": line.grant_id,
+                "key": line.key_id,
+                "period": line.period_start,
+                "endpoint": line.details.endpoint,
+                "version": line.details.api_version,
+                "job": line.details.job_id,
+                "target": line.details.target,
+                "note": line.note,
+                "reservation": line.reservation_id,
+                "occurred": line.occurred_at,
+                "recorded": line.recorded_at,
+            }
+            for line in changes.lines
+        ),
+    )
+    _save_usage(tx, team, changes)
+    _save_holds(tx, team, now, changes)
+    tx.many(
+        _REMEMBER,
+        (
+            {
+                "team": team,
+                "key": key,
+                "hash": r.request_hash,
+                "movement": r.movement_id,
+                "response": r.response,
+                "now": now,
+            }
+            for key, r in changes.remembered
+        ),
+    )
+    if changes.team:
+        columns = {_TEAM_COLUMNS[name]: value for name, value in changes.team.items()}
+        assignments = ", ".join(f"{column} = :{column}" for column in sorted(columns))
+        tx.run(f"UPDATE teams SET {assignments} WHERE id = :team", {**columns, "team": team})
+    book.changes = Changes()
+
+
+def _save_grants(tx: Tx, book: Book, changes: Changes) -> None:
+    new = {g.id for g in changes.grants}
+    rows = []
+    for g in changes.grants:
+        state = book.grants[g.id]  # its state after this batch's charges and expiries
+        rows.append(
+            {
+                "team": g.team_id,
+                "id": g.id,
+                "kind": g.kind,
+                "amount": g.amount,
+                "remaining": state.remaining,
+                "expired_amount": state.expired_amount,
+                "starts": g.starts_at,
+                "expires": g.expires_at,
+                "period": g.period_start,
+                "note": g.note,
+                "created": g.created_at,
+                "expired": state.expired_at,
+            }
+        )
+    tx.many(_INSERT_GRANT, rows)
+    moved = (set(changes.grant_deltas) | set(changes.grants_expired)) - new
+    tx.many(
+        _MOVE_GRANT,
+        (
+            {
+                "team": book.team.id,
+                "id": grant_id,
+                "dr": changes.grant_deltas.get(grant_id, (0, 0))[0],
+                "de": changes.grant_deltas.get(grant_id, (0, 0))[1],
+                "expired": changes.grants_expired.get(grant_id),
+            }
+            for grant_id in sorted(moved)
+        ),
+    )
+
+
+def _save_usage(tx: Tx, team: str, changes: Changes) -> None:
+    tx.many(
+        _ADD_PERIOD,
+        ({"team": team, "period": p, "credits": c} for p, c in changes.per_period.items()),
+    )
+    tx.many(
+        _ADD_KEY,
+        (
+            {"team": team, "period": p, "key": k, "credits": c}
+            for (p, k), c in changes.per_key.items()
+        ),
+    )
+    tx.many(
+        _ADD_HOUR, ({"team": team, "hour": h, "credits": c} for h, c in changes.per_hour.items())
+    )
+
+
+def _hold_row(r: Reservation) -> Params:
+    return {
+        "id": r.id,
+        "team": r.team_id,
+        "key": r.key_id,
+        "amount": r.amount,
+        "settled": r.settled,
+        "status": str(r.status),
+        "endpoint": r.endpoint,
+        "version": r.api_version,
+        "job": r.job_id,
+        "target": r.target,
+        "created": r.created_at,
+        "expires": r.expires_at,
+        "closed": r.closed_at,
+        "owner": r.owner,
+    }
+
+
+def _save_holds(tx: Tx, team: str, now: Instant, changes: Changes) -> None:
+    if changes.expire_holds:
+        tx.run(_EXPIRE_HOLDS, {"team": team, "now": now})
+    tx.many(_INSERT_HOLD, (_hold_row(r) for r in changes.new_holds))
+    tx.many(
+        _CHANGE_HOLD,
+        (
+            {k: v for k, v in _hold_row(r).items() if k in _CHANGED_HOLD_FIELDS}
+            for r in changes.holds.values()
+        ),
+    )
+
+
+_CHANGED_HOLD_FIELDS = {"team", "id", "amount", "settled", "status", "closed", "job", "owner"}
+
+
+# --- finding what an operation names, before the lock ---------------------------------------
+
+_KEY_COLUMNS = "k.id, k.team_id, k.name, k.hint, k.cap, k.created_ms, k.revoked_ms"
+
+
+def key_by_hash(tx: Tx, key_hash: str) -> ApiKey | None:
+    sql = f"SELECT {_KEY_COLUMNS} FROM api_keys k WHERE k.key_hash = :hash"
+    found = tx.rows(sql, {"hash": key_hash})
+    return ApiKey(*found[0]) if found else None
+
+
+def key_by_id(tx: Tx, key_id: str) -> ApiKey | None:
+    sql = f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN teams t ON t.id = k.team_id WHERE k.id = :id"
+    found = tx.rows(sql, {"id": key_id})
+    return ApiKey(*found[0]) if found else None
