@@ -96,8 +96,8 @@ def test_nothing_is_answered_before_its_transaction_commits(
     future = writer.submit(team.id, charge_op(key, 40))
     assert gate.applied.wait(WAIT)
     assert not future.done()  # applied in memory and written, not committed: no answer yet
-    with db.read() as conn:  # and another connection does not see it
-        assert account.credit_usage(db, teams.get_team(db, team.id), NOW).remaining == 3_000
+    # and other connections do not see it
+    assert account.credit_usage(db, teams.get_team(db, team.id), NOW).remaining == 3_000
     gate.release.set()
     assert future.result(WAIT).remaining_credits == 2_960
     assert account.credit_usage(db, teams.get_team(db, team.id), NOW).remaining == 2_960
