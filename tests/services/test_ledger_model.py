@@ -169,12 +169,12 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert isinstance(outcome, InsufficientCredits), (kind, amount, outcome)
                 continue
             assert not isinstance(outcome, Exception), (kind, amount, outcome)
-            assert outcome.remaining_credits == self.model.available() - amount  # type: ignore[attr-defined]
+            assert outcome.remaining_credits == self.model.available() - amount
             if kind == "charge":
                 self.model.spend(amount, amount)
             else:
-                self.model.holds[outcome.id] = MHold(amount, expires=self.model.now + HOUR)  # type: ignore[attr-defined]
-                self.open_ids.append(outcome.id)  # type: ignore[attr-defined]
+                self.model.holds[outcome.id] = MHold(amount, expires=self.model.now + HOUR)
+                self.open_ids.append(outcome.id)
 
     @precondition(lambda self: bool(self.open_ids))
     @rule(pick=st.integers(0, 10**6), credits=st.integers(0, 3000), final=st.booleans())
