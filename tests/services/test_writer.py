@@ -66,9 +66,9 @@ def test_concurrent_operations_of_a_team_share_one_transaction(
     team, key, _ = team_with_key(db, NOW, plan="hobby", anchor="2026-03-01")  # 3,000 credits
     gate = Gate(db, monkeypatch)
     gate.hold_next = True
-    first = writer.submit(team.id, charge_op(key, 100))
+    first = writer.submit(charge_op(key, 100), team.id)
     assert gate.applied.wait(WAIT)
-    queued = [writer.submit(team.id, charge_op(key, 100)) for _ in range(35)]
+    queued = [writer.submit(charge_op(key, 100), team.id) for _ in range(35)]
     gate.release.set()
     assert first.result(WAIT).remaining_credits == 2_900
     results: list[ChargeResult | BaseException] = []
@@ -93,7 +93,7 @@ def test_nothing_is_answered_before_its_transaction_commits(
     team, key, _ = team_with_key(db, NOW, plan="hobby", anchor="2026-03-01")
     gate = Gate(db, monkeypatch)
     gate.hold_next = True
-    future = writer.submit(team.id, charge_op(key, 40))
+    future = writer.submit(charge_op(key, 40), team.id)
     assert gate.applied.wait(WAIT)
     assert not future.done()  # applied in memory and written, not committed: no answer yet
     # and other connections do not see it
@@ -131,11 +131,11 @@ def test_a_faulty_operation_fails_alone_and_the_rest_of_its_batch_commits(
     team, key, _ = team_with_key(db, NOW, plan="hobby", anchor="2026-03-01")
     gate = Gate(db, monkeypatch)
     gate.hold_next = True
-    first = writer.submit(team.id, charge_op(key, 1))
+    first = writer.submit(charge_op(key, 1), team.id)
     assert gate.applied.wait(WAIT)
-    good = [writer.submit(team.id, charge_op(key, 10)) for _ in range(3)]
-    bad = writer.submit(team.id, Faulty(team.id))
-    later = writer.submit(team.id, charge_op(key, 10))
+    good = [writer.submit(charge_op(key, 10), team.id) for _ in range(3)]
+    bad = writer.submit(Faulty(team.id), team.id)
+    later = writer.submit(charge_op(key, 10), team.id)
     gate.release.set()
     first.result(WAIT)
     assert isinstance(bad.exception(WAIT), RuntimeError)
@@ -160,3 +160,16 @@ def test_a_refused_operation_changes_nothing_for_the_others_of_its_batch(db: Dat
     charged = [o for o in outcomes if isinstance(o, ChargeResult)]
     assert [o.remaining_credits for o in charged] == [2_000, 0]
     assert account.credit_usage(db, teams.get_team(db, team.id), NOW).remaining == 0
+
+
+def test_operations_that_name_their_team_indirectly_are_found_then_batched(
+    db: Database, writer: Writer
+) -> None:
+    team, key, key_id = team_with_key(db, NOW, plan="hobby", anchor="2026-03-01")
+    other, other_key, _ = team_with_key(db, NOW, plan="hobby", anchor="2026-03-01", name="b")
+    by_key = [writer.submit(charge_op(k, 7)) for k in (key, key_id, other_key)]
+    unknown = writer.submit(charge_op("fc-" + "0" * 32, 7))
+    assert [f.result(WAIT).team_id for f in by_key] == [team.id, team.id, other.id]
+    assert str(unknown.exception(WAIT)) == "API key not found"
+    assert account.credit_usage(db, teams.get_team(db, team.id), NOW).remaining == 2_986
+    assert account.credit_usage(db, teams.get_team(db, other.id), NOW).remaining == 2_993

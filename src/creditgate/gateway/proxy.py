@@ -219,7 +219,7 @@ Release = Callable[[], Awaitable[None]]
 
 def _releaser(ctx: AppContext, team_id: str, reservation_id: str) -> Release:
     async def release() -> None:
-        await ctx.write(team_id, reservations.Release(reservation_id, ctx.clock(), team_id))
+        await ctx.write(reservations.Release(reservation_id, ctx.clock(), team_id), team_id)
 
     return release
 
@@ -380,14 +380,14 @@ class _Settlement(_Tee):
             team_id=self.team_id,
         )
         try:
-            await self.ctx.write(self.team_id, settle)
+            await self.ctx.write(settle, self.team_id)
             self.logged.charged = credits
         except Conflict:  # released meanwhile: this process was taken for dead
             log.error("hold %s was closed before its answer settled", self.reservation_id)
 
     async def _abandoned(self) -> None:  # the work did not complete: it is not charged
         release = reservations.Release(self.reservation_id, self.ctx.clock(), self.team_id)
-        await self.ctx.write(self.team_id, release)
+        await self.ctx.write(release, self.team_id)
 
 
 def _reported(payload: Any, read: Callable[[Any], int | None]) -> int | None:
@@ -432,7 +432,7 @@ async def _reserve(
                     owner=ctx.process_id,
                     key=snap.key,
                 )
-                view: ReservationView = await ctx.write(snap.team.id, hold)
+                view: ReservationView = await ctx.write(hold, snap.team.id)
                 return view
             except ConcurrencyLimited:
                 if not queued:

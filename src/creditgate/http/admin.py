@@ -21,6 +21,7 @@ from creditgate.http.requestlog import fields
 from creditgate.http.responses import ok
 from creditgate.services import account, ingest, ledger, pages, plans, reservations, teams
 from creditgate.services import keys as key_service
+from creditgate.services.ledger import check_idempotency_key
 
 
 def _iso(value: Instant | None) -> str | None:
@@ -339,19 +340,16 @@ async def patch_plan(request: Request) -> Response:
 async def grant(request: Request) -> Response:
     ctx = await _admin(request)
     body = parse(schemas.GrantIn, await _body(request, ctx))
-    result = await blocking(
-        ledger.grant,
-        ctx.db,
-        ledger.GrantRequest(
-            team_id=request.path_params["team_id"],
-            credits=body.credits,
-            kind=body.kind,
-            expires_at=instant(body.expiresAt, "expiresAt"),
-            note=body.note,
-            idempotency_key=body.idempotencyKey,
-        ),
-        ctx.clock(),
+    team_id = request.path_params["team_id"]
+    grant_request = ledger.GrantRequest(
+        team_id=team_id,
+        credits=body.credits,
+        kind=body.kind,
+        expires_at=instant(body.expiresAt, "expiresAt"),
+        note=body.note,
+        idempotency_key=body.idempotencyKey,
     )
+    result: ledger.GrantResult = await ctx.write(ledger.Grant(grant_request, ctx.clock()), team_id)
     return _created(grant_json(result), result.replayed)
 
 
@@ -371,7 +369,7 @@ def charge_request(body: schemas.ChargeIn) -> ledger.ChargeRequest:
 async def charge(request: Request) -> Response:
     ctx = await _admin(request)
     body = parse(schemas.ChargeIn, await _body(request, ctx))
-    result = await blocking(ledger.charge, ctx.db, charge_request(body), ctx.clock())
+    result: ledger.ChargeResult = await ctx.write(ledger.Charge(charge_request(body), ctx.clock()))
     logged = fields(request)
     logged.team = result.team_id
     if not result.replayed:
@@ -431,36 +429,31 @@ def reservation_json(view: reservations.ReservationView) -> dict[str, Any]:
 async def reserve(request: Request) -> Response:
     ctx = await _admin(request)
     body = parse(schemas.ReserveIn, await _body(request, ctx))
-    view = await blocking(
-        reservations.reserve,
-        ctx.db,
-        reservations.ReserveRequest(
-            key=body.key_ref(),
-            credits=body.credits,
-            ttl_ms=body.ttlSeconds * 1000,
-            endpoint=body.endpoint,
-            api_version=body.apiVersion,
-            job_id=body.jobId,
-            target=body.target,
-            idempotency_key=body.idempotencyKey,
-        ),
-        ctx.clock(),
+    hold = reservations.ReserveRequest(
+        key=body.key_ref(),
+        credits=body.credits,
+        ttl_ms=body.ttlSeconds * 1000,
+        endpoint=body.endpoint,
+        api_version=body.apiVersion,
+        job_id=body.jobId,
+        target=body.target,
+        idempotency_key=body.idempotencyKey,
     )
+    view: reservations.ReservationView = await ctx.write(reservations.Reserve(hold, ctx.clock()))
     return _created(reservation_json(view), view.replayed)
 
 
 async def settle(request: Request) -> Response:
     ctx = await _admin(request)
     body = parse(schemas.SettleIn, await _body(request, ctx))
-    view = await blocking(
-        reservations.settle,
-        ctx.db,
+    settlement = reservations.Settle(
         request.path_params["reservation_id"],
         body.credits,
         ctx.clock(),
         final=body.final,
         idempotency_key=body.idempotencyKey,
     )
+    view: reservations.ReservationView = await ctx.write(settlement)
     return ok(data=reservation_json(view), headers=_replay_headers(view.replayed))
 
 
@@ -468,13 +461,9 @@ async def release(request: Request) -> Response:
     ctx = await _admin(request)
     raw = await _body(request, ctx) if request.headers.get("content-length", "0") != "0" else {}
     body = parse(schemas.ReleaseIn, raw)
-    view = await blocking(
-        reservations.release,
-        ctx.db,
-        request.path_params["reservation_id"],
-        ctx.clock(),
-        body.idempotencyKey,
-    )
+    check_idempotency_key(body.idempotencyKey)
+    release_op = reservations.Release(request.path_params["reservation_id"], ctx.clock(), None)
+    view: reservations.ReservationView = await ctx.write(release_op)
     return ok(data=reservation_json(view))
 
 

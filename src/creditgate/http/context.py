@@ -42,11 +42,11 @@ class AppContext:
     metering: bool = True  # off (for measuring the proxy alone): authenticate and forward only
     writer: Writer | None = None  # group commit of ledger operations, while the app runs
 
-    async def write(self, team_id: str, op: Operation[Any]) -> Any:
-        """Apply a ledger operation of the team: batched with the team's other pending ones
-        while the app runs (services/writer.py), else in a transaction of its own."""
+    async def write(self, op: Operation[Any], team_id: str | None = None) -> Any:
+        """Apply a ledger operation: batched with its team's other pending ones while the app
+        runs (services/writer.py), else in a transaction of its own. `team_id` when known."""
         if self.writer is not None:
-            return await self.writer.run(team_id, op)
+            return await self.writer.run(op, team_id)
         return await run_in_threadpool(ledger.run, self.db, op)
 
     @property

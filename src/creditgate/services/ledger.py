@@ -146,15 +146,11 @@ def run(db: Database, operation: Operation[Any]) -> Any:
 
 def run_all(db: Database, operations: Sequence[Operation[Any]]) -> list[Outcome]:
     """Apply the operations, a transaction per team (ledger promise 9), teams in id order."""
-    outcomes: list[Outcome] = [None] * len(operations)
+    outcomes: list[Outcome] = list(find_all(db, operations))
     by_team: dict[str, list[int]] = {}
-    with db.read() as conn:  # 0. find (a read only when an operation names its team indirectly)
-        tx = Tx.of(conn)
-        for n, op in enumerate(operations):
-            try:
-                by_team.setdefault(op.find(tx), []).append(n)
-            except LedgerError as exc:
-                outcomes[n] = exc
+    for n, team in enumerate(outcomes):
+        if isinstance(team, str):
+            by_team.setdefault(team, []).append(n)
     for team_id in sorted(by_team):
         positions = by_team[team_id]
         with db.transaction() as tx:
@@ -162,6 +158,19 @@ def run_all(db: Database, operations: Sequence[Operation[Any]]) -> list[Outcome]
         for n, outcome in zip(positions, done, strict=True):
             outcomes[n] = outcome
     return outcomes
+
+
+def find_all(db: Database, operations: Sequence[Operation[Any]]) -> list[str | LedgerError]:
+    """Step 0 for a list: each operation's team id, or the error of one that names nothing."""
+    found: list[str | LedgerError] = []
+    with db.read() as conn:
+        tx = Tx.of(conn)
+        for op in operations:
+            try:
+                found.append(op.find(tx))
+            except LedgerError as exc:
+                found.append(exc)
+    return found
 
 
 # --- input -----------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ class Writer:
         self._pending: dict[str, list[Pending]] = {}
         self._ready: deque[str] = deque()  # teams with pending work and no batch running
         self._busy: set[str] = set()
+        self._unrouted: list[Pending] = []  # operations whose team is not known yet
         self._closing = False
         self._workers: list[threading.Thread] = []
 
@@ -59,37 +60,55 @@ class Writer:
             worker.join()
         self._workers.clear()
 
-    def submit(self, team_id: str, op: Operation[Any]) -> Future[Any]:
+    def submit(self, op: Operation[Any], team_id: str | None = None) -> Future[Any]:
+        """Queue `op`; `team_id` when the caller knows it, else a writer thread finds it (with
+        the other operations waiting for theirs, in one read)."""
         future: Future[Any] = Future()
         with self._lock:
             if self._closing or not self._workers:
                 raise RuntimeError("the writer is not running")
-            self._pending.setdefault(team_id, []).append((op, future))
-            if team_id not in self._busy and team_id not in self._ready:
-                self._ready.append(team_id)
+            if team_id is None:
+                self._unrouted.append((op, future))
                 self._lock.notify()
+            else:
+                self._route(team_id, (op, future))
         return future
 
-    async def run(self, team_id: str, op: Operation[Any]) -> Any:
-        """Apply `op` to the team's book with whatever else the team has pending: its result
+    def _route(self, team_id: str, pending: Pending) -> None:
+        self._pending.setdefault(team_id, []).append(pending)
+        if team_id not in self._busy and team_id not in self._ready:
+            self._ready.append(team_id)
+            self._lock.notify()
+
+    async def run(self, op: Operation[Any], team_id: str | None = None) -> Any:
+        """Apply `op` to its team's book with whatever else the team has pending: its result
         once committed, or its LedgerError raised."""
-        return await asyncio.wrap_future(self.submit(team_id, op))
+        return await asyncio.wrap_future(self.submit(op, team_id))
 
     # --- the writer threads --------------------------------------------------------------------
 
     def _work(self) -> None:
         while True:
             with self._lock:
-                while not self._ready and not (self._closing and not self._pending):
+                while not (self._ready or self._unrouted) and not (
+                    self._closing and not self._pending
+                ):
                     self._lock.wait()
-                if not self._ready:
+                if self._unrouted:
+                    unrouted, self._unrouted = self._unrouted, []
+                elif self._ready:
+                    unrouted = []
+                    team_id = self._ready.popleft()
+                    queued = self._pending.pop(team_id)
+                    batch, rest = queued[:MAX_BATCH], queued[MAX_BATCH:]
+                    if rest:
+                        self._pending[team_id] = rest
+                    self._busy.add(team_id)
+                else:
                     return
-                team_id = self._ready.popleft()
-                queued = self._pending.pop(team_id)
-                batch, rest = queued[:MAX_BATCH], queued[MAX_BATCH:]
-                if rest:
-                    self._pending[team_id] = rest
-                self._busy.add(team_id)
+            if unrouted:
+                self._find(unrouted)
+                continue
             try:
                 self._commit(team_id, batch)
             finally:
@@ -98,6 +117,21 @@ class Writer:
                     if team_id in self._pending:
                         self._ready.append(team_id)
                         self._lock.notify()
+
+    def _find(self, unrouted: list[Pending]) -> None:
+        """Step 0 for the operations that name their team by a key or a reservation."""
+        try:
+            teams = ledger.find_all(self.db, [op for op, _ in unrouted])
+        except Exception as exc:
+            for _, future in unrouted:
+                future.set_exception(exc)
+            return
+        with self._lock:
+            for pending, team in zip(unrouted, teams, strict=True):
+                if isinstance(team, LedgerError):
+                    pending[1].set_exception(team)
+                else:
+                    self._route(team, pending)
 
     def _commit(self, team_id: str, batch: list[Pending]) -> None:
         try:
