@@ -14,6 +14,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from creditgate import __version__
+from creditgate.app.serve import prepare
 from creditgate.cli.output import Output, command_options, fail, table
 from creditgate.domain.errors import InvalidInput
 from creditgate.domain.instants import Instant, InvalidInstant, format_iso, now, parse_iso
@@ -26,13 +27,12 @@ from creditgate.http.admin import (
     team_json,
     usage_json,
 )
-from creditgate.http.requestlog import logging_config
-from creditgate.http.server import prepare
 from creditgate.services import account, audit, ledger, pages, plans, teams
 from creditgate.services import keys as key_service
 from creditgate.settings import SecretError, Settings, default_database_url
 from creditgate.storage.database import database_errors, display_url, explain
 from creditgate.storage.migrate import current_revision
+from creditgate.web.requestlog import logging_config
 
 
 def _instant(text: str | None, name: str) -> Instant | None:
@@ -166,7 +166,7 @@ def serve(
         err=True,
     )
     uvicorn.run(
-        "creditgate.http.server:app_from_env",
+        "creditgate.app.serve:app_from_env",
         factory=True,
         host=settings.host,
         port=settings.port,

@@ -16,7 +16,6 @@ import orjson
 
 from creditgate.domain.errors import LedgerError
 from creditgate.domain.text import refuse_nul
-from creditgate.http.errors import STATUS
 from creditgate.settings import default_database_url
 from creditgate.storage.database import (
     BadDatabaseUrl,
@@ -26,6 +25,7 @@ from creditgate.storage.database import (
     explain,
 )
 from creditgate.storage.migrate import current_revision, migrate_schema, require_schema
+from creditgate.web.errors import STATUS
 
 F = TypeVar("F", bound=Callable[..., Any])
 # A server that accepts and never answers must not hang a command for libpq's two minutes.

@@ -13,14 +13,14 @@ from creditgate.domain.instants import Instant, format_iso
 from creditgate.domain.plans import Plan
 from creditgate.domain.teams import ApiKey, Team
 from creditgate.http import schemas
-from creditgate.http.auth import require_admin
-from creditgate.http.body import instant, parse, read_json
-from creditgate.http.context import AppContext, blocking, context
-from creditgate.http.errors import STATUS, HTTPError
-from creditgate.http.requestlog import fields
-from creditgate.http.responses import ok
 from creditgate.services import account, ingest, ledger, pages, plans, reservations, teams
 from creditgate.services import keys as key_service
+from creditgate.web.auth import require_admin
+from creditgate.web.body import instant, parse, read_json
+from creditgate.web.context import AppContext, blocking, context
+from creditgate.web.errors import STATUS, HTTPError
+from creditgate.web.requestlog import fields
+from creditgate.web.responses import ok
 
 
 def _iso(value: Instant | None) -> str | None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from creditgate.gateway.limits import Limiter, MemoryLimiter, RedisLimiter
-from creditgate.gateway.routes import parse_extra_routes, table_with
-from creditgate.gateway.upstream import Upstream
-from creditgate.http.app import create_app
-from creditgate.http.context import AppContext
+from creditgate.app.asgi import create_app
+from creditgate.domain.routes import parse_extra_routes, table_with
 from creditgate.settings import Settings
 from creditgate.storage.database import Database
 from creditgate.storage.migrate import migrate_schema
+from creditgate.web.context import AppContext
+from creditgate.web.limits import Limiter, MemoryLimiter, RedisLimiter
+from creditgate.web.upstream import Upstream
 
 
 def app_from_settings(settings: Settings) -> Starlette:

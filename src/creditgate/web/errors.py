@@ -11,12 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from creditgate.domain import errors
-from creditgate.http.responses import fail
 from creditgate.storage.database import is_unavailable
+from creditgate.web.responses import fail
 
 log = logging.getLogger("creditgate.http")
 
-# Every LedgerError subclass must appear here (tests/http/test_errors.py checks it).
+# Every LedgerError subclass must appear here (tests/web/test_errors.py checks it).
 STATUS: dict[type[errors.LedgerError], int] = {
     errors.InvalidInput: 400,
     errors.NotFound: 404,
