@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from creditgate.domain.errors import LedgerError
+from creditgate.domain.errors import STATUS, LedgerError
 from creditgate.domain.text import refuse_nul
 from creditgate.settings import default_database_url
 from creditgate.storage.database import (
@@ -25,7 +25,6 @@ from creditgate.storage.database import (
     explain,
 )
 from creditgate.storage.migrate import current_revision, migrate_schema, require_schema
-from creditgate.web.errors import STATUS
 
 F = TypeVar("F", bound=Callable[..., Any])
 # A server that accepts and never answers must not hang a command for libpq's two minutes.
