@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from creditgate.http.responses import ok
+from creditgate.web.responses import ok
 
 
 async def hello(_request: Request) -> Response:

@@ -20,13 +20,13 @@ import pytest
 from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
+from creditgate.app.asgi import create_app
 from creditgate.domain.instants import Instant, parse_iso
-from creditgate.http.app import create_app
-from creditgate.http.context import AppContext
 from creditgate.services import audit
 from creditgate.storage.database import Database
 from creditgate.storage.migrate import seed_plans, upgrade
 from creditgate.storage.tables import metadata
+from creditgate.web.context import AppContext
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "CREDITGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -1,25 +1,105 @@
-"""Dependencies point one way; the domain stays pure; only storage speaks SQL."""
+"""Dependencies point one way; the domain stays pure; only storage speaks SQL.
+
+The top-level units of `creditgate` and what each may import:
+
+    domain <- storage <- services <- web <- http, gateway <- app <- cli
+
+`web` is the plumbing both HTTP faces share (context, auth, errors, bodies, logs, limits, the
+upstream client); `http` (account and admin routes) and `gateway` (the proxy) use it and not
+each other; `app` is the composition root that assembles them; the CLI starts the server
+only through it.
+"""
 
 from __future__ import annotations
 
 import ast
+import itertools
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "src" / "creditgate"
+COMPOSITION_ROOT = "app"
 
 
 def imports(path: Path) -> set[str]:
+    """Every name a module imports, anywhere in it (a function's body, TYPE_CHECKING too)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
+            assert node.level == 0, f"{path}: a relative import; spell it from creditgate"
             found |= {f"{node.module}.{alias.name}" for alias in node.names}
     return found
 
 
 def modules(layer: str) -> list[Path]:
     return sorted((PACKAGE / layer).rglob("*.py"))
+
+
+def units() -> set[str]:
+    """creditgate's top-level packages and modules (its own `__init__` aside)."""
+    found = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    found |= {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    return found
+
+
+def unit_of(name: str, known: set[str]) -> str | None:
+    """The top-level unit an imported name belongs to (`creditgate.web.auth.admit` -> web)."""
+    parts = name.split(".")
+    if parts[0] != "creditgate" or len(parts) < 2 or parts[1] not in known:
+        return None  # not ours, or creditgate's own __init__ (its version)
+    return parts[1]
+
+
+def import_graph() -> dict[str, dict[str, set[str]]]:
+    """unit -> imported unit -> the modules of `unit` that import it (the evidence)."""
+    known = units()
+    graph: dict[str, dict[str, set[str]]] = {unit: {} for unit in known}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        source = relative.parts[0].removesuffix(".py")
+        if source not in known:
+            continue
+        for name in imports(path):
+            target = unit_of(name, known)
+            if target is not None and target != source:
+                graph[source].setdefault(target, set()).add(str(relative))
+    return graph
+
+
+def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """A cycle of the graph as a path that returns to its start, or None if it has none."""
+    state: dict[str, str] = {}  # "open" while on the current path, "done" once explored
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        path.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == "open":
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt)) is not None:
+                return cycle
+        path.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(edges):
+        if node not in state and (cycle := visit(node)) is not None:
+            return cycle
+    return None
+
+
+def importers(layer: str, banned: tuple[str, ...]) -> dict[str, set[str]]:
+    """The modules of `layer` that import a name starting with one of `banned`, and what."""
+    assert (PACKAGE / layer).is_dir(), f"no package creditgate.{layer}: update this test"
+    found: dict[str, set[str]] = {}
+    for path in modules(layer):
+        bad = {i for i in imports(path) if i.startswith(banned)}
+        if bad:
+            found[str(path.relative_to(PACKAGE))] = bad
+    return found
 
 
 def test_the_domain_imports_no_web_database_or_other_layer() -> None:
@@ -33,30 +113,84 @@ def test_the_domain_imports_no_web_database_or_other_layer() -> None:
         "click",
         "creditgate.storage",
         "creditgate.services",
+        "creditgate.web",
         "creditgate.http",
+        "creditgate.gateway",
+        f"creditgate.{COMPOSITION_ROOT}",
         "creditgate.cli",
     )
-    for path in modules("domain"):
-        bad = {i for i in imports(path) if i.startswith(banned)}
-        assert not bad, f"{path.name} imports {bad}"
+    assert importers("domain", banned) == {}
 
 
 def test_only_storage_builds_sql() -> None:
-    for layer in ("services", "http", "cli", "domain"):
+    for layer in ("services", "web", "http", "gateway", COMPOSITION_ROOT, "cli", "domain"):
         for path in modules(layer):
             sql = {i for i in imports(path) if i.startswith("sqlalchemy")}
             assert sql <= {"sqlalchemy.Connection"}, f"{path} imports {sql}"
 
 
 def test_storage_and_services_know_nothing_of_http() -> None:
+    banned = (
+        "starlette",
+        "creditgate.web",
+        "creditgate.http",
+        "creditgate.gateway",
+        f"creditgate.{COMPOSITION_ROOT}",
+        "creditgate.cli",
+    )
     for layer in ("storage", "services"):
-        for path in modules(layer):
-            bad = {
-                i
-                for i in imports(path)
-                if i.startswith(("starlette", "creditgate.http", "creditgate.cli"))
-            }
-            assert not bad, f"{path} imports {bad}"
+        assert importers(layer, banned) == {}, layer
+
+
+def test_the_top_level_packages_import_each_other_without_a_cycle() -> None:
+    graph = import_graph()
+    cycle = find_cycle(graph)
+    if cycle is not None:
+        evidence = [
+            f"{a} -> {b} ({', '.join(sorted(graph[a][b]))})" for a, b in itertools.pairwise(cycle)
+        ]
+        raise AssertionError("import cycle: " + " -> ".join(cycle) + "\n" + "\n".join(evidence))
+    expected = {"domain", "storage", "services", "web", "http", "gateway", COMPOSITION_ROOT, "cli"}
+    assert expected <= set(graph), f"moved? update this test: {expected - set(graph)}"
+
+
+def test_the_cli_reaches_http_only_through_the_composition_root() -> None:
+    """The CLI starts the server through `creditgate.app`; it shares no HTTP module."""
+    banned = ("starlette", "creditgate.web", "creditgate.http", "creditgate.gateway")
+    assert importers("cli", banned) == {}
+
+
+def test_the_gateway_imports_nothing_of_the_account_and_admin_routes() -> None:
+    banned = ("creditgate.http", f"creditgate.{COMPOSITION_ROOT}", "creditgate.cli")
+    assert importers("gateway", banned) == {}
+
+
+def test_web_imports_neither_of_the_http_faces_it_serves() -> None:
+    banned = (
+        "creditgate.http",
+        "creditgate.gateway",
+        f"creditgate.{COMPOSITION_ROOT}",
+        "creditgate.cli",
+    )
+    assert importers("web", banned) == {}
+
+
+def test_the_limiter_route_table_and_upstream_client_need_no_starlette() -> None:
+    """What the gateway decides and whom it calls is plain Python; only handlers, middleware
+    and the app itself speak Starlette."""
+    for path in (
+        PACKAGE / "web" / "limits.py",
+        PACKAGE / "web" / "upstream.py",
+        PACKAGE / "domain" / "routes.py",
+    ):
+        starlette = {i for i in imports(path) if i.startswith("starlette")}
+        assert not starlette, f"{path} imports {starlette}"
+
+
+def test_find_cycle_reports_a_cycle_and_accepts_a_dag() -> None:
+    assert find_cycle({"a": ["b"], "b": ["c"], "c": []}) is None
+    assert find_cycle({"a": ["b"], "b": ["c"], "c": ["a"]}) == ["a", "b", "c", "a"]
+    assert find_cycle({"x": ["y"], "y": ["y"]}) == ["y", "y"]
 
 
 CREDIT_TABLES = {

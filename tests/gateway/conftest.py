@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from creditgate.gateway.upstream import Upstream
-from creditgate.http.app import create_app
-from creditgate.http.context import AppContext
+from creditgate.app.asgi import create_app
 from creditgate.storage.database import Database
+from creditgate.web.context import AppContext
+from creditgate.web.upstream import Upstream
 from tests.conftest import ADMIN_TOKEN
 from tests.gateway.fake_firecrawl import FakeState, make_app
 from tests.server import app_in_thread

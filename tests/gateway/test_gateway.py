@@ -349,10 +349,10 @@ def test_routes_outside_the_table_are_404_and_never_forwarded(
 
 
 def test_an_operator_may_add_a_route_with_its_kind(db: Database, fake: Fake) -> None:
-    from creditgate.gateway.routes import parse_extra_routes, table_with
-    from creditgate.gateway.upstream import Upstream
-    from creditgate.http.app import create_app
-    from creditgate.http.context import AppContext
+    from creditgate.app.asgi import create_app
+    from creditgate.domain.routes import parse_extra_routes, table_with
+    from creditgate.web.context import AppContext
+    from creditgate.web.upstream import Upstream
     from tests.server import app_in_thread
 
     extra = '[{"method": "POST", "path": "/v2/something-new", "kind": "metered"}]'
@@ -381,7 +381,7 @@ def test_an_operator_may_add_a_route_with_its_kind(db: Database, fake: Fake) -> 
     ],
 )
 def test_a_malformed_route_configuration_is_refused(routes: str, reason: str) -> None:
-    from creditgate.gateway.routes import parse_extra_routes, table_with
+    from creditgate.domain.routes import parse_extra_routes, table_with
 
     with pytest.raises(ValueError, match=reason):
         table_with(parse_extra_routes(routes))

@@ -20,11 +20,11 @@ import uvicorn
 from sqlalchemy import Connection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from creditgate.app.asgi import create_app
 from creditgate.domain.instants import now
-from creditgate.http.app import create_app
-from creditgate.http.context import AppContext
 from creditgate.services import account, teams
 from creditgate.storage.database import Database
+from creditgate.web.context import AppContext
 from tests.conftest import ADMIN_TOKEN
 from tests.guarantees.conftest import funded_team
 from tests.server import free_port

@@ -9,9 +9,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from creditgate.domain.instants import parse_iso
-from creditgate.http.context import AppContext
 from creditgate.services import keys, teams
 from creditgate.storage.database import Database
+from creditgate.web.context import AppContext
 from tests.conftest import Clock
 from tests.helpers import bearer, charge, team_with_key
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from creditgate.http.context import AppContext
 from creditgate.storage.database import Database
+from creditgate.web.context import AppContext
 from tests.conftest import ADMIN_TOKEN, Clock
 from tests.helpers import bearer
 

@@ -6,9 +6,9 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from creditgate.http.app import create_app
-from creditgate.http.context import AppContext
+from creditgate.app.asgi import create_app
 from creditgate.services import teams
+from creditgate.web.context import AppContext
 from tests.conftest import ADMIN_TOKEN
 from tests.helpers import bearer
 from tests.server import app_in_thread

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
-from creditgate.http.server import app_from_settings
+from creditgate.app.serve import app_from_settings
 from creditgate.services import account, teams
 from creditgate.settings import Settings
 from creditgate.storage import database

@@ -32,14 +32,14 @@ KINDS = {"metered", "job_start", "job_read", "job_cancel", "list", "free", "acco
 
 
 def test_the_route_table_is_exactly_spec_section_7() -> None:
-    """ "One route table is the truth": `creditgate.gateway.routes.ROUTES` holds exactly the rows
+    """ "One route table is the truth": `creditgate.domain.routes.ROUTES` holds exactly the rows
     of firecrawl-api.md §7, spelled as there, each with its kind (and, for metered routes and
     job starts, the activity name that prices it)."""
-    module = importlib.import_module("creditgate.gateway.routes")
+    module = importlib.import_module("creditgate.domain.routes")
     table = getattr(module, "ROUTES", None)
     kinds = getattr(module, "RouteKind", None)
-    assert table is not None, "creditgate.gateway.routes has no ROUTES table"
-    assert kinds is not None, "creditgate.gateway.routes has no RouteKind"
+    assert table is not None, "creditgate.domain.routes has no ROUTES table"
+    assert kinds is not None, "creditgate.domain.routes has no RouteKind"
     assert {str(k) for k in kinds} == KINDS
     rows = [(r.method, r.path, str(r.kind)) for r in table]
     assert len(rows) == len(set(rows)), "a row appears twice"

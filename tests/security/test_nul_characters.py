@@ -11,9 +11,9 @@ from starlette.testclient import TestClient
 
 from creditgate.cli import main
 from creditgate.domain.errors import InvalidInput
-from creditgate.http.edge import NON_CANONICAL
 from creditgate.services import ledger, teams
 from creditgate.storage.database import Database
+from creditgate.web.edge import NON_CANONICAL
 from tests.conftest import ADMIN_TOKEN, Clock
 from tests.helpers import bearer, team_with_key
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from creditgate.gateway import limits
-from creditgate.http.context import AppContext
 from creditgate.storage.database import Database
+from creditgate.web import limits
+from creditgate.web.context import AppContext
 from tests.conftest import Clock
 from tests.helpers import bearer, team_with_key
 from tests.server import free_port

@@ -9,8 +9,8 @@ import pytest
 import uvicorn
 from click.testing import CliRunner
 
+from creditgate.app.serve import app_from_env
 from creditgate.cli import main
-from creditgate.http.server import app_from_env
 from creditgate.settings import Settings
 
 # Every variable `serve` may set, restored (unset) by CliRunner after each run.

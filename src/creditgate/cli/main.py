@@ -10,15 +10,17 @@ from typing import Any
 
 import click
 import orjson
-import uvicorn
 from pydantic import ValidationError
 
 from creditgate import __version__
+from creditgate.app import serve as serve_app
 from creditgate.cli.output import Output, command_options, fail, table
 from creditgate.domain.errors import InvalidInput
 from creditgate.domain.instants import Instant, InvalidInstant, format_iso, now, parse_iso
 from creditgate.domain.plans import BILLING_INTERVALS, Plan
-from creditgate.http.admin import (
+from creditgate.services import account, audit, ledger, pages, plans, teams
+from creditgate.services import keys as key_service
+from creditgate.services.wire import (
     charge_json,
     grant_json,
     key_json,
@@ -26,10 +28,6 @@ from creditgate.http.admin import (
     team_json,
     usage_json,
 )
-from creditgate.http.requestlog import logging_config
-from creditgate.http.server import prepare
-from creditgate.services import account, audit, ledger, pages, plans, teams
-from creditgate.services import keys as key_service
 from creditgate.settings import SecretError, Settings, default_database_url
 from creditgate.storage.database import database_errors, display_url, explain
 from creditgate.storage.migrate import current_revision
@@ -155,7 +153,7 @@ def serve(
     try:  # fail now, with a clear message, rather than in every worker
         settings.admin_secret()
         settings.upstream_secret()
-        prepare(settings, allow_foreign_tables=allow_foreign_tables)
+        serve_app.prepare(settings, allow_foreign_tables=allow_foreign_tables)
     except (SecretError, ValueError) as exc:  # e.g. an unreadable secret, CREDITGATE_ROUTES
         raise click.ClickException(str(exc)) from exc
     except database_errors() as exc:  # one line: what failed, where, what to do
@@ -165,20 +163,7 @@ def serve(
         f"({display_url(settings.database_url)})",
         err=True,
     )
-    uvicorn.run(
-        "creditgate.http.server:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        log_config=logging_config(settings.log_level, settings.log_format),
-        access_log=False,  # creditgate logs each request itself (http/requestlog.py)
-        # The peer is the client unless it is a proxy the operator named: anyone else could
-        # claim any address in X-Forwarded-For.
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=settings.trusted_proxies or None,
-    )
+    serve_app.run(settings)
 
 
 def _export_secret(name: str, flag: str, value: str | None, path: str | None) -> None:

@@ -14,9 +14,8 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from creditgate.domain.errors import LedgerError
+from creditgate.domain.errors import STATUS, LedgerError
 from creditgate.domain.text import refuse_nul
-from creditgate.http.errors import STATUS
 from creditgate.settings import default_database_url
 from creditgate.storage.database import (
     BadDatabaseUrl,

@@ -1,7 +1,8 @@
 """The ways a ledger operation can fail, as a closed set of named outcomes.
 
-Each carries what a client needs to act on it; the HTTP layer maps each class to one status and
-one Firecrawl error text (http/errors.py, with a test that the mapping is complete).
+Each carries what a client needs to act on it, and has one status (STATUS, with a test that the
+mapping is complete): the HTTP status it is answered with (web/errors.py), which the CLI's
+`--json` reports as its code too.
 """
 
 from __future__ import annotations
@@ -72,3 +73,16 @@ class ConcurrencyLimited(LedgerError):
             running=running,
             maxConcurrency=limit,
         )
+
+
+# Every LedgerError subclass must appear here (tests/domain/test_errors.py checks it).
+STATUS: dict[type[LedgerError], int] = {
+    InvalidInput: 400,
+    NotFound: 404,
+    Conflict: 409,
+    IdempotencyConflict: 409,
+    InsufficientCredits: 402,
+    TeamSuspended: 403,
+    NoBalance: 404,
+    ConcurrencyLimited: 429,
+}

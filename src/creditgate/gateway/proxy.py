@@ -1,6 +1,6 @@
 """The gateway's request path: match a row of the route table, admit, forward, settle.
 
-Deny by default: a request is forwarded only when its canonical path (http/edge.py) is a row
+Deny by default: a request is forwarded only when its canonical path (web/edge.py) is a row
 of the route table, to the path built from that row; anything else is a 404 that never leaves.
 Admission runs in this order: the key (401/403), the plan's requests per minute (429), a valid
 body (400), the concurrency queue and the credit hold (429/402). A database transaction is
@@ -24,8 +24,15 @@ from starlette.responses import Response, StreamingResponse
 
 from creditgate.domain import pricing, requests
 from creditgate.domain.errors import ConcurrencyLimited, Conflict
-from creditgate.gateway.routes import JOB_ID, Match, RouteKind, RouteRow
-from creditgate.gateway.upstream import (
+from creditgate.domain.routes import JOB_ID, Match, RouteKind, RouteRow
+from creditgate.services import account, jobs, reservations
+from creditgate.services.reservations import ReservationView, ReserveRequest
+from creditgate.web.auth import admit, check_token, rate_limited
+from creditgate.web.context import AppContext, blocking, context, quick_read
+from creditgate.web.errors import HTTPError
+from creditgate.web.requestlog import RequestFields, fields
+from creditgate.web.responses import JSON, fail
+from creditgate.web.upstream import (
     DROPPED,
     Answer,
     Upstream,
@@ -34,13 +41,6 @@ from creditgate.gateway.upstream import (
     kept_headers,
     outgoing_headers,
 )
-from creditgate.http.auth import admit, check_token, rate_limited
-from creditgate.http.context import AppContext, blocking, context, quick_read
-from creditgate.http.errors import HTTPError
-from creditgate.http.requestlog import RequestFields, fields
-from creditgate.http.responses import JSON, fail
-from creditgate.services import account, jobs, reservations
-from creditgate.services.reservations import ReservationView, ReserveRequest
 
 log = logging.getLogger("creditgate.gateway")
 

@@ -13,11 +13,11 @@ from creditgate.domain.errors import InvalidInput, NoBalance
 from creditgate.domain.instants import Instant, format_iso
 from creditgate.domain.pricing import TOKENS_PER_CREDIT
 from creditgate.domain.teams import Team
-from creditgate.http.auth import admit, check_token, rate_limited
-from creditgate.http.context import blocking, context, quick_read
-from creditgate.http.requestlog import fields
-from creditgate.http.responses import ok
 from creditgate.services import account
+from creditgate.web.auth import admit, check_token, rate_limited
+from creditgate.web.context import blocking, context, quick_read
+from creditgate.web.requestlog import fields
+from creditgate.web.responses import ok
 
 MAX_ACTIVITY_LIMIT = 100
 DEFAULT_ACTIVITY_LIMIT = 50

@@ -8,94 +8,27 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from creditgate.domain.errors import InvalidInput, LedgerError
-from creditgate.domain.instants import Instant, format_iso
+from creditgate.domain.errors import STATUS, InvalidInput, LedgerError
 from creditgate.domain.plans import Plan
-from creditgate.domain.teams import ApiKey, Team
 from creditgate.http import schemas
-from creditgate.http.auth import require_admin
-from creditgate.http.body import instant, parse, read_json
-from creditgate.http.context import AppContext, blocking, context
-from creditgate.http.errors import STATUS, HTTPError
-from creditgate.http.requestlog import fields
-from creditgate.http.responses import ok
 from creditgate.services import account, ingest, ledger, pages, plans, reservations, teams
 from creditgate.services import keys as key_service
 from creditgate.services.ledger import check_idempotency_key
-
-
-def _iso(value: Instant | None) -> str | None:
-    return None if value is None else format_iso(value)
-
-
-def team_json(team: Team) -> dict[str, Any]:
-    return {
-        "id": team.id,
-        "name": team.name,
-        "plan": team.plan_id,
-        "anchor": _iso(team.anchor),
-        "suspended": team.suspended,
-        "allowOverage": team.allow_overage,
-        "createdAt": _iso(team.created_at),
-    }
-
-
-def key_json(key: ApiKey) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "teamId": key.team_id,
-        "name": key.name,
-        "hint": key.hint,
-        "cap": key.cap,
-        "createdAt": _iso(key.created_at),
-        "revokedAt": _iso(key.revoked_at),
-    }
-
-
-def plan_json(plan: Plan) -> dict[str, Any]:
-    return {
-        "id": plan.id,
-        "credits": plan.credits,
-        "interval": plan.interval,
-        "concurrency": plan.concurrency,
-        "scrapeRpm": plan.scrape_rpm,
-        "crawlRpm": plan.crawl_rpm,
-    }
-
-
-def usage_json(row: account.UsageRow) -> dict[str, Any]:
-    return {
-        "startDate": _iso(row.start),
-        "endDate": _iso(row.end),
-        "apiKey": row.key_name,
-        "creditsUsed": row.credits,
-    }
-
-
-def charge_json(result: ledger.ChargeResult) -> dict[str, Any]:
-    return {
-        "id": result.id,
-        "teamId": result.team_id,
-        "keyId": result.key_id,
-        "credits": result.credits,
-        "occurredAt": _iso(result.occurred_at),
-        "periodStart": _iso(result.period_start),
-        "overage": result.overage,
-        "remainingCredits": result.remaining_credits,
-    }
-
-
-def grant_json(result: ledger.GrantResult) -> dict[str, Any]:
-    return {
-        "id": result.id,
-        "teamId": result.team_id,
-        "kind": result.kind,
-        "credits": result.credits,
-        "startsAt": _iso(result.starts_at),
-        "expiresAt": _iso(result.expires_at),
-        "remainingCredits": result.remaining_credits,
-    }
-
+from creditgate.services.wire import (
+    charge_json,
+    grant_json,
+    iso,
+    key_json,
+    plan_json,
+    team_json,
+    usage_json,
+)
+from creditgate.web.auth import require_admin
+from creditgate.web.body import instant, parse, read_json
+from creditgate.web.context import AppContext, blocking, context
+from creditgate.web.errors import HTTPError
+from creditgate.web.requestlog import fields
+from creditgate.web.responses import ok
 
 PAGE_QUERY = ("limit", "cursor")
 # The query parameters each route takes; any other, on any admin route, is a 400.
@@ -217,8 +150,8 @@ async def team_balance(request: Request) -> Response:
         data={
             "remainingCredits": usage.remaining,
             "planCredits": usage.plan_credits,
-            "billingPeriodStart": _iso(usage.period_start),
-            "billingPeriodEnd": _iso(usage.period_end),
+            "billingPeriodStart": iso(usage.period_start),
+            "billingPeriodEnd": iso(usage.period_end),
         }
     )
 
@@ -418,9 +351,9 @@ def reservation_json(view: reservations.ReservationView) -> dict[str, Any]:
         "settled": view.settled,
         "holding": view.holding,
         "status": view.status,
-        "createdAt": _iso(view.created_at),
-        "expiresAt": _iso(view.expires_at),
-        "closedAt": _iso(view.closed_at),
+        "createdAt": iso(view.created_at),
+        "expiresAt": iso(view.expires_at),
+        "closedAt": iso(view.closed_at),
         "overage": view.overage,
         "remainingCredits": view.remaining_credits,
     }

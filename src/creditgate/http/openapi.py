@@ -15,8 +15,8 @@ from creditgate.http import schemas
 from creditgate.http.account import ACCOUNT_ROUTES
 from creditgate.http.admin import ADMIN_ROUTES
 from creditgate.http.admin import QUERY as ADMIN_QUERY
-from creditgate.http.responses import JSON
 from creditgate.services.pages import DEFAULT_LIMIT, MAX_LIMIT
+from creditgate.web.responses import JSON
 
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/admin/teams"): schemas.TeamIn,

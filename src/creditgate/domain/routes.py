@@ -5,7 +5,7 @@ proxy, the property tests and the README all read this table; a request that mat
 a 404 and never reaches the upstream. The upstream path is built from the matched row and its
 `{id}`, never taken from the client's string. Operators may add rows (CREDITGATE_ROUTES).
 
-Matching is exact: the request path must already be canonical (`http/edge.py` refuses any other
+Matching is exact: the request path must already be canonical (`web/edge.py` refuses any other
 spelling with 400), and case matters — `/v2/CRAWL` is no row, so it is a 404, where Express
 would have started a crawl.
 """

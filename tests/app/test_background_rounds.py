@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from creditgate.http.app import _round_failed
+from creditgate.app.asgi import _round_failed
 
 
 def test_an_outage_is_one_line_and_a_bug_keeps_its_traceback(

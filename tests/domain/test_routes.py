@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from creditgate.gateway.routes import DEFAULT_TABLE, ROUTES, RouteKind
+from creditgate.domain.routes import DEFAULT_TABLE, ROUTES, RouteKind
 from tests.conftest import IN_CI
 
 SPEC = Path(__file__).parents[3] / "shared" / "spec" / "firecrawl-api.md"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from creditgate.domain import errors
-from creditgate.http.errors import STATUS
+from creditgate.domain.errors import STATUS
 
 
 def all_subclasses(cls: type) -> set[type]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from creditgate.http.edge import NON_CANONICAL, is_canonical
+from creditgate.web.edge import NON_CANONICAL, is_canonical
 
 
 @pytest.mark.parametrize(

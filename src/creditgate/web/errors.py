@@ -11,22 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from creditgate.domain import errors
-from creditgate.http.responses import fail
+from creditgate.domain.errors import STATUS
 from creditgate.storage.database import is_unavailable
+from creditgate.web.responses import fail
 
 log = logging.getLogger("creditgate.http")
-
-# Every LedgerError subclass must appear here (tests/http/test_errors.py checks it).
-STATUS: dict[type[errors.LedgerError], int] = {
-    errors.InvalidInput: 400,
-    errors.NotFound: 404,
-    errors.Conflict: 409,
-    errors.IdempotencyConflict: 409,
-    errors.InsufficientCredits: 402,
-    errors.TeamSuspended: 403,
-    errors.NoBalance: 404,
-    errors.ConcurrencyLimited: 429,
-}
 
 UNAUTHORIZED = "Unauthorized"
 TOKEN_MISSING = "Unauthorized: Token missing"  # noqa: S105 (an error text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from creditgate.http.errors import on_unexpected
+from creditgate.web.errors import on_unexpected
 
 
 class AnswerUnexpected:

@@ -20,9 +20,12 @@ from creditgate.domain.errors import LedgerError
 from creditgate.domain.ids import new_id
 from creditgate.gateway import proxy
 from creditgate.http import account, admin, openapi
-from creditgate.http.context import AppContext, blocking, context
-from creditgate.http.edge import Edge
-from creditgate.http.errors import (
+from creditgate.services import jobs, processes, reservations
+from creditgate.services.writer import Writer
+from creditgate.storage.database import is_unavailable, unavailable_errors
+from creditgate.web.context import AppContext, blocking, context
+from creditgate.web.edge import Edge
+from creditgate.web.errors import (
     DATABASE_UNAVAILABLE,
     HTTPError,
     on_database_error,
@@ -31,12 +34,9 @@ from creditgate.http.errors import (
     on_starlette_error,
     on_unexpected,
 )
-from creditgate.http.middleware import AnswerUnexpected
-from creditgate.http.requestlog import RequestLog
-from creditgate.http.responses import fail, ok
-from creditgate.services import jobs, processes, reservations
-from creditgate.services.writer import Writer
-from creditgate.storage.database import is_unavailable, unavailable_errors
+from creditgate.web.middleware import AnswerUnexpected
+from creditgate.web.requestlog import RequestLog
+from creditgate.web.responses import fail, ok
 
 log = logging.getLogger("creditgate.http")
 

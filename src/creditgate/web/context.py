@@ -11,13 +11,13 @@ from starlette.requests import Request
 
 from creditgate.domain.instants import Instant, now
 from creditgate.domain.plans import ACCOUNT_ROUTES_RPM
-from creditgate.gateway.limits import Limiter, MemoryLimiter
-from creditgate.gateway.routes import DEFAULT_TABLE, RouteTable
-from creditgate.gateway.upstream import Upstream
+from creditgate.domain.routes import DEFAULT_TABLE, RouteTable
 from creditgate.services import ledger
 from creditgate.services.ledger import Operation
 from creditgate.services.writer import Writer
 from creditgate.storage.database import Database
+from creditgate.web.limits import Limiter, MemoryLimiter
+from creditgate.web.upstream import Upstream
 
 T = TypeVar("T")
 

@@ -8,8 +8,8 @@ import logging
 import pytest
 from starlette.testclient import TestClient
 
-from creditgate.http.requestlog import JsonFormatter
 from creditgate.storage.database import Database
+from creditgate.web.requestlog import JsonFormatter
 from tests.conftest import Clock
 from tests.helpers import bearer, team_with_key
 

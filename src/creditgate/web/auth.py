@@ -11,8 +11,8 @@ from starlette.requests import Request
 from creditgate.domain import keys as keygen
 from creditgate.domain.instants import to_datetime
 from creditgate.domain.teams import ApiKey, Team
-from creditgate.gateway.limits import Decision
-from creditgate.http.errors import INVALID_TOKEN, TOKEN_MISSING, UNAUTHORIZED, HTTPError
+from creditgate.web.errors import INVALID_TOKEN, TOKEN_MISSING, UNAUTHORIZED, HTTPError
+from creditgate.web.limits import Decision
 
 BANNED = "Unauthorized: This account has been banned."
 

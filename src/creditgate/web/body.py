@@ -11,7 +11,7 @@ from starlette.requests import Request
 from creditgate.domain.errors import InvalidInput
 from creditgate.domain.instants import Instant, InvalidInstant, parse_iso
 from creditgate.domain.text import NUL
-from creditgate.http.errors import HTTPError
+from creditgate.web.errors import HTTPError
 
 M = TypeVar("M", bound=BaseModel)
 

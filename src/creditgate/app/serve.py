@@ -1,17 +1,20 @@
-"""Building the app from settings: what `creditgate serve` runs in each worker process."""
+"""What `creditgate serve` runs: prepare the database once, then uvicorn, whose workers each
+build the app from settings (the environment, where the CLI exports its flags)."""
 
 from __future__ import annotations
 
+import uvicorn
 from starlette.applications import Starlette
 
-from creditgate.gateway.limits import Limiter, MemoryLimiter, RedisLimiter
-from creditgate.gateway.routes import parse_extra_routes, table_with
-from creditgate.gateway.upstream import Upstream
-from creditgate.http.app import create_app
-from creditgate.http.context import AppContext
+from creditgate.app.asgi import create_app
+from creditgate.domain.routes import parse_extra_routes, table_with
 from creditgate.settings import Settings
 from creditgate.storage.database import Database
 from creditgate.storage.migrate import migrate_schema
+from creditgate.web.context import AppContext
+from creditgate.web.limits import Limiter, MemoryLimiter, RedisLimiter
+from creditgate.web.requestlog import logging_config
+from creditgate.web.upstream import Upstream
 
 
 def app_from_settings(settings: Settings) -> Starlette:
@@ -53,3 +56,22 @@ def prepare(settings: Settings, *, allow_foreign_tables: bool = False) -> None:
         migrate_schema(db, allow_foreign_tables=allow_foreign_tables)
     finally:
         db.dispose()
+
+
+def run(settings: Settings) -> None:
+    """Serve until stopped: `settings.workers` processes, each building its app from the
+    environment (app_from_env)."""
+    uvicorn.run(
+        f"{__name__}:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        log_config=logging_config(settings.log_level, settings.log_format),
+        access_log=False,  # creditgate logs each request itself (web/requestlog.py)
+        # The peer is the client unless it is a proxy the operator named: anyone else could
+        # claim any address in X-Forwarded-For.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
+    )

@@ -1,0 +1,86 @@
+"""Each record as a JSON object: one shape for the admin API's answers and the CLI's `--json`.
+
+Keys are spelled as the Firecrawl API spells them (camelCase); instants are ISO 8601 UTC.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from creditgate.domain.instants import Instant, format_iso
+from creditgate.domain.plans import Plan
+from creditgate.domain.teams import ApiKey, Team
+from creditgate.services import account, ledger
+
+
+def iso(value: Instant | None) -> str | None:
+    return None if value is None else format_iso(value)
+
+
+def team_json(team: Team) -> dict[str, Any]:
+    return {
+        "id": team.id,
+        "name": team.name,
+        "plan": team.plan_id,
+        "anchor": iso(team.anchor),
+        "suspended": team.suspended,
+        "allowOverage": team.allow_overage,
+        "createdAt": iso(team.created_at),
+    }
+
+
+def key_json(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "teamId": key.team_id,
+        "name": key.name,
+        "hint": key.hint,
+        "cap": key.cap,
+        "createdAt": iso(key.created_at),
+        "revokedAt": iso(key.revoked_at),
+    }
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "id": plan.id,
+        "credits": plan.credits,
+        "interval": plan.interval,
+        "concurrency": plan.concurrency,
+        "scrapeRpm": plan.scrape_rpm,
+        "crawlRpm": plan.crawl_rpm,
+    }
+
+
+def usage_json(row: account.UsageRow) -> dict[str, Any]:
+    return {
+        "startDate": iso(row.start),
+        "endDate": iso(row.end),
+        "apiKey": row.key_name,
+        "creditsUsed": row.credits,
+    }
+
+
+def charge_json(result: ledger.ChargeResult) -> dict[str, Any]:
+    return {
+        "id": result.id,
+        "teamId": result.team_id,
+        "keyId": result.key_id,
+        "credits": result.credits,
+        "occurredAt": iso(result.occurred_at),
+        "periodStart": iso(result.period_start),
+        "overage": result.overage,
+        "remainingCredits": result.remaining_credits,
+    }
+
+
+def grant_json(result: ledger.GrantResult) -> dict[str, Any]:
+    return {
+        "id": result.id,
+        "teamId": result.team_id,
+        "kind": result.kind,
+        "credits": result.credits,
+        "startsAt": iso(result.starts_at),
+        "expiresAt": iso(result.expires_at),
+        "remainingCredits": result.remaining_credits,
+    }
