@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from creditgate.domain import grants as spend
 from creditgate.domain.errors import (
     Conflict,
@@ -31,6 +33,8 @@ from creditgate.domain.periods import Period, period, period_at
 from creditgate.domain.plans import Plan
 from creditgate.domain.reservations import HoldStatus, Reservation
 from creditgate.domain.teams import ApiKey, Team
+
+SORTED = orjson.OPT_SORT_KEYS
 
 
 class EntryKind(StrEnum):
@@ -305,7 +309,7 @@ class Book:
     ) -> None:
         if key is None:
             return
-        record = Record(digest, movement_id, json.dumps(result, sort_keys=True))
+        record = Record(digest, movement_id, orjson.dumps(result, option=SORTED).decode())
         self.seen[key] = record
         self.changes.remembered.append((key, record))
 

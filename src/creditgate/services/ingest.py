@@ -42,7 +42,7 @@ def charge_batch(
             try:
                 if isinstance(event, LedgerError):
                     raise event
-                ledger.check_charge(event)
+                ledger.check_charge(event)  # before the key is looked up: check 1 comes first
                 if event.key not in found:
                     try:
                         found[event.key] = find_key(tx, event.key)

@@ -200,6 +200,13 @@ def check_idempotency_key(key: str | None) -> None:
     refuse_nul(key, "idempotency key", "id")
 
 
+def stored_form(result: Any) -> dict[str, Any]:
+    """A result's fields as its idempotency record keeps them: all but `replayed`."""
+    return {
+        name: getattr(result, name) for name in result.__dataclass_fields__ if name != "replayed"
+    }
+
+
 def request_hash(operation: str, content: dict[str, Any]) -> str:
     canonical = json.dumps([operation, content], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -265,6 +272,7 @@ class Charge:
     def __init__(self, request: ChargeRequest, now: Instant, key: ApiKey | None = None) -> None:
         check_charge(request)
         self.request, self.now, self._key = request, now, key
+        self._guard: tuple[str, str] | None = None
 
     def find(self, tx: Tx) -> str:
         if self._key is None:
@@ -279,8 +287,11 @@ class Charge:
     def idempotency(self) -> tuple[str, str] | None:
         if self.request.idempotency_key is None:
             return None
-        assert self._key is not None
-        return self.request.idempotency_key, request_hash("charge", self._content(self._key.id))
+        if self._guard is None:  # hashed once: checked at step 3, remembered at step 4
+            assert self._key is not None
+            digest = request_hash("charge", self._content(self._key.id))
+            self._guard = (self.request.idempotency_key, digest)
+        return self._guard
 
     def _content(self, key_id: str) -> dict[str, Any]:
         """What a charge's idempotency hash covers (the key by id, whichever form was sent)."""
@@ -328,9 +339,7 @@ class Charge:
         )
         guard = self.idempotency()
         if guard is not None:
-            stored = asdict(result)
-            del stored["replayed"]
-            book.remember(guard[0], guard[1], posted.movement_id, stored)
+            book.remember(guard[0], guard[1], posted.movement_id, stored_form(result))
         return result
 
 
@@ -410,9 +419,7 @@ class Grant:
         )
         guard = self.idempotency()
         if guard is not None:
-            stored = asdict(result)
-            del stored["replayed"]
-            book.remember(guard[0], guard[1], grant_id, stored)
+            book.remember(guard[0], guard[1], grant_id, stored_form(result))
         return result
 
 

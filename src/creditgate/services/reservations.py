@@ -38,6 +38,7 @@ from creditgate.services.ledger import (
     find_key,
     request_hash,
     run,
+    stored_form,
 )
 from creditgate.storage import book as books
 from creditgate.storage import reservations
@@ -98,9 +99,7 @@ def view(r: Reservation, book: Book, overage: int = 0) -> ReservationView:
 
 
 def _stored(v: ReservationView) -> dict[str, Any]:
-    out = asdict(v)
-    del out["replayed"]
-    return out
+    return stored_form(v)
 
 
 def _replayed(previous: dict[str, Any]) -> ReservationView:

@@ -8,7 +8,7 @@ SQLite the transaction began with BEGIN IMMEDIATE and already holds the database
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,27 +59,32 @@ def teams_of_reservations(tx: Tx, ids: Collection[str]) -> dict[str, str]:
 
 def load(tx: Tx, team_id: str, now: Instant, wants: Wants, *, lock: bool = True) -> Book:
     """Lock the team and read its book: team, plan, grants, open holds, and what `wants` names
-    (reservations with their keys). `lock=False`: a read, for an answer that writes nothing."""
-    found = tx.rows(_TEAM + (" FOR UPDATE OF t" if lock and tx.postgres else ""), {"team": team_id})
+    (reservations with their keys). `lock=False`: a read, for an answer that writes nothing.
+    The statements go together (one round trip on PostgreSQL), the lock first."""
+    team_sql = _TEAM + (" FOR UPDATE OF t" if lock and tx.postgres else "")
+    statements: list[tuple[str, Params]] = [
+        (team_sql, {"team": team_id}),
+        (_GRANTS, {"team": team_id}),
+        (_HOLDS, {"team": team_id, "now": now}),
+        _keys_sql(team_id, wants),
+        _reservations_sql(team_id, wants.reservations),
+        *_records_sql(team_id, wants.idempotency),
+    ]
+    found, grant_rows, hold_rows, key_rows, held_rows, *record_rows = tx.rows_of(statements)
     if not found:
         raise NotFound(f"Team {team_id} not found", teamId=team_id)
     team, plan = _team_and_plan(found[0])
-    grants = [
-        GrantState(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
-        for r in tx.rows(_GRANTS, {"team": team_id})
-    ]
-    held = _reservations(tx, team_id, wants.reservations)
-    keys, usage = _keys(tx, team_id, {*wants.keys, *(r.key_id for r in held.values())})
+    keys, usage = _keys(team_id, key_rows)
     return Book(
         team,
         plan,
         now,
-        grants,
-        _holds(tx, team_id, now),
+        [GrantState(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in grant_rows],
+        _holds(hold_rows),
         keys=keys,
         key_usage=usage,
-        reservations=held,
-        seen=_records(tx, team_id, wants.idempotency),
+        reservations={r[0]: reservation_from(r) for r in held_rows},
+        seen={r[0]: Record(r[1], r[2], r[3]) for rows in record_rows for r in rows},
     )
 
 
@@ -100,10 +105,10 @@ def _team_and_plan(r: Any) -> tuple[Team, Plan]:
     return team, plan
 
 
-def _holds(tx: Tx, team_id: str, now: Instant) -> HoldTotals:
+def _holds(rows: list[Any]) -> HoldTotals:
     by_key: dict[str, int] = {}
     held = running = expired = 0
-    for key_id, holding, open_, past in tx.rows(_HOLDS, {"team": team_id, "now": now}):
+    for key_id, holding, open_, past in rows:
         by_key[key_id] = int(holding)
         held += int(holding)
         running += int(open_)
@@ -111,45 +116,50 @@ def _holds(tx: Tx, team_id: str, now: Instant) -> HoldTotals:
     return HoldTotals(held, by_key, running, expired)
 
 
-def _keys(
-    tx: Tx, team_id: str, ids: Collection[str]
-) -> tuple[dict[str, ApiKey], dict[tuple[str, Instant], int]]:
-    """The keys, and every period's usage of those with a cap (only those check it)."""
-    if not ids:
-        return {}, {}
+def _keys_sql(team_id: str, wants: Wants) -> tuple[str, Params]:
+    """The keys named, and the keys of the reservations named; with every period's usage of
+    those with a cap (only those check it). No key named: a statement that finds none."""
     params: Params = {"team": team_id}
+    named = in_list("k", list(wants.keys), params) if wants.keys else "NULL"
+    held = in_list("h", list(wants.reservations), params) if wants.reservations else "NULL"
     sql = f"""
 SELECT k.id, k.name, k.hint, k.cap, k.created_ms, k.revoked_ms, u.period_start_ms, u.credits
 FROM api_keys k LEFT JOIN usage_by_key u
   ON k.cap IS NOT NULL AND u.team_id = k.team_id AND u.key_id = k.id
-WHERE k.team_id = :team AND k.id IN ({in_list("k", list(ids), params)})"""
+WHERE k.team_id = :team AND (k.id IN ({named}) OR k.id IN (
+  SELECT r.key_id FROM reservations r WHERE r.team_id = :team AND r.id IN ({held})))"""
+    return sql, params
+
+
+def _keys(
+    team_id: str, rows: list[Any]
+) -> tuple[dict[str, ApiKey], dict[tuple[str, Instant], int]]:
     keys: dict[str, ApiKey] = {}
     usage: dict[tuple[str, Instant], int] = {}
-    for r in tx.rows(sql, params):
+    for r in rows:
         keys[r[0]] = ApiKey(r[0], team_id, r[1], r[2], r[3], r[4], r[5])
         if r[6] is not None:
             usage[(r[0], r[6])] = int(r[7])
     return keys, usage
 
 
-def _reservations(tx: Tx, team_id: str, ids: Collection[str]) -> dict[str, Reservation]:
-    if not ids:
-        return {}
+def _reservations_sql(team_id: str, ids: Collection[str]) -> tuple[str, Params]:
     params: Params = {"team": team_id}
+    listed = in_list("r", list(ids), params) if ids else "NULL"
     sql = (
         f"SELECT {_RESERVATION_COLUMNS} FROM reservations "
-        f"WHERE team_id = :team AND id IN ({in_list('r', list(ids), params)})"
+        f"WHERE team_id = :team AND id IN ({listed})"
     )
-    return {r[0]: reservation_from(r) for r in tx.rows(sql, params)}
+    return sql, params
 
 
 def reservation_from(r: Any) -> Reservation:
     return Reservation(*r)
 
 
-def _records(tx: Tx, team_id: str, keys: Collection[str]) -> dict[str, Record]:
-    found: dict[str, Record] = {}
+def _records_sql(team_id: str, keys: Collection[str]) -> list[tuple[str, Params]]:
     wanted = list(keys)
+    statements = []
     for start in range(0, len(wanted), 500):
         params: Params = {"team": team_id}
         listed = in_list("i", wanted[start : start + 500], params)
@@ -157,9 +167,8 @@ def _records(tx: Tx, team_id: str, keys: Collection[str]) -> dict[str, Record]:
             "SELECT key, request_hash, movement_id, response FROM idempotency "
             f"WHERE team_id = :team AND key IN ({listed})"
         )
-        for r in tx.rows(sql, params):
-            found[r[0]] = Record(r[1], r[2], r[3])
-    return found
+        statements.append((sql, params))
+    return statements
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -213,10 +222,13 @@ _TEAM_COLUMNS = {
 
 
 def save(tx: Tx, book: Book) -> None:
-    """Write everything the book's operations changed: a statement per kind of change."""
+    """Write everything the book's operations changed: a statement per kind of change, all
+    sent together (one round trip on PostgreSQL)."""
     team, now, changes = book.team.id, book.now, book.changes
-    _save_grants(tx, book, changes)
-    tx.many(
+    out: Writes = []
+    _save_grants(out, book, changes)
+    _many(
+        out,
         _INSERT_LINE,
         (
             {
@@ -240,9 +252,10 @@ def save(tx: Tx, book: Book) -> None:
             for line in changes.lines
         ),
     )
-    _save_usage(tx, team, changes)
-    _save_holds(tx, team, now, changes)
-    tx.many(
+    _save_usage(out, team, changes)
+    _save_holds(out, team, now, changes)
+    _many(
+        out,
         _REMEMBER,
         (
             {
@@ -259,11 +272,23 @@ def save(tx: Tx, book: Book) -> None:
     if changes.team:
         columns = {_TEAM_COLUMNS[name]: value for name, value in changes.team.items()}
         assignments = ", ".join(f"{column} = :{column}" for column in sorted(columns))
-        tx.run(f"UPDATE teams SET {assignments} WHERE id = :team", {**columns, "team": team})
+        out.append(
+            (f"UPDATE teams SET {assignments} WHERE id = :team", [{**columns, "team": team}])
+        )
+    tx.write_all(out)
     book.changes = Changes()
 
 
-def _save_grants(tx: Tx, book: Book, changes: Changes) -> None:
+Writes = list[tuple[str, list[Params]]]
+
+
+def _many(out: Writes, sql: str, seq: Iterable[Params]) -> None:
+    rows = list(seq)
+    if rows:
+        out.append((sql, rows))
+
+
+def _save_grants(out: Writes, book: Book, changes: Changes) -> None:
     new = {g.id for g in changes.grants}
     rows = []
     for g in changes.grants:
@@ -284,9 +309,10 @@ def _save_grants(tx: Tx, book: Book, changes: Changes) -> None:
                 "expired": state.expired_at,
             }
         )
-    tx.many(_INSERT_GRANT, rows)
+    _many(out, _INSERT_GRANT, rows)
     moved = (set(changes.grant_deltas) | set(changes.grants_expired)) - new
-    tx.many(
+    _many(
+        out,
         _MOVE_GRANT,
         (
             {
@@ -301,20 +327,24 @@ def _save_grants(tx: Tx, book: Book, changes: Changes) -> None:
     )
 
 
-def _save_usage(tx: Tx, team: str, changes: Changes) -> None:
-    tx.many(
+def _save_usage(out: Writes, team: str, changes: Changes) -> None:
+    _many(
+        out,
         _ADD_PERIOD,
         ({"team": team, "period": p, "credits": c} for p, c in changes.per_period.items()),
     )
-    tx.many(
+    _many(
+        out,
         _ADD_KEY,
         (
             {"team": team, "period": p, "key": k, "credits": c}
             for (p, k), c in changes.per_key.items()
         ),
     )
-    tx.many(
-        _ADD_HOUR, ({"team": team, "hour": h, "credits": c} for h, c in changes.per_hour.items())
+    _many(
+        out,
+        _ADD_HOUR,
+        ({"team": team, "hour": h, "credits": c} for h, c in changes.per_hour.items()),
     )
 
 
@@ -337,11 +367,12 @@ def _hold_row(r: Reservation) -> Params:
     }
 
 
-def _save_holds(tx: Tx, team: str, now: Instant, changes: Changes) -> None:
+def _save_holds(out: Writes, team: str, now: Instant, changes: Changes) -> None:
     if changes.expire_holds:
-        tx.run(_EXPIRE_HOLDS, {"team": team, "now": now})
-    tx.many(_INSERT_HOLD, (_hold_row(r) for r in changes.new_holds))
-    tx.many(
+        out.append((_EXPIRE_HOLDS, [{"team": team, "now": now}]))
+    _many(out, _INSERT_HOLD, (_hold_row(r) for r in changes.new_holds))
+    _many(
+        out,
         _CHANGE_HOLD,
         (
             {k: v for k, v in _hold_row(r).items() if k in _CHANGED_HOLD_FIELDS}

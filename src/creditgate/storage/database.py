@@ -7,6 +7,7 @@ database's single write lock up front instead of upgrading a read lock (and dead
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -216,6 +217,7 @@ class Database:
             )
             _configure_sqlite(self.engine)
             self.reads: Engine = self.engine
+            self.writes: Engine = self.engine
         elif self.dialect == "postgresql":
             bounds: dict[str, Any] = {}
             if connect_timeout_seconds is not None:  # the CLI: connecting only, not statements
@@ -237,6 +239,11 @@ class Database:
                 isolation_level="AUTOCOMMIT",
                 pool_recycle=300,
                 **bounds,
+            )
+            # The write path's transactions (transaction()): no pre-ping, a round trip each;
+            # a connection that fails as unavailable is dropped from the pool instead.
+            self.writes = create_engine(
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=300, **bounds
             )
         else:
             raise BadDatabaseUrl(
@@ -274,20 +281,23 @@ class Database:
         block ends, rolls back if it raises. Queued behind this process's other SQLite writers
         as write() is; on SQLite it begins IMMEDIATE, taking the write lock up front."""
         with self._writer:
-            raw = self.engine.raw_connection()
+            raw = self.writes.raw_connection()
+            driver: Any = raw.driver_connection
             try:
-                driver: Any = raw.driver_connection
                 if self.is_sqlite:
                     driver.execute("BEGIN IMMEDIATE")
-                try:
-                    yield Tx(driver, postgres=not self.is_sqlite)
-                except BaseException:
-                    driver.rollback()
-                    raise
+                yield Tx(driver, postgres=not self.is_sqlite)
                 if self.is_sqlite:
                     driver.execute("COMMIT")
                 else:
                     driver.commit()
+            except BaseException as exc:
+                if is_unavailable(exc):
+                    raw.invalidate()  # gone or broken: the next transaction reconnects
+                else:
+                    with contextlib.suppress(Exception):
+                        driver.rollback()
+                raise
             finally:
                 raw.close()
 
@@ -322,6 +332,7 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self.reads.dispose()
+        self.writes.dispose()
 
 
 def _sqlite_file(path: Path, shown_url: str, create: bool) -> None:

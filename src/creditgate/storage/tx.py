@@ -54,6 +54,38 @@ class Tx:
         finally:
             cursor.close()
 
+    def rows_of(self, statements: Sequence[tuple[str, Params]]) -> list[list[Sequence[Any]]]:
+        """The rows of several statements, in order. On PostgreSQL they go in one pipeline:
+        one round trip for all, run by the server in the order given."""
+        if not self.postgres:
+            return [self.rows(sql, params) for sql, params in statements]
+        cursors = []
+        try:
+            with self._conn.pipeline():
+                for sql, params in statements:
+                    cursor = self._conn.cursor()
+                    cursors.append(cursor)
+                    cursor.execute(self._sql(sql), params)
+            return [list(cursor.fetchall()) for cursor in cursors]
+        finally:
+            for cursor in cursors:
+                cursor.close()
+
+    def write_all(self, statements: Sequence[tuple[str, Sequence[Params]]]) -> None:
+        """Run each statement once per parameter set, in order; on PostgreSQL in one pipeline."""
+        if not self.postgres:
+            for sql, seq in statements:
+                self.many(sql, seq)
+            return
+        cursor = self._conn.cursor()
+        try:
+            with self._conn.pipeline():
+                for sql, seq in statements:
+                    if seq:
+                        cursor.executemany(self._sql(sql), seq)
+        finally:
+            cursor.close()
+
     def many(self, sql: str, seq: Iterable[Params]) -> None:
         batch = list(seq)
         if not batch:
