@@ -3,6 +3,7 @@ is answered only after that transaction committed, and one faulty operation fail
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -173,3 +174,32 @@ def test_operations_that_name_their_team_indirectly_are_found_then_batched(
     assert str(unknown.exception(WAIT)) == "API key not found"
     assert account.credit_usage(db, teams.get_team(db, team.id), NOW).remaining == 2_986
     assert account.credit_usage(db, teams.get_team(db, other.id), NOW).remaining == 2_993
+
+
+def test_a_waiter_that_gives_up_neither_cancels_its_write_nor_stops_the_writer(
+    db: Database, writer: Writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that leaves while its charge is queued (the request's task is cancelled): the
+    charge is applied all the same, and the writer goes on answering the next ones. (It once
+    died of it: setting the result of a cancelled future raised in the writer thread.)"""
+    team, key, _ = team_with_key(db, NOW, plan="hobby", anchor="2026-03-01")
+    gate = Gate(db, monkeypatch)
+    gate.hold_next = True
+    first = writer.submit(charge_op(key, 1), team.id)
+    assert gate.applied.wait(WAIT)
+
+    async def leave_then_come_back() -> ChargeResult:
+        waiter = asyncio.ensure_future(writer.run(charge_op(key, 10), team.id))
+        await asyncio.sleep(0.05)  # queued behind the held batch
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        gate.release.set()
+        result: ChargeResult = await asyncio.wait_for(
+            writer.run(charge_op(key, 100), team.id), WAIT
+        )
+        return result
+
+    after = asyncio.run(leave_then_come_back())
+    first.result(WAIT)
+    assert after.remaining_credits == 3_000 - 1 - 10 - 100

@@ -82,12 +82,15 @@ class Writer:
 
     async def run(self, op: Operation[Any], team_id: str | None = None) -> Any:
         """Apply `op` to its team's book with whatever else the team has pending: its result
-        once committed, or its LedgerError raised."""
-        return await asyncio.wrap_future(self.submit(op, team_id))
+        once committed, or its LedgerError raised. A waiter that is cancelled (its client
+        left) does not cancel the write: once submitted, an operation is applied."""
+        return await asyncio.shield(asyncio.wrap_future(self.submit(op, team_id)))
 
     # --- the writer threads --------------------------------------------------------------------
 
     def _work(self) -> None:
+        """A writer thread. Nothing that goes wrong in a batch may stop it: a stopped writer
+        would leave every later request of this process waiting for ever."""
         while True:
             with self._lock:
                 while not (self._ready or self._unrouted) and not (
@@ -111,6 +114,10 @@ class Writer:
                 continue
             try:
                 self._commit(team_id, batch)
+            except Exception as exc:  # a bug: answer the batch with it and keep writing
+                log.exception("a writer batch failed unexpectedly")
+                for _, future in batch:
+                    _answer(future, exc)
             finally:
                 with self._lock:
                     self._busy.discard(team_id)
@@ -124,12 +131,12 @@ class Writer:
             teams = ledger.find_all(self.db, [op for op, _ in unrouted])
         except Exception as exc:
             for _, future in unrouted:
-                future.set_exception(exc)
+                _answer(future, exc)
             return
         with self._lock:
             for pending, team in zip(unrouted, teams, strict=True):
                 if isinstance(team, LedgerError):
-                    pending[1].set_exception(team)
+                    _answer(pending[1], team)
                 else:
                     self._route(team, pending)
 
@@ -144,10 +151,18 @@ class Writer:
                     self._commit(team_id, [one])
                 return
             for _, future in batch:
-                future.set_exception(exc)
+                _answer(future, exc)
             return
         for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, LedgerError):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+            _answer(future, outcome)
+
+
+def _answer(future: Future[Any], outcome: Any) -> None:
+    """Resolve `future` with a result or an exception; one nobody waits for any more (its
+    waiter gave up) is skipped: its operation was applied all the same."""
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
