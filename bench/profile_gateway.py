@@ -7,7 +7,9 @@ gateway process with py-spy, and prints the functions holding the most samples, 
 
 from __future__ import annotations
 
+import argparse
 import collections
+import contextlib
 import subprocess
 import sys
 import tempfile
@@ -18,6 +20,7 @@ from tests.server import free_port, start, stop
 
 from bench.__main__ import ADMIN, ROOT, SCRAPE_LUA, UNLIMITED
 from bench.load import wrk_post
+from creditgate.domain.errors import Conflict
 from creditgate.domain.instants import now
 from creditgate.domain.plans import Plan
 from creditgate.services import keys, plans, teams
@@ -27,12 +30,13 @@ from creditgate.storage.migrate import upgrade
 PY_SPY = str(Path(sys.executable).with_name("py-spy"))
 
 
-def main(seconds: int = 10) -> None:
+def main(seconds: int = 10, url: str | None = None, connections: int = 4) -> None:
     tmp = Path(tempfile.mkdtemp())
     (tmp / "scrape.lua").write_text(SCRAPE_LUA)
-    db = Database(f"sqlite:///{tmp}/gateway.db")
+    db = Database(url or f"sqlite:///{tmp}/gateway.db")
     upgrade(db)
-    plans.create_plan(db, Plan("unlimited", 10**12, "month", 10**6, 10**7, 10**7), now())
+    with contextlib.suppress(Conflict):
+        plans.create_plan(db, Plan("unlimited", 10**12, "month", 10**6, 10**7, 10**7), now())
     team = teams.create_team(db, "gateway", now(), plan_id="unlimited")
     key = {"Authorization": f"Bearer {keys.create_key(db, team.id, now()).secret}"}
     fake_port = free_port()
@@ -51,13 +55,13 @@ def main(seconds: int = 10) -> None:
              "-d", str(seconds + 1), "-r", "250", "--nonblocking"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        load = wrk_post(f"{server.url}/v2/scrape", 4, seconds, tmp / "scrape.lua", key)
+        load = wrk_post(f"{server.url}/v2/scrape", connections, seconds, tmp / "scrape.lua", key)
         spy.wait()
     finally:
         stop(server)
         fake.terminate()
         fake.wait()
-    print(f"{load.rps:.0f} req/s at 4 connections")
+    print(f"{load.rps:.0f} req/s at {connections} connections, p50 {load.p50_ms} ms")
     report(out)
 
 
@@ -88,4 +92,9 @@ def report(path: Path, top: int = 25) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(prog="python -m bench.profile_gateway")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--database-url", help="default: a new SQLite file")
+    parser.add_argument("--connections", type=int, default=4)
+    args = parser.parse_args()
+    main(args.seconds, args.database_url, args.connections)
