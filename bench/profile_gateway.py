@@ -52,7 +52,7 @@ def main(seconds: int = 10, url: str | None = None, connections: int = 4) -> Non
         time.sleep(1)
         spy = subprocess.Popen(
             [PY_SPY, "record", "-p", str(server.process.pid), "-o", str(out), "-f", "raw",
-             "-d", str(seconds + 1), "-r", "250", "--nonblocking"],
+             "-d", str(seconds + 1), "-r", "250", "--nonblocking", "--gil"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         load = wrk_post(f"{server.url}/v2/scrape", connections, seconds, tmp / "scrape.lua", key)
