@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from creditgate.domain import grants as spend
+from creditgate.domain.alerts import AlertRule, EventType, cap_rule_id, holds
 from creditgate.domain.errors import (
     Conflict,
     IdempotencyConflict,
@@ -98,6 +99,32 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
+class NewEvent:
+    seq: int  # the team's events in order: 1, 2, ...
+    id: str  # the webhook-id
+    type: EventType
+    payload: str  # the JSON body a webhook sends
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    rule_id: str  # a rule's id, or cap_rule_id(key)
+    period_start: Instant
+    event_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """What alerting needs: the rules (with the period each last fired in), the keys' cap
+    alerts' last periods, the team's usage of the current (and any later) period."""
+
+    rules: list[tuple[AlertRule, Instant | None]] = field(default_factory=list)
+    cap_fired: dict[str, Instant | None] = field(default_factory=dict)
+    period_used: dict[Instant, int] = field(default_factory=dict)
+    event_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class HoldTotals:
     """The team's open reservations, as the book needs them."""
 
@@ -150,7 +177,9 @@ class Changes:
     holds: dict[str, Reservation] = field(default_factory=dict)  # changed rows, latest state
     expire_holds: bool = False  # close every open reservation past its time-to-live
     remembered: list[tuple[str, Record]] = field(default_factory=list)
-    team: dict[str, Instant | None] = field(default_factory=dict)  # changed columns
+    team: dict[str, int | None] = field(default_factory=dict)  # changed columns
+    events: list[NewEvent] = field(default_factory=list)
+    fired: list[Fired] = field(default_factory=list)  # alerts, and keys' caps, that fired
 
 
 class Book:
@@ -166,6 +195,8 @@ class Book:
         key_usage: dict[tuple[str, Instant], int] | None = None,
         reservations: dict[str, Reservation] | None = None,
         seen: dict[str, Record] | None = None,
+        watch: Watch | None = None,
+        expired: list[Reservation] | None = None,
     ) -> None:
         self.team, self.plan, self.now = team, plan, now
         self.grants = {g.id: g for g in grants}
@@ -182,6 +213,12 @@ class Book:
         self._new_grants: set[str] = set()
         self._new_holds: set[str] = set()
         self.holds_expired = 0  # holds past their time-to-live that rolling forward closed
+        watch = watch or Watch()
+        self._rules = {rule.id: (rule, fired) for rule, fired in watch.rules}
+        self._cap_fired = dict(watch.cap_fired)
+        self._period_used = dict(watch.period_used)
+        self.event_seq = watch.event_seq
+        self._expired = expired or []
 
     # --- step 2: roll forward ------------------------------------------------------------------
 
@@ -196,6 +233,9 @@ class Book:
         if self._expired_holds:
             self.changes.expire_holds = True
             self.holds_expired, self._expired_holds = self._expired_holds, 0
+            for r in self._expired:
+                if r.settled == 0:  # held, never charged: the work it was for did not report
+                    self._emit(EventType.HOLD_EXPIRED, _hold_expired(r))
         for r in list(self.reservations.values()):
             if r.status == HoldStatus.OPEN and r.expires_at <= self.now:
                 self.reservations[r.id] = replace(r, status=HoldStatus.EXPIRED, closed_at=self.now)
@@ -353,6 +393,17 @@ class Book:
         rollover = self.changes.team.get("next_rollover", self.team.next_rollover)
         if expires_at is not None and (rollover is None or expires_at < rollover):
             self._set_team(next_rollover=expires_at)
+        self._emit(
+            EventType.GRANTED,
+            {
+                "teamId": self.team.id,
+                "grantId": grant_id,
+                "kind": kind,
+                "credits": credits,
+                "expiresAt": None if expires_at is None else format_iso(expires_at),
+                "remainingCredits": self.available_now(),
+            },
+        )
         return grant_id
 
     def charge(
@@ -440,6 +491,12 @@ class Book:
         last = self.changes.team.get("last_charge", self.team.last_charge_at)
         if last is None or at > last:
             self._set_team(last_charge=at)
+        self._period_used[billing_period.start] = (
+            self._period_used.get(billing_period.start, 0) + credits
+        )
+        current = self.current_period()
+        if credits and current is not None and billing_period.start == current.start:
+            self._check_alerts(key, current, movement_id)
         return Posted(movement_id, billing_period.start, max(credits - fits, 0))
 
     def open_hold(self, reservation: Reservation) -> None:
@@ -462,6 +519,83 @@ class Book:
         is_open = after.status == HoldStatus.OPEN and after.expires_at > self.now
         self._hold_moved(after.key_id, after.holding - before.holding, int(is_open) - int(was_open))
 
+    # --- alerts --------------------------------------------------------------------------------
+
+    def _check_alerts(self, key: ApiKey, current: Period, movement_id: str) -> None:
+        """After a charge of the current period: fire each rule of the team, and of the key,
+        whose condition is now true and that has not fired this period; and the key's cap."""
+        team_used = self._period_used.get(current.start, 0)
+        team_budget = self._period_credits(current)
+        team_remaining = self.available_now()
+        key_used = self.key_usage.get((key.id, current.start), 0)
+        key_remaining = (
+            team_remaining if key.cap is None else key.cap - key_used - self.key_held.get(key.id, 0)
+        )
+        for rule_id, (rule, fired) in list(self._rules.items()):
+            if fired == current.start or rule.key_id not in (None, key.id):
+                continue
+            if rule.key_id is None:
+                used, budget, remaining = team_used, team_budget, team_remaining
+            else:
+                budget = team_budget if key.cap is None else key.cap
+                used, remaining = key_used, key_remaining
+            if holds(rule, used, budget, remaining):
+                self._rules[rule_id] = (rule, current.start)
+                data = {
+                    "teamId": self.team.id,
+                    "keyId": rule.key_id,
+                    "ruleId": rule.id,
+                    "kind": str(rule.kind),
+                    "threshold": rule.threshold,
+                    "periodStart": format_iso(current.start),
+                    "periodEnd": None if current.end is None else format_iso(current.end),
+                    "creditsUsed": used,
+                    "budget": budget,
+                    "remainingCredits": remaining,
+                    "chargeId": movement_id,
+                }
+                self._fire(rule.id, current.start, EventType.THRESHOLD, data)
+        if (
+            key.cap is not None
+            and key_used >= key.cap
+            and self._cap_fired.get(key.id) != current.start
+        ):
+            self._cap_fired[key.id] = current.start
+            data = {
+                "teamId": self.team.id,
+                "keyId": key.id,
+                "keyName": key.name,
+                "cap": key.cap,
+                "creditsUsed": key_used,
+                "periodStart": format_iso(current.start),
+                "chargeId": movement_id,
+            }
+            self._fire(cap_rule_id(key.id), current.start, EventType.KEY_CAP, data)
+
+    def _period_credits(self, current: Period) -> int | None:
+        """The credits the plan granted for the current period (the budget of a percent)."""
+        for grant in self.grants.values():
+            if grant.kind == "plan" and grant.starts_at == current.start:
+                return grant.amount
+        return None
+
+    def _fire(
+        self, rule_id: str, period_start: Instant, kind: EventType, data: dict[str, Any]
+    ) -> None:
+        seq = self._emit(kind, data)
+        self.changes.fired.append(Fired(rule_id, period_start, seq))
+
+    def _emit(self, kind: EventType, data: dict[str, Any]) -> int:
+        """An event of this team, numbered after its last; delivered by webhooks once the
+        transaction that raised it commits (the outbox rows are written with it)."""
+        self.event_seq += 1
+        event_id = f"evt_{new_id(self.now).replace('-', '')}"
+        body = {"type": str(kind), "timestamp": format_iso(self.now), "data": data}
+        payload = orjson.dumps(body).decode()
+        self.changes.events.append(NewEvent(self.event_seq, event_id, kind, payload))
+        self._set_team(event_seq=self.event_seq)
+        return self.event_seq
+
     # --- bookkeeping ---------------------------------------------------------------------------
 
     def _hold_moved(self, key_id: str, credits: int, running: int) -> None:
@@ -473,7 +607,14 @@ class Book:
         self.changes.grants.append(grant)
         self._new_grants.add(grant.id)
         self.grants[grant.id] = GrantState(
-            grant.id, grant.kind, grant.starts_at, grant.expires_at, grant.amount, 0
+            grant.id,
+            grant.kind,
+            grant.starts_at,
+            grant.expires_at,
+            grant.amount,
+            0,
+            None,
+            grant.amount,
         )
         self._line(movement_id, EntryKind.GRANT, grant.amount, grant.id, occurred_at, grant.note)
 
@@ -502,7 +643,7 @@ class Book:
         dr, de = self.changes.grant_deltas.get(grant_id, (0, 0))
         self.changes.grant_deltas[grant_id] = (dr + remaining, de + expired)
 
-    def _set_team(self, **values: Instant | None) -> None:
+    def _set_team(self, **values: int | None) -> None:
         self.changes.team.update(values)
 
     def _period_at(self, at: Instant) -> Period | None:
@@ -510,3 +651,16 @@ class Book:
         if self._period is None or not self._period.contains(at):
             self._period = period_at(self.team.anchor, self.plan.renews, at)
         return self._period
+
+
+def _hold_expired(r: Reservation) -> dict[str, Any]:
+    return {
+        "teamId": r.team_id,
+        "reservationId": r.id,
+        "keyId": r.key_id,
+        "credits": r.amount,
+        "endpoint": r.endpoint,
+        "jobId": r.job_id,
+        "createdAt": format_iso(r.created_at),
+        "expiresAt": format_iso(r.expires_at),
+    }

@@ -34,6 +34,7 @@ class GrantState:
     remaining: int  # unspent and not expired; negative only through overage
     expired_amount: int  # credits recorded as expired and not reinstated since
     expired_at: Instant | None = None  # when its expiry was recorded; None: not yet
+    amount: int = 0  # credits it brought
 
     def active_at(self, instant: Instant) -> bool:
         return self.starts_at <= instant and (self.expires_at is None or instant < self.expires_at)

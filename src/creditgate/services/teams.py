@@ -10,7 +10,7 @@ from creditgate.domain.instants import MS_PER_DAY, Instant
 from creditgate.domain.plans import DEFAULT_PLAN_ID
 from creditgate.domain.teams import Team
 from creditgate.domain.text import refuse_nul
-from creditgate.services import pages
+from creditgate.services import alerts, pages
 from creditgate.services.ledger import roll_forward
 from creditgate.services.pages import Page
 from creditgate.storage import plans, teams
@@ -58,6 +58,7 @@ def create_team(
         if plans.get_plan(conn, plan_id) is None:
             raise NotFound(f"Plan {plan_id} not found", planId=plan_id)
         teams.insert_team(conn, team)
+        alerts.default_rules(conn, team.id, now)
         roll_forward(Tx.of(conn), team.id, now)  # grants the first period's plan credits
         stored = teams.get_team(conn, team.id)
     assert stored is not None

@@ -12,7 +12,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from creditgate.domain.book import Book, Changes, HoldTotals, Record
+from creditgate.domain.alerts import AlertRule, RuleKind, cap_rule_id
+from creditgate.domain.book import Book, Changes, HoldTotals, Record, Watch
 from creditgate.domain.errors import NotFound
 from creditgate.domain.grants import GrantState
 from creditgate.domain.instants import Instant
@@ -24,11 +25,20 @@ from creditgate.storage.tx import Params, Tx, in_list
 _TEAM = """
 SELECT t.id, t.name, t.plan_id, t.anchor_ms, t.suspended, t.allow_overage, t.created_ms,
        t.granted_through_ms, t.next_rollover_ms, t.last_charge_ms,
-       p.credits, p.interval, p.concurrency, p.scrape_rpm, p.crawl_rpm
+       p.credits, p.interval, p.concurrency, p.scrape_rpm, p.crawl_rpm, t.event_seq
 FROM teams t JOIN plans p ON p.id = t.plan_id WHERE t.id = :team"""
 _GRANTS = """
-SELECT id, kind, starts_ms, expires_ms, remaining, expired_amount, expired_ms
+SELECT id, kind, starts_ms, expires_ms, remaining, expired_amount, expired_ms, amount
 FROM grants WHERE team_id = :team ORDER BY starts_ms"""
+_RULES = """
+SELECT id, key_id, kind, threshold, created_ms, fired_period_ms
+FROM alert_rules WHERE team_id = :team
+ORDER BY CASE WHEN key_id IS NULL THEN 0 ELSE 1 END, kind, threshold, id"""
+# The current period's usage (and any later one's, dated a few minutes ahead).
+_PERIOD_USED = """
+SELECT period_start_ms, credits FROM usage_by_period
+WHERE team_id = :team
+  AND period_start_ms >= COALESCE((SELECT granted_through_ms FROM teams WHERE id = :team), 0)"""
 _HOLDS = """
 SELECT key_id,
        SUM(CASE WHEN expires_ms > :now AND amount > settled THEN amount - settled ELSE 0 END),
@@ -37,6 +47,9 @@ SELECT key_id,
 FROM reservations WHERE team_id = :team AND status = 'open' GROUP BY key_id"""
 _RESERVATION_COLUMNS = """id, team_id, key_id, amount, settled, status, endpoint, api_version,
        job_id, target, created_ms, expires_ms, closed_ms, owner"""
+_EXPIRED = f"""
+SELECT {_RESERVATION_COLUMNS} FROM reservations
+WHERE team_id = :team AND status = 'open' AND expires_ms <= :now"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,23 +81,47 @@ def load(tx: Tx, team_id: str, now: Instant, wants: Wants, *, lock: bool = True)
         (_HOLDS, {"team": team_id, "now": now}),
         _keys_sql(team_id, wants),
         _reservations_sql(team_id, wants.reservations),
+        (_RULES, {"team": team_id}),
+        (_PERIOD_USED, {"team": team_id}),
+        (_EXPIRED, {"team": team_id, "now": now}),
         *_records_sql(team_id, wants.idempotency),
     ]
-    found, grant_rows, hold_rows, key_rows, held_rows, *record_rows = tx.rows_of(statements)
+    (
+        found,
+        grant_rows,
+        hold_rows,
+        key_rows,
+        held_rows,
+        rule_rows,
+        used_rows,
+        expired_rows,
+        *record_rows,
+    ) = tx.rows_of(statements)
     if not found:
         raise NotFound(f"Team {team_id} not found", teamId=team_id)
     team, plan = _team_and_plan(found[0])
-    keys, usage = _keys(team_id, key_rows)
+    keys, usage, cap_fired = _keys(team_id, key_rows)
+    watch = Watch(
+        rules=[
+            (AlertRule(r[0], team_id, r[1], RuleKind(r[2]), int(r[3]), r[4]), r[5])
+            for r in rule_rows
+        ],
+        cap_fired=cap_fired,
+        period_used={r[0]: int(r[1]) for r in used_rows},
+        event_seq=int(found[0][15]),
+    )
     return Book(
         team,
         plan,
         now,
-        [GrantState(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in grant_rows],
+        [GrantState(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in grant_rows],
         _holds(hold_rows),
         keys=keys,
         key_usage=usage,
         reservations={r[0]: reservation_from(r) for r in held_rows},
         seen={r[0]: Record(r[1], r[2], r[3]) for rows in record_rows for r in rows},
+        watch=watch,
+        expired=[reservation_from(r) for r in expired_rows],
     )
 
 
@@ -118,14 +155,16 @@ def _holds(rows: list[Any]) -> HoldTotals:
 
 def _keys_sql(team_id: str, wants: Wants) -> tuple[str, Params]:
     """The keys named, and the keys of the reservations named; with every period's usage of
-    those with a cap (only those check it). No key named: a statement that finds none."""
+    those with a cap or an alert rule (only those read it). No key named: none found."""
     params: Params = {"team": team_id}
     named = in_list("k", list(wants.keys), params) if wants.keys else "NULL"
     held = in_list("h", list(wants.reservations), params) if wants.reservations else "NULL"
     sql = f"""
-SELECT k.id, k.name, k.hint, k.cap, k.created_ms, k.revoked_ms, u.period_start_ms, u.credits
+SELECT k.id, k.name, k.hint, k.cap, k.created_ms, k.revoked_ms, u.period_start_ms, u.credits,
+       k.cap_fired_period_ms
 FROM api_keys k LEFT JOIN usage_by_key u
-  ON k.cap IS NOT NULL AND u.team_id = k.team_id AND u.key_id = k.id
+  ON u.team_id = k.team_id AND u.key_id = k.id AND (k.cap IS NOT NULL OR EXISTS (
+     SELECT 1 FROM alert_rules a WHERE a.team_id = k.team_id AND a.key_id = k.id))
 WHERE k.team_id = :team AND (k.id IN ({named}) OR k.id IN (
   SELECT r.key_id FROM reservations r WHERE r.team_id = :team AND r.id IN ({held})))"""
     return sql, params
@@ -133,14 +172,16 @@ WHERE k.team_id = :team AND (k.id IN ({named}) OR k.id IN (
 
 def _keys(
     team_id: str, rows: list[Any]
-) -> tuple[dict[str, ApiKey], dict[tuple[str, Instant], int]]:
+) -> tuple[dict[str, ApiKey], dict[tuple[str, Instant], int], dict[str, Instant | None]]:
     keys: dict[str, ApiKey] = {}
     usage: dict[tuple[str, Instant], int] = {}
+    cap_fired: dict[str, Instant | None] = {}
     for r in rows:
         keys[r[0]] = ApiKey(r[0], team_id, r[1], r[2], r[3], r[4], r[5])
+        cap_fired[r[0]] = r[8]
         if r[6] is not None:
             usage[(r[0], r[6])] = int(r[7])
-    return keys, usage
+    return keys, usage, cap_fired
 
 
 def _reservations_sql(team_id: str, ids: Collection[str]) -> tuple[str, Params]:
@@ -218,7 +259,28 @@ _TEAM_COLUMNS = {
     "granted_through": "granted_through_ms",
     "next_rollover": "next_rollover_ms",
     "last_charge": "last_charge_ms",
+    "event_seq": "event_seq",
 }
+_INSERT_EVENT = """
+INSERT INTO events (team_id, seq, id, type, payload, created_ms)
+VALUES (:team, :seq, :id, :type, :payload, :now)"""
+# The outbox: a delivery for each endpoint that wants the event, in the event's transaction.
+_FAN_OUT = """
+INSERT INTO webhook_deliveries (endpoint_id, team_id, event_seq, status, attempts,
+                                next_attempt_ms, created_ms)
+SELECT e.id, CAST(:team AS VARCHAR(36)), CAST(:seq AS BIGINT), 'pending', 0,
+       CAST(:now AS BIGINT), CAST(:now AS BIGINT)
+FROM webhook_endpoints e
+WHERE (e.team_id = CAST(:team AS VARCHAR(36)) OR e.team_id IS NULL) AND e.disabled_ms IS NULL
+  AND (e.event_types IS NULL
+       OR ',' || e.event_types || ',' LIKE '%,' || CAST(:type AS VARCHAR(64)) || ',%')"""
+_INSERT_FIRED = """
+INSERT INTO alerts_fired (team_id, rule_id, period_start_ms, fired_ms, event_seq)
+VALUES (:team, :rule, :period, :now, :seq)"""
+_RULE_FIRED = """
+UPDATE alert_rules SET fired_period_ms = :period WHERE team_id = :team AND id = :rule"""
+_CAP_FIRED = """
+UPDATE api_keys SET cap_fired_period_ms = :period WHERE team_id = :team AND id = :key"""
 
 
 def save(tx: Tx, book: Book) -> None:
@@ -269,6 +331,7 @@ def save(tx: Tx, book: Book) -> None:
             for key, r in changes.remembered
         ),
     )
+    _save_events(out, team, now, changes)
     if changes.team:
         columns = {_TEAM_COLUMNS[name]: value for name, value in changes.team.items()}
         assignments = ", ".join(f"{column} = :{column}" for column in sorted(columns))
@@ -286,6 +349,40 @@ def _many(out: Writes, sql: str, seq: Iterable[Params]) -> None:
     rows = list(seq)
     if rows:
         out.append((sql, rows))
+
+
+def _save_events(out: Writes, team: str, now: Instant, changes: Changes) -> None:
+    events = [
+        {
+            "team": team,
+            "seq": e.seq,
+            "id": e.id,
+            "type": str(e.type),
+            "payload": e.payload,
+            "now": now,
+        }
+        for e in changes.events
+    ]
+    _many(out, _INSERT_EVENT, events)
+    _many(
+        out,
+        _FAN_OUT,
+        ({"team": team, "seq": e.seq, "type": str(e.type), "now": now} for e in changes.events),
+    )
+    fired = [
+        {"team": team, "rule": f.rule_id, "period": f.period_start, "now": now, "seq": f.event_seq}
+        for f in changes.fired
+    ]
+    _many(out, _INSERT_FIRED, fired)
+    rules, caps = [], []
+    for f in changes.fired:
+        key_id = f.rule_id.removeprefix("cap:")
+        if f.rule_id == cap_rule_id(key_id):
+            caps.append({"team": team, "period": f.period_start, "key": key_id})
+        else:
+            rules.append({"team": team, "period": f.period_start, "rule": f.rule_id})
+    _many(out, _RULE_FIRED, rules)
+    _many(out, _CAP_FIRED, caps)
 
 
 def _save_grants(out: Writes, book: Book, changes: Changes) -> None:

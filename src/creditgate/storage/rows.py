@@ -58,4 +58,5 @@ def grant_from_row(row: Any) -> GrantState:
         remaining=row.remaining,
         expired_amount=row.expired_amount,
         expired_at=row.expired_ms,
+        amount=row.amount,
     )

@@ -57,6 +57,7 @@ teams = Table(
     # When the team next needs a roll-forward (a new period or a grant expiring); NULL = never.
     Column("next_rollover_ms", BigInteger, nullable=True),
     Column("last_charge_ms", BigInteger, nullable=True),
+    Column("event_seq", BigInteger, nullable=False, server_default="0"),  # its last event's
 )
 
 api_keys = Table(
@@ -70,6 +71,7 @@ api_keys = Table(
     Column("cap", BigInteger, nullable=True),
     Column("created_ms", BigInteger, nullable=False),
     Column("revoked_ms", BigInteger, nullable=True),
+    Column("cap_fired_period_ms", BigInteger, nullable=True),  # the period it last hit its cap
     UniqueConstraint("team_id", "name"),
 )
 
@@ -214,4 +216,74 @@ processes = Table(
     Column("started_ms", BigInteger, nullable=False),
     Column("heartbeat_ms", BigInteger, nullable=False),
     Index(None, "heartbeat_ms"),
+)
+
+# Alerts: thresholds per team (or per key) and what fired, once per rule and period.
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
+    Column("id", String(36), primary_key=True),
+    Column("key_id", String(36), nullable=True),  # NULL: the whole team
+    Column("kind", String(16), nullable=False),  # percent (used) or remaining (credits left)
+    Column("threshold", BigInteger, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("fired_period_ms", BigInteger, nullable=True),  # the period it last fired in
+)
+
+alerts_fired = Table(
+    "alerts_fired",
+    metadata,
+    Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
+    Column("rule_id", String(80), primary_key=True),  # a rule's id, or cap:<key id>
+    Column("period_start_ms", BigInteger, primary_key=True),
+    Column("fired_ms", BigInteger, nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+)
+
+# Events, numbered per team (teams.event_seq) in the transaction that caused them; webhooks
+# deliver them in that order.
+events = Table(
+    "events",
+    metadata,
+    Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("id", String(36), nullable=False),  # the webhook-id
+    Column("type", String(64), nullable=False),
+    Column("payload", Text, nullable=False),  # the JSON body sent
+    Column("created_ms", BigInteger, nullable=False),
+    Index(None, "id", unique=True),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("team_id", String(36), ForeignKey("teams.id"), nullable=True),  # NULL: every team
+    Column("url", String(2048), nullable=False),
+    Column("secret", String(100), nullable=False),
+    # After a rotation, the old secret signs too until then (receivers switch in their time).
+    Column("previous_secret", String(100), nullable=True),
+    Column("previous_until_ms", BigInteger, nullable=True),
+    Column("event_types", String(500), nullable=True),  # comma-separated; NULL: all
+    Column("created_ms", BigInteger, nullable=False),
+    Column("disabled_ms", BigInteger, nullable=True),
+)
+
+# The outbox: one row per (endpoint, event), written in the event's own transaction.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("endpoint_id", String(36), ForeignKey("webhook_endpoints.id"), primary_key=True),
+    Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
+    Column("event_seq", BigInteger, primary_key=True),
+    Column("status", String(16), nullable=False),  # pending, delivered, dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("last_attempt_ms", BigInteger, nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("delivered_ms", BigInteger, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Index(None, "status", "next_attempt_ms"),
 )

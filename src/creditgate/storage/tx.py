@@ -19,10 +19,12 @@ _CONVERTED: dict[str, str] = {}
 
 
 def _pyformat(sql: str) -> str:
-    """`:name` (what sqlite3 takes) as `%(name)s` (what psycopg takes), converted once."""
+    """`:name` (what sqlite3 takes) as `%(name)s` (what psycopg takes), and a literal `%` as
+    `%%`, converted once."""
     found = _CONVERTED.get(sql)
     if found is None:
-        found = _CONVERTED.setdefault(sql, re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql))
+        escaped = sql.replace("%", "%%")
+        found = _CONVERTED.setdefault(sql, re.sub(r"(?<!:):(\w+)", r"%(\1)s", escaped))
     return found
 
 
