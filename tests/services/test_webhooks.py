@@ -1,0 +1,204 @@
+"""Webhooks from the outbox: signed per Standard Webhooks, a team's events in order, retried
+with backoff while the receiver is down, dead-lettered after a day, secrets rotated."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from typing import Any
+
+import httpx
+import pytest
+import standardwebhooks.webhooks
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from creditgate.domain.instants import MS_PER_HOUR, parse_iso
+from creditgate.services import webhooks
+from creditgate.storage.database import Database
+from tests.helpers import charge, team_with_key
+
+NOW = parse_iso("2026-03-10T12:00:00Z")
+
+
+class Receiver:
+    """A webhook receiver behind httpx.MockTransport: up or down, and what it got."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.got: list[tuple[dict[str, str], bytes]] = []
+        self.client = httpx.AsyncClient(transport=httpx.MockTransport(self.handle))
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if not self.up:
+            return httpx.Response(503)
+        self.got.append((dict(request.headers), request.content))
+        return httpx.Response(204)
+
+    def verified(self, secret: str, now_s: int) -> list[dict[str, Any]]:
+        """Every body received, verified with `secret` by the library, signed at `now_s`."""
+        out = []
+        for headers, body in self.got:
+            assert headers["webhook-timestamp"] == str(now_s)
+            out.append(Webhook(secret).verify(body, headers))
+        return out
+
+
+def deliver(db: Database, receiver: Receiver, now: int) -> int:
+    return asyncio.run(webhooks.deliver_due(db, receiver.client, now))
+
+
+def drain(db: Database, receiver: Receiver, now: int) -> int:
+    total = 0
+    while n := deliver(db, receiver, now):
+        total += n
+    return total
+
+
+@pytest.fixture
+def frozen_verify(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """Webhook.verify refuses a timestamp 5 minutes off the wall clock; the tests sign at
+    their own clock, so `pin(now_ms)` moves the library's clock there."""
+
+    def pin(now_ms: int) -> None:
+        class Clock(datetime):
+            @classmethod
+            def now(cls, tz: tzinfo | None = None) -> Clock:
+                return cls.fromtimestamp(now_ms / 1000, tz=tz)
+
+        monkeypatch.setattr(standardwebhooks.webhooks, "datetime", Clock)
+
+    return pin
+
+
+def test_events_reach_the_endpoint_signed_in_order(
+    db: Database, frozen_verify: Callable[[int], None]
+) -> None:
+    team, key, _ = team_with_key(db, NOW, anchor="2026-03-01")
+    made = webhooks.add_endpoint(db, "https://hooks.example/in", NOW, team_id=team.id)
+    assert made.secret.startswith("whsec_")
+    charge(db, key, 2_400, NOW)  # 80%
+    charge(db, key, 600, NOW)  # 100%
+    receiver = Receiver()
+    frozen_verify(NOW)
+    assert drain(db, receiver, NOW) == 2
+    bodies = [json.loads(b) for _, b in receiver.got]
+    assert [(b["type"], b["data"]["ruleId"]) for b in bodies] == [
+        ("credits.threshold_crossed", "default-80"),
+        ("credits.threshold_crossed", "default-100"),
+    ]
+    for headers, _ in receiver.got:
+        assert headers["webhook-id"].startswith("evt_")
+        assert headers["webhook-signature"].startswith("v1,")
+    assert [v["data"]["ruleId"] for v in receiver.verified(made.secret, NOW // 1000)] == [
+        "default-80",
+        "default-100",
+    ]
+    with pytest.raises(WebhookVerificationError):  # another secret does not verify them
+        receiver.verified(webhooks.new_secret(), NOW // 1000)
+    log = webhooks.deliveries(db, made.endpoint.id)
+    assert {(d.status, d.attempts, d.last_status) for d in log} == {("delivered", 1, 204)}
+    assert drain(db, receiver, NOW + 60_000) == 0  # delivered once
+
+
+def test_a_receiver_down_for_a_while_gets_every_event_in_order_once_back(db: Database) -> None:
+    team, key, _ = team_with_key(db, NOW, anchor="2026-03-01")
+    other, other_key, _ = team_with_key(db, NOW, anchor="2026-03-01", name="other")
+    endpoint = webhooks.add_endpoint(db, "https://hooks.example/all", NOW).endpoint
+    receiver = Receiver()
+    receiver.up = False
+    now = NOW  # two events per team over the outage: 80%, then 100%
+    charge(db, key, 2_400, now)
+    charge(db, other_key, 2_400, now)
+    assert drain(db, receiver, now) == 2  # tried, failed
+    charge(db, key, 600, now)
+    charge(db, other_key, 600, now)
+    for minutes in (1, 3, 10, 60, 180):  # retries while it is down: the heads of each line
+        deliver(db, receiver, now + minutes * 60_000)
+    log = {d.event_seq: d for d in webhooks.deliveries(db, endpoint.id) if d.team_id == team.id}
+    assert log[1].status == "pending" and log[1].attempts >= 3 and log[1].last_status == 503
+    assert log[2].attempts == 0  # waits behind the first: order per team
+    receiver.up = True
+    back = now + 6 * MS_PER_HOUR
+    assert drain(db, receiver, back) == 4
+    got = [json.loads(b) for _, b in receiver.got]
+    per_team: dict[str, list[str]] = {}
+    for body in got:
+        per_team.setdefault(body["data"]["teamId"], []).append(body["data"]["ruleId"])
+    assert per_team == {
+        team.id: ["default-80", "default-100"],
+        other.id: ["default-80", "default-100"],
+    }
+    assert {d.status for d in webhooks.deliveries(db, endpoint.id)} == {"delivered"}
+
+
+def test_a_delivery_failing_for_a_day_is_dead_lettered_and_the_next_moves_on(db: Database) -> None:
+    team, key, _ = team_with_key(db, NOW, anchor="2026-03-01")
+    endpoint = webhooks.add_endpoint(db, "https://hooks.example/x", NOW, team_id=team.id).endpoint
+    receiver = Receiver()
+    receiver.up = False
+    charge(db, key, 2_400, NOW)
+    charge(db, key, 600, NOW)
+    deliver(db, receiver, NOW)
+    deliver(db, receiver, NOW + 25 * MS_PER_HOUR)  # a day on, still failing: dead
+    first, second = sorted(webhooks.deliveries(db, endpoint.id), key=lambda d: d.event_seq)
+    assert (first.status, first.attempts) == ("dead", 2)
+    assert second.status == "pending"
+    receiver.up = True
+    assert drain(db, receiver, NOW + 26 * MS_PER_HOUR) == 1
+    assert [json.loads(b)["data"]["ruleId"] for _, b in receiver.got] == ["default-100"]
+    assert webhooks.backlog(db) == {"dead": 1, "delivered": 1}
+
+
+def test_retries_back_off_exponentially_with_jitter() -> None:
+    delays = [webhooks.retry_delay_ms(n) for n in range(1, 15)]
+    bases = [min(5_000 * 2 ** (n - 1), 2 * MS_PER_HOUR) for n in range(1, 15)]
+    assert all(0.8 * b <= d <= 1.2 * b for d, b in zip(delays, bases, strict=True))
+    assert bases[-1] == 2 * MS_PER_HOUR
+
+
+def test_after_a_rotation_both_secrets_sign_until_the_overlap_ends(
+    db: Database, frozen_verify: Callable[[int], None]
+) -> None:
+    team, key, _ = team_with_key(db, NOW, anchor="2026-03-01")
+    made = webhooks.add_endpoint(db, "https://hooks.example/r", NOW, team_id=team.id)
+    rotated = webhooks.rotate_secret(db, made.endpoint.id, NOW)
+    assert rotated.secret != made.secret
+    charge(db, key, 2_400, NOW)
+    receiver = Receiver()
+    frozen_verify(NOW)
+    drain(db, receiver, NOW)
+    assert receiver.got[0][0]["webhook-signature"].count("v1,") == 2
+    assert receiver.verified(made.secret, NOW // 1000)[0]["type"] == "credits.threshold_crossed"
+    assert receiver.verified(rotated.secret, NOW // 1000)[0]["type"] == "credits.threshold_crossed"
+    charge(db, key, 600, NOW)
+    later = NOW + 25 * MS_PER_HOUR
+    receiver.got.clear()
+    frozen_verify(later)
+    drain(db, receiver, later)
+    assert receiver.got[0][0]["webhook-signature"].count("v1,") == 1
+    receiver.verified(rotated.secret, later // 1000)
+    with pytest.raises(WebhookVerificationError):
+        receiver.verified(made.secret, later // 1000)
+
+
+def test_endpoint_input_is_checked_and_changes_nothing(db: Database) -> None:
+    team, _, _ = team_with_key(db, NOW, anchor="2026-03-01")
+    for url in ("ftp://x", "not a url", "http://", "https://a.example/\x00"):
+        with pytest.raises(Exception, match="url must be"):
+            webhooks.add_endpoint(db, url, NOW, team_id=team.id)
+    with pytest.raises(Exception, match="eventTypes must be"):
+        webhooks.add_endpoint(db, "https://a.example", NOW, event_types=["credits.nope"])
+    with pytest.raises(Exception, match="not found"):
+        webhooks.add_endpoint(db, "https://a.example", NOW, team_id="no-such-team")
+    assert webhooks.list_endpoints(db) == []
+
+
+def test_an_endpoint_gets_only_the_event_types_it_asked_for(db: Database) -> None:
+    team, key, _ = team_with_key(db, NOW, anchor="2026-03-01")
+    wants_grants = webhooks.add_endpoint(
+        db, "https://a.example", NOW, team_id=team.id, event_types=["credits.granted"]
+    ).endpoint
+    charge(db, key, 2_400, NOW)
+    assert webhooks.deliveries(db, wants_grants.id) == []
