@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="share rate limits between processes")
     queue_wait_seconds: float = 30.0
     follow_seconds: float = 1.0
+    webhook_seconds: float = Field(
+        1.0, description="how often due webhook deliveries are sent (0: never, from this process)"
+    )
     routes: str | None = Field(None, description="extra gateway routes: a JSON list")
     metering: bool = Field(True, description="off: the gateway only authenticates and forwards")
     public_url: str | None = Field(None, description="where clients reach the gateway")

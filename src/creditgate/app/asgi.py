@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -20,7 +21,7 @@ from creditgate.domain.errors import LedgerError
 from creditgate.domain.ids import new_id
 from creditgate.gateway import proxy
 from creditgate.http import account, admin, openapi
-from creditgate.services import jobs, processes, reservations
+from creditgate.services import jobs, processes, reservations, webhooks
 from creditgate.services.writer import Writer
 from creditgate.storage.database import is_unavailable, unavailable_errors
 from creditgate.web.context import AppContext, blocking, context
@@ -74,6 +75,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tasks.append(asyncio.create_task(_heartbeat(ctx, ctx.process_id)))
     if ctx.sweep_seconds > 0:
         tasks.append(asyncio.create_task(_sweep(ctx)))
+    if ctx.webhook_seconds > 0:
+        tasks.append(asyncio.create_task(_deliver_webhooks(ctx)))
     if ctx.upstream is not None and ctx.follow_seconds > 0:
         tasks.append(asyncio.create_task(_follow(ctx)))
     try:
@@ -101,6 +104,19 @@ async def _sweep(ctx: AppContext) -> None:
                 await blocking(processes.release_orphans, ctx.db, ctx.clock())
         except Exception as exc:  # a sweep failing must not stop the next one
             _round_failed("reservation sweep", exc)
+
+
+async def _deliver_webhooks(ctx: AppContext) -> None:
+    """Send what the outbox holds that is due, round after round while there is any (a
+    receiver back after an outage gets its backlog at once, in order)."""
+    async with httpx.AsyncClient() as client:
+        while True:
+            await asyncio.sleep(ctx.webhook_seconds)
+            try:
+                while await webhooks.deliver_due(ctx.db, client, ctx.clock()):
+                    pass
+            except Exception as exc:  # a round failing must not stop the next one
+                _round_failed("webhook delivery", exc)
 
 
 async def _join(ctx: AppContext, process_id: str) -> None:

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from creditgate.domain.alerts import AlertRule
 from creditgate.domain.errors import STATUS, InvalidInput, LedgerError
 from creditgate.domain.plans import Plan
 from creditgate.http import schemas
-from creditgate.services import account, ingest, ledger, pages, plans, reservations, teams
+from creditgate.services import (
+    account,
+    alerts,
+    ingest,
+    ledger,
+    pages,
+    plans,
+    reservations,
+    teams,
+    webhooks,
+)
 from creditgate.services import keys as key_service
 from creditgate.services.ledger import check_idempotency_key
 from creditgate.services.wire import (
@@ -23,6 +36,8 @@ from creditgate.services.wire import (
     team_json,
     usage_json,
 )
+from creditgate.storage.alerts import FiredRow
+from creditgate.storage.webhooks import Delivery, Endpoint
 from creditgate.web.auth import require_admin
 from creditgate.web.body import instant, parse, read_json
 from creditgate.web.context import AppContext, blocking, context
@@ -37,6 +52,7 @@ QUERY: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/admin/teams"): PAGE_QUERY,
     ("GET", "/admin/teams/{team_id}/keys"): PAGE_QUERY,
     ("GET", "/admin/teams/{team_id}/usage"): ("byKey",),
+    ("GET", "/admin/webhooks"): ("teamId",),
 }
 
 
@@ -424,6 +440,143 @@ async def check(request: Request) -> Response:
     )
 
 
+# --- alerts and webhooks -------------------------------------------------------------------
+
+
+def rule_json(rule: AlertRule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "teamId": rule.team_id,
+        "keyId": rule.key_id,
+        "kind": str(rule.kind),
+        "threshold": rule.threshold,
+        "createdAt": iso(rule.created_at),
+    }
+
+
+def fired_json(row: FiredRow) -> dict[str, Any]:
+    return {
+        "ruleId": row.rule_id,
+        "periodStart": iso(row.period_start),
+        "firedAt": iso(row.fired_at),
+        "eventId": row.event_id,
+        "type": row.type,
+        "event": orjson.loads(row.payload),
+    }
+
+
+def endpoint_json(e: Endpoint, secret: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": e.id,
+        "teamId": e.team_id,
+        "url": e.url,
+        "eventTypes": None if e.event_types is None else list(e.event_types),
+        "createdAt": iso(e.created_at),
+        "disabledAt": iso(e.disabled_at),
+        "previousSecretUntil": iso(e.previous_until),
+    }
+    if secret is not None:
+        out["secret"] = secret  # shown once
+    return out
+
+
+def delivery_json(d: Delivery) -> dict[str, Any]:
+    return {
+        "eventId": d.event_id,
+        "type": d.event_type,
+        "teamId": d.team_id,
+        "seq": d.event_seq,
+        "status": d.status,
+        "attempts": d.attempts,
+        "lastAttemptAt": iso(d.last_attempt),
+        "lastStatus": d.last_status,
+        "lastError": d.last_error,
+        "nextAttemptAt": iso(d.next_attempt) if d.status == "pending" else None,
+        "deliveredAt": iso(d.delivered_at),
+        "createdAt": iso(d.created_at),
+    }
+
+
+async def list_alerts(request: Request) -> Response:
+    ctx = await _admin(request)
+    rules = await blocking(alerts.list_rules, ctx.db, request.path_params["team_id"])
+    return ok(data=[rule_json(r) for r in rules])
+
+
+async def add_alert(request: Request) -> Response:
+    ctx = await _admin(request)
+    body = parse(schemas.AlertRuleIn, await _body(request, ctx))
+    rule = await blocking(
+        alerts.add_rule,
+        ctx.db,
+        request.path_params["team_id"],
+        body.kind,
+        body.threshold,
+        ctx.clock(),
+        body.keyId,
+    )
+    return ok(data=rule_json(rule), status=201)
+
+
+async def remove_alert(request: Request) -> Response:
+    ctx = await _admin(request)
+    team_id, rule_id = request.path_params["team_id"], request.path_params["rule_id"]
+    await blocking(alerts.remove_rule, ctx.db, team_id, rule_id)
+    return ok(data={"id": rule_id, "removed": True})
+
+
+async def fired_alerts(request: Request) -> Response:
+    ctx = await _admin(request)
+    rows = await blocking(alerts.fired, ctx.db, request.path_params["team_id"])
+    return ok(data=[fired_json(r) for r in rows])
+
+
+async def list_webhooks(request: Request) -> Response:
+    ctx = await _admin(request)
+    found = await blocking(webhooks.list_endpoints, ctx.db, request.query_params.get("teamId"))
+    return ok(data=[endpoint_json(e) for e in found])
+
+
+async def add_webhook(request: Request) -> Response:
+    ctx = await _admin(request)
+    body = parse(schemas.WebhookIn, await _body(request, ctx))
+    made = await blocking(
+        webhooks.add_endpoint, ctx.db, body.url, ctx.clock(), body.teamId, body.eventTypes
+    )
+    return ok(data=endpoint_json(made.endpoint, made.secret), status=201)
+
+
+async def remove_webhook(request: Request) -> Response:
+    ctx = await _admin(request)
+    found = await blocking(
+        webhooks.remove_endpoint, ctx.db, request.path_params["endpoint_id"], ctx.clock()
+    )
+    return ok(data=endpoint_json(found))
+
+
+async def rotate_webhook(request: Request) -> Response:
+    ctx = await _admin(request)
+    made = await blocking(
+        webhooks.rotate_secret, ctx.db, request.path_params["endpoint_id"], ctx.clock()
+    )
+    return ok(data=endpoint_json(made.endpoint, made.secret))
+
+
+async def test_webhook(request: Request) -> Response:
+    ctx = await _admin(request)
+    async with httpx.AsyncClient() as client:
+        sent = await webhooks.send_test(
+            ctx.db, client, request.path_params["endpoint_id"], ctx.clock()
+        )
+    return ok(data={"delivered": sent.ok, "status": sent.code, "error": sent.error})
+
+
+async def webhook_deliveries(request: Request) -> Response:
+    ctx = await _admin(request)
+    found = await blocking(webhooks.deliveries, ctx.db, request.path_params["endpoint_id"])
+    return ok(data=[delivery_json(d) for d in found])
+
+
 ADMIN_ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/admin/plans", list_plans, "List plans"),
     (
@@ -476,6 +629,42 @@ ADMIN_ROUTES: list[tuple[str, str, Any, str]] = [
         "/admin/reservations/{reservation_id}/release",
         release,
         "Release a reservation without charging",
+    ),
+    ("GET", "/admin/teams/{team_id}/alerts", list_alerts, "A team's alert rules"),
+    (
+        "POST",
+        "/admin/teams/{team_id}/alerts",
+        add_alert,
+        "Add an alert rule: percent of the period's credits (or a key's cap) used, or credits "
+        "remaining; fires once per period",
+    ),
+    (
+        "DELETE",
+        "/admin/teams/{team_id}/alerts/{rule_id}",
+        remove_alert,
+        "Remove an alert rule",
+    ),
+    ("GET", "/admin/teams/{team_id}/alerts/fired", fired_alerts, "Alerts fired, newest first"),
+    ("GET", "/admin/webhooks", list_webhooks, "Webhook endpoints (?teamId= for one team's)"),
+    (
+        "POST",
+        "/admin/webhooks",
+        add_webhook,
+        "Add a webhook endpoint for one team's events or every team's (its secret shown once)",
+    ),
+    ("DELETE", "/admin/webhooks/{endpoint_id}", remove_webhook, "Disable a webhook endpoint"),
+    (
+        "POST",
+        "/admin/webhooks/{endpoint_id}/rotate",
+        rotate_webhook,
+        "A new secret (shown once); the old one also signs for 24 hours",
+    ),
+    ("POST", "/admin/webhooks/{endpoint_id}/test", test_webhook, "Send a webhook.test event now"),
+    (
+        "GET",
+        "/admin/webhooks/{endpoint_id}/deliveries",
+        webhook_deliveries,
+        "The endpoint's deliveries, newest first: status, attempts, last answer",
     ),
 ]
 

@@ -32,6 +32,8 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/admin/reservations"): schemas.ReserveIn,
     ("POST", "/admin/reservations/{reservation_id}/settle"): schemas.SettleIn,
     ("POST", "/admin/reservations/{reservation_id}/release"): schemas.ReleaseIn,
+    ("POST", "/admin/teams/{team_id}/alerts"): schemas.AlertRuleIn,
+    ("POST", "/admin/webhooks"): schemas.WebhookIn,
 }
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -68,6 +70,12 @@ ADMIN_PARAMETERS: dict[str, dict[str, Any]] = {
         "in": "query",
         "description": "one row per period and API key",
         "schema": {"enum": ["true", "false"], "default": "false"},
+    },
+    "teamId": {
+        "name": "teamId",
+        "in": "query",
+        "description": "only this team's",
+        "schema": {"type": "string"},
     },
 }
 

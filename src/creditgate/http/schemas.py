@@ -149,3 +149,21 @@ class ReleaseIn(Body):
 
 class CheckIn(KeyedBody):
     credits: Credits
+
+
+class AlertRuleIn(Body):
+    kind: Annotated[
+        StrictStr,
+        Field(
+            description="percent: this % of the period's credits (or the key's cap) used; "
+            "remaining: no more than this many credits left"
+        ),
+    ]
+    threshold: Annotated[StrictInt, Field(ge=0, le=10**15)]
+    keyId: StrictStr | None = Field(None, description="a key of the team; none: the whole team")
+
+
+class WebhookIn(Body):
+    url: Annotated[StrictStr, Field(min_length=1, max_length=2048)]
+    teamId: StrictStr | None = Field(None, description="one team's events; none: every team's")
+    eventTypes: list[StrictStr] | None = Field(None, description="none: every type")

@@ -35,6 +35,7 @@ class AppContext:
     upstream: Upstream | None = None  # the Firecrawl the gateway fronts; None: no gateway
     queue_wait_seconds: float = 30.0  # how long a request waits for a concurrency slot
     follow_seconds: float = 1.0  # how often the gateway polls its open upstream jobs
+    webhook_seconds: float = 1.0  # how often due webhook deliveries are sent; 0: never
     routes: RouteTable = DEFAULT_TABLE  # what the gateway forwards; nothing else is
     public_url: str | None = None  # where clients reach the gateway (rewritten links)
     cors_origins: tuple[str, ...] = ("*",)
