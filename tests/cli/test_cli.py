@@ -166,3 +166,36 @@ def test_with_json_a_usage_error_is_one_json_object_too(
     assert result.exit_code == 2
     assert json.loads(result.stdout) == {"success": False, "error": error, "status": 400}
     assert not (tmp_path / "none.db").exists()
+
+
+def test_alert_rules_and_webhook_endpoints_through_the_cli(database_url: str, db: Database) -> None:
+    team = run(database_url, "team", "create", "acme", "--plan", "hobby")
+    rules = run(database_url, "alert", "list", team["id"])
+    assert [(r["id"], r["kind"], r["threshold"]) for r in rules] == [
+        ("default-80", "percent", 80),
+        ("default-100", "percent", 100),
+    ]
+    low = run(database_url, "alert", "add", team["id"], "--remaining", "500")
+    assert (low["kind"], low["threshold"], low["keyId"]) == ("remaining", 500, None)
+    refused = run(database_url, "alert", "add", team["id"], ok=False)
+    assert refused["status"] == 400 and "exactly one" in refused["error"]
+    assert run(database_url, "alert", "remove", team["id"], "default-100")["removed"] is True
+    key = run(database_url, "key", "create", team["id"])
+    run(database_url, "charge", key["key"], "2400")  # 80%, 600 left
+    fired = run(database_url, "alert", "fired", team["id"])
+    assert [f["ruleId"] for f in fired] == ["default-80"]
+    assert fired[0]["event"]["data"]["creditsUsed"] == 2400
+    made = run(database_url, "webhook", "add", "https://hooks.example/in", "--team", team["id"])
+    assert made["secret"].startswith("whsec_") and made["teamId"] == team["id"]
+    listed = run(database_url, "webhook", "list")
+    assert [(e["id"], "secret" in e) for e in listed] == [(made["id"], False)]
+    rotated = run(database_url, "webhook", "rotate", made["id"])
+    assert rotated["secret"] != made["secret"] and rotated["previousSecretUntil"] is not None
+    run(database_url, "charge", key["key"], "200")  # 400 left: the 500-remaining rule
+    log = run(database_url, "webhook", "deliveries", made["id"])
+    assert [(d["type"], d["status"], d["attempts"]) for d in log] == [
+        ("credits.threshold_crossed", "pending", 0)
+    ]
+    assert run(database_url, "webhook", "remove", made["id"])["disabledAt"] is not None
+    bad = run(database_url, "webhook", "add", "ftp://nope", ok=False)
+    assert bad["status"] == 400 and bad["field"] == "url"

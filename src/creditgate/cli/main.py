@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import sys
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
+import httpx
 import orjson
 from pydantic import ValidationError
 
@@ -18,13 +20,17 @@ from creditgate.cli.output import Output, command_options, fail, table
 from creditgate.domain.errors import InvalidInput
 from creditgate.domain.instants import Instant, InvalidInstant, format_iso, now, parse_iso
 from creditgate.domain.plans import BILLING_INTERVALS, Plan
-from creditgate.services import account, audit, ledger, pages, plans, teams
+from creditgate.services import account, alerts, audit, ledger, pages, plans, teams, webhooks
 from creditgate.services import keys as key_service
 from creditgate.services.wire import (
     charge_json,
+    delivery_json,
+    endpoint_json,
+    fired_json,
     grant_json,
     key_json,
     plan_json,
+    rule_json,
     team_json,
     usage_json,
 )
@@ -329,6 +335,167 @@ def key_revoke(out: Output, key_id: str) -> None:
     """Revoke a key: it gets 401 from now on; its usage stays in history."""
     revoked = key_service.revoke_key(out.db, key_id, now())
     out.emit(key_json(revoked), f"key {revoked.id} ({revoked.name}) revoked")
+
+
+# --- alerts and webhooks --------------------------------------------------------------------
+
+
+@main.group()
+def alert() -> None:
+    """Alert rules: thresholds that fire a webhook event once per billing period."""
+
+
+@alert.command("add")
+@click.argument("team_id")
+@click.option(
+    "--percent", type=int, default=None, help="Fire at this % of the period's credits used."
+)
+@click.option(
+    "--remaining", type=int, default=None, help="Fire at this many credits left or fewer."
+)
+@click.option("--key", "key_id", default=None, help="A key of the team (percent: of its cap).")
+@command_options
+def alert_add(
+    out: Output, team_id: str, percent: int | None, remaining: int | None, key_id: str | None
+) -> None:
+    """Add a rule: exactly one of --percent or --remaining."""
+    if (percent is None) == (remaining is None):
+        raise InvalidInput("give exactly one of --percent or --remaining", field="threshold")
+    kind, threshold = ("percent", percent) if percent is not None else ("remaining", remaining)
+    rule = alerts.add_rule(out.db, team_id, kind, threshold, now(), key_id)
+    out.emit(rule_json(rule), f"alert rule {rule.id}: {kind} {threshold}")
+
+
+@alert.command("list")
+@click.argument("team_id")
+@command_options
+def alert_list(out: Output, team_id: str) -> None:
+    """A team's rules."""
+    rules = alerts.list_rules(out.db, team_id)
+    out.emit_list(
+        [rule_json(r) for r in rules],
+        table(
+            ["id", "kind", "threshold", "key"],
+            [[r.id, str(r.kind), r.threshold, r.key_id or "(team)"] for r in rules],
+        ),
+    )
+
+
+@alert.command("remove")
+@click.argument("team_id")
+@click.argument("rule_id")
+@command_options
+def alert_remove(out: Output, team_id: str, rule_id: str) -> None:
+    """Remove a rule (what it fired stays in the log)."""
+    alerts.remove_rule(out.db, team_id, rule_id)
+    out.emit({"id": rule_id, "removed": True}, f"alert rule {rule_id} removed")
+
+
+@alert.command("fired")
+@click.argument("team_id")
+@command_options
+def alert_fired(out: Output, team_id: str) -> None:
+    """Alerts the team fired, newest first."""
+    rows = alerts.fired(out.db, team_id)
+    out.emit_list(
+        [fired_json(r) for r in rows],
+        table(
+            ["fired", "rule", "period", "event"],
+            [[format_iso(r.fired_at), r.rule_id, format_iso(r.period_start), r.type] for r in rows],
+        ),
+    )
+
+
+@main.group()
+def webhook() -> None:
+    """Webhook endpoints (Standard Webhooks: signed with a whsec_ secret)."""
+
+
+@webhook.command("add")
+@click.argument("url")
+@click.option("--team", "team_id", default=None, help="Only this team's events (default: all).")
+@click.option("--event", "types", multiple=True, help="Only this event type (repeatable).")
+@command_options
+def webhook_add(out: Output, url: str, team_id: str | None, types: tuple[str, ...]) -> None:
+    """Add an endpoint; its secret is printed once."""
+    made = webhooks.add_endpoint(out.db, url, now(), team_id, list(types) or None)
+    out.emit(
+        endpoint_json(made.endpoint, made.secret),
+        f"{made.secret}\n(endpoint {made.endpoint.id}; store the secret now, it is not shown "
+        "again)",
+    )
+
+
+@webhook.command("list")
+@click.option("--team", "team_id", default=None)
+@command_options
+def webhook_list(out: Output, team_id: str | None) -> None:
+    """Endpoints, with the team each serves and whether it is disabled."""
+    found = webhooks.list_endpoints(out.db, team_id)
+    out.emit_list(
+        [endpoint_json(e) for e in found],
+        table(
+            ["id", "url", "team", "disabled"],
+            [[e.id, e.url, e.team_id or "(all)", e.disabled_at is not None] for e in found],
+        ),
+    )
+
+
+@webhook.command("remove")
+@click.argument("endpoint_id")
+@command_options
+def webhook_remove(out: Output, endpoint_id: str) -> None:
+    """Disable an endpoint: nothing more is sent to it; its log stays."""
+    found = webhooks.remove_endpoint(out.db, endpoint_id, now())
+    out.emit(endpoint_json(found), f"endpoint {found.id} disabled")
+
+
+@webhook.command("rotate")
+@click.argument("endpoint_id")
+@command_options
+def webhook_rotate(out: Output, endpoint_id: str) -> None:
+    """A new secret, printed once; the old one keeps signing beside it for 24 hours."""
+    made = webhooks.rotate_secret(out.db, endpoint_id, now())
+    until = made.endpoint.previous_until or 0
+    out.emit(
+        endpoint_json(made.endpoint, made.secret),
+        f"{made.secret}\n(the old secret also signs until {format_iso(until)})",
+    )
+
+
+@webhook.command("test")
+@click.argument("endpoint_id")
+@command_options
+def webhook_test(out: Output, endpoint_id: str) -> None:
+    """Send a webhook.test event now and say what the endpoint answered."""
+
+    async def send() -> webhooks.Sent:
+        async with httpx.AsyncClient() as client:
+            return await webhooks.send_test(out.db, client, endpoint_id, now())
+
+    sent = asyncio.run(send())
+    data = {"delivered": sent.ok, "status": sent.code, "error": sent.error}
+    out.emit(data, f"delivered (HTTP {sent.code})" if sent.ok else f"not delivered: {sent.error}")
+    if not sent.ok:
+        sys.exit(1)
+
+
+@webhook.command("deliveries")
+@click.argument("endpoint_id")
+@command_options
+def webhook_deliveries(out: Output, endpoint_id: str) -> None:
+    """The endpoint's deliveries, newest first."""
+    found = webhooks.deliveries(out.db, endpoint_id)
+    out.emit_list(
+        [delivery_json(d) for d in found],
+        table(
+            ["event", "type", "status", "attempts", "last"],
+            [
+                [d.event_id, d.event_type, d.status, d.attempts, d.last_status or d.last_error]
+                for d in found
+            ],
+        ),
+    )
 
 
 # --- plans ----------------------------------------------------------------------------------

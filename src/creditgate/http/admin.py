@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from creditgate.domain.alerts import AlertRule
 from creditgate.domain.errors import STATUS, InvalidInput, LedgerError
 from creditgate.domain.plans import Plan
 from creditgate.http import schemas
@@ -29,15 +27,17 @@ from creditgate.services import keys as key_service
 from creditgate.services.ledger import check_idempotency_key
 from creditgate.services.wire import (
     charge_json,
+    delivery_json,
+    endpoint_json,
+    fired_json,
     grant_json,
     iso,
     key_json,
     plan_json,
+    rule_json,
     team_json,
     usage_json,
 )
-from creditgate.storage.alerts import FiredRow
-from creditgate.storage.webhooks import Delivery, Endpoint
 from creditgate.web.auth import require_admin
 from creditgate.web.body import instant, parse, read_json
 from creditgate.web.context import AppContext, blocking, context
@@ -441,60 +441,6 @@ async def check(request: Request) -> Response:
 
 
 # --- alerts and webhooks -------------------------------------------------------------------
-
-
-def rule_json(rule: AlertRule) -> dict[str, Any]:
-    return {
-        "id": rule.id,
-        "teamId": rule.team_id,
-        "keyId": rule.key_id,
-        "kind": str(rule.kind),
-        "threshold": rule.threshold,
-        "createdAt": iso(rule.created_at),
-    }
-
-
-def fired_json(row: FiredRow) -> dict[str, Any]:
-    return {
-        "ruleId": row.rule_id,
-        "periodStart": iso(row.period_start),
-        "firedAt": iso(row.fired_at),
-        "eventId": row.event_id,
-        "type": row.type,
-        "event": orjson.loads(row.payload),
-    }
-
-
-def endpoint_json(e: Endpoint, secret: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": e.id,
-        "teamId": e.team_id,
-        "url": e.url,
-        "eventTypes": None if e.event_types is None else list(e.event_types),
-        "createdAt": iso(e.created_at),
-        "disabledAt": iso(e.disabled_at),
-        "previousSecretUntil": iso(e.previous_until),
-    }
-    if secret is not None:
-        out["secret"] = secret  # shown once
-    return out
-
-
-def delivery_json(d: Delivery) -> dict[str, Any]:
-    return {
-        "eventId": d.event_id,
-        "type": d.event_type,
-        "teamId": d.team_id,
-        "seq": d.event_seq,
-        "status": d.status,
-        "attempts": d.attempts,
-        "lastAttemptAt": iso(d.last_attempt),
-        "lastStatus": d.last_status,
-        "lastError": d.last_error,
-        "nextAttemptAt": iso(d.next_attempt) if d.status == "pending" else None,
-        "deliveredAt": iso(d.delivered_at),
-        "createdAt": iso(d.created_at),
-    }
 
 
 async def list_alerts(request: Request) -> Response:

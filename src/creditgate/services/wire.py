@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
+from creditgate.domain.alerts import AlertRule
 from creditgate.domain.instants import Instant, format_iso
 from creditgate.domain.plans import Plan
 from creditgate.domain.teams import ApiKey, Team
 from creditgate.services import account, ledger
+from creditgate.storage.alerts import FiredRow
+from creditgate.storage.webhooks import Delivery, Endpoint
 
 
 def iso(value: Instant | None) -> str | None:
@@ -83,4 +88,58 @@ def grant_json(result: ledger.GrantResult) -> dict[str, Any]:
         "startsAt": iso(result.starts_at),
         "expiresAt": iso(result.expires_at),
         "remainingCredits": result.remaining_credits,
+    }
+
+
+def rule_json(rule: AlertRule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "teamId": rule.team_id,
+        "keyId": rule.key_id,
+        "kind": str(rule.kind),
+        "threshold": rule.threshold,
+        "createdAt": iso(rule.created_at),
+    }
+
+
+def fired_json(row: FiredRow) -> dict[str, Any]:
+    return {
+        "ruleId": row.rule_id,
+        "periodStart": iso(row.period_start),
+        "firedAt": iso(row.fired_at),
+        "eventId": row.event_id,
+        "type": row.type,
+        "event": orjson.loads(row.payload),
+    }
+
+
+def endpoint_json(e: Endpoint, secret: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": e.id,
+        "teamId": e.team_id,
+        "url": e.url,
+        "eventTypes": None if e.event_types is None else list(e.event_types),
+        "createdAt": iso(e.created_at),
+        "disabledAt": iso(e.disabled_at),
+        "previousSecretUntil": iso(e.previous_until),
+    }
+    if secret is not None:
+        out["secret"] = secret  # shown once
+    return out
+
+
+def delivery_json(d: Delivery) -> dict[str, Any]:
+    return {
+        "eventId": d.event_id,
+        "type": d.event_type,
+        "teamId": d.team_id,
+        "seq": d.event_seq,
+        "status": d.status,
+        "attempts": d.attempts,
+        "lastAttemptAt": iso(d.last_attempt),
+        "lastStatus": d.last_status,
+        "lastError": d.last_error,
+        "nextAttemptAt": iso(d.next_attempt) if d.status == "pending" else None,
+        "deliveredAt": iso(d.delivered_at),
+        "createdAt": iso(d.created_at),
     }
