@@ -383,6 +383,29 @@ CASES: dict[str, Case] = {
 }
 
 
+CASES["event numbering"] = Case(
+    ("UPDATE teams SET event_seq = event_seq + 1 WHERE id = :team",),
+    (
+        (
+            "events are numbered 1 to n per team",
+            "team {team}: its last event is numbered 3 but it has 2 events",
+        ),
+    ),
+)
+CASES["events missing"] = Case(
+    (
+        "INSERT INTO alerts_fired (team_id, rule_id, period_start_ms, fired_ms, event_seq) "
+        "VALUES (:team, 'default-80', :period, :hour, 9)",
+    ),
+    (
+        (
+            "alerts fired and webhook deliveries name an event of their team",
+            "team {team} alert default-80: event 9 does not exist",
+        ),
+    ),
+)
+
+
 def test_every_check_has_a_tampering_case() -> None:
     proved = {check for case in CASES.values() for check, _ in case.differences}
     assert proved == {name for name, _, _ in audit.CHECKS}

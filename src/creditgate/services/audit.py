@@ -128,6 +128,16 @@ CHECKS = (
         "team {0} job {1}: {2}",
     ),
     (
+        "events are numbered 1 to n per team",
+        audit.event_numbering_mismatches,
+        "team {0}: its last event is numbered {1} but it has {2} events",
+    ),
+    (
+        "alerts fired and webhook deliveries name an event of their team",
+        audit.events_missing,
+        "team {1} {0} {2}: event {3} does not exist",
+    ),
+    (
         "idempotency records name a movement of their team",
         audit.idempotency_mismatches,
         "team {0} idempotency key {1!r}: movement {2} is neither an entry nor a reservation "

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, and_, func, or_, select
+from sqlalchemy import Connection, Select, Table, and_, func, literal, or_, select
 
 from creditgate.domain.grants import GRANT_KINDS
 from creditgate.domain.instants import MS_PER_HOUR
 from creditgate.storage.jobs import JobStatus
 from creditgate.storage.tables import (
+    alerts_fired,
     api_keys,
     entries,
+    events,
     grants,
     idempotency,
     jobs,
@@ -21,6 +23,7 @@ from creditgate.storage.tables import (
     usage_by_hour,
     usage_by_key,
     usage_by_period,
+    webhook_deliveries,
 )
 
 Row = tuple[object, ...]
@@ -536,3 +539,50 @@ def idempotency_mismatches(conn: Connection) -> list[Row]:
         .order_by(idempotency.c.team_id, idempotency.c.key)
     )
     return [tuple(r) for r in conn.execute(query)]
+
+
+def event_numbering_mismatches(conn: Connection) -> list[Row]:
+    """Teams whose last event number is not the count of their events (numbered 1..n)."""
+    query = (
+        select(teams.c.id, teams.c.event_seq, func.count(events.c.seq))
+        .select_from(teams.outerjoin(events, events.c.team_id == teams.c.id))
+        .group_by(teams.c.id, teams.c.event_seq)
+        .having(
+            (teams.c.event_seq != func.count(events.c.seq))
+            | (teams.c.event_seq != func.coalesce(func.max(events.c.seq), 0))
+        )
+        .order_by(teams.c.id)
+    )
+    return [tuple(r) for r in conn.execute(query)]
+
+
+def events_missing(conn: Connection) -> list[Row]:
+    """Alerts fired and webhook deliveries that name an event their team does not have."""
+    fired = select(
+        literal("alert"),
+        alerts_fired.c.team_id,
+        alerts_fired.c.rule_id,
+        alerts_fired.c.event_seq,
+    ).where(
+        ~select(events.c.seq)
+        .where(
+            events.c.team_id == alerts_fired.c.team_id,
+            events.c.seq == alerts_fired.c.event_seq,
+        )
+        .exists()
+    )
+    sent = select(
+        literal("delivery"),
+        webhook_deliveries.c.team_id,
+        webhook_deliveries.c.endpoint_id,
+        webhook_deliveries.c.event_seq,
+    ).where(
+        ~select(events.c.seq)
+        .where(
+            events.c.team_id == webhook_deliveries.c.team_id,
+            events.c.seq == webhook_deliveries.c.event_seq,
+        )
+        .exists()
+    )
+    rows = [tuple(r) for r in conn.execute(fired)] + [tuple(r) for r in conn.execute(sent)]
+    return sorted(rows)
