@@ -201,12 +201,20 @@ class Database:
             ) from None
         self.dialect = parsed.get_backend_name()
         self._converted: dict[str, str] = {}
+        # Reads of unchanged rows kept in this process's memory, each validated against the
+        # database before use (storage/snapshots.py, storage/usage.py say how).
+        self.memo: dict[str, Any] = {}
+        self._reader: sqlite3.Connection | None = None
+        self._reader_path: str | None = None
+        self._reader_lock = threading.Lock()
         self._writer: AbstractContextManager[object] = (
             threading.Lock() if self.dialect == "sqlite" else nullcontext()
         )
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 _sqlite_file(Path(parsed.database), self.shown_url, create)
+                if not parsed.query:  # a plain file: hot reads get a connection of their own
+                    self._reader_path = parsed.database
             self.engine: Engine = create_engine(
                 self.url,
                 poolclass=NullPool if pool_size == 0 else None,
@@ -272,6 +280,27 @@ class Database:
         For the hottest reads only: it skips SQLAlchemy's per-statement work, and one statement
         is one consistent snapshot on both databases, so it needs no transaction.
         """
+        return self.fetch_versioned(sql, params)[1]
+
+    def data_version(self) -> int | None:
+        """A number that changes whenever any connection, of this process or another, commits
+        a change to the database (SQLite's `PRAGMA data_version` on the read connection, which
+        itself never writes); None where there is none this cheap (PostgreSQL, in-memory
+        SQLite). A read made after this number was taken is current as long as it stays the
+        same."""
+        if self._reader_path is None:
+            return None
+        with self._reader_lock:
+            return int(self._read_connection().execute("PRAGMA data_version").fetchone()[0])
+
+    def fetch_versioned(self, sql: str, params: dict[str, Any]) -> tuple[int | None, list[Any]]:
+        """`fetch`, with the data_version() taken just before the statement ran (None where
+        there is none): rows read under version V are current while data_version() is V."""
+        if self._reader_path is not None:
+            with self._reader_lock:
+                conn = self._read_connection()
+                version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+                return version, conn.execute(sql, params).fetchall()
         raw = self.reads.raw_connection()
         try:
             cursor = raw.cursor()
@@ -280,7 +309,24 @@ class Database:
             cursor.close()
         finally:
             raw.close()
-        return list(rows)
+        return None, list(rows)
+
+    def _read_connection(self) -> sqlite3.Connection:
+        """The SQLite connection of fetch() and data_version(), opened once, read-only (call
+        with the reader lock held). One statement at a time, in autocommit: each SELECT reads
+        one consistent snapshot, as in WAL mode readers never wait for the writer."""
+        if self._reader is None:
+            assert self._reader_path is not None
+            conn = sqlite3.connect(
+                self._reader_path,
+                isolation_level=None,
+                check_same_thread=False,  # used under the lock, from any thread
+                timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            )
+            conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA query_only=ON")
+            self._reader = conn
+        return self._reader
 
     def ping(self) -> None:
         """One `SELECT 1`: the database answers (the readiness check)."""
@@ -297,6 +343,11 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self.reads.dispose()
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+        self.memo.clear()
 
 
 def _sqlite_file(path: Path, shown_url: str, create: bool) -> None:
