@@ -60,9 +60,7 @@ def test_a_key_revoked_by_another_process_is_revoked_in_the_next_snapshot(
 
 def test_a_hold_expiring_frees_its_credits_without_any_write(db: Database, clock: Clock) -> None:
     _, key, _ = team_with_key(db, clock.now)
-    reservations.reserve(
-        db, reservations.ReserveRequest(key, 500, ttl_ms=MS_PER_HOUR), clock.now
-    )
+    reservations.reserve(db, reservations.ReserveRequest(key, 500, ttl_ms=MS_PER_HOUR), clock.now)
     held = _snap(db, key, clock.now)
     assert (held.held, held.running) == (500, 1)
     assert _snap(db, key, clock.advance(MS_PER_HOUR - 1)).held == 500
