@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from creditgate.http.app import create_app
 from creditgate.http.context import AppContext
+from creditgate.services import keys
 from creditgate.storage.database import Database
 from tests.conftest import ADMIN_TOKEN, Clock
 from tests.helpers import bearer, charge, team_with_key
@@ -126,3 +128,67 @@ def test_other_spellings_and_methods_take_the_full_stack(
     }
     preflight = client.options("/v2/team/credit-usage")
     assert preflight.status_code == 204
+
+
+def _by_key(client: TestClient, key: str, path: str = "/v2/team/credit-usage/historical") -> Any:
+    response = client.get(path, headers=bearer(key), params={"byApiKey": "true"})
+    assert response.status_code == 200, response.text
+    return [
+        (r["startDate"][:10], r["apiKey"], *list(r.values())[3:])
+        for r in response.json()["periods"]
+    ]
+
+
+def test_a_late_charge_into_a_closed_period_shows_in_the_next_historical_answer(
+    client: TestClient, second: TestClient, db: Database, clock: Clock
+) -> None:
+    """Closed periods' rows are kept in memory: a charge recorded later into one of them, by
+    another instance on the same database, is in the next answer all the same."""
+    team, key, _ = team_with_key(db, clock.now, anchor="2026-06-01T00:00:00Z", key_name="beta")
+    alpha = keys.create_key(db, team.id, clock.now, name="alpha").secret
+    charge(db, key, 40, clock.now, at="2026-06-10T00:00:00Z")
+    charge(db, key, 7, clock.now)
+    first = _by_key(client, key)
+    assert (
+        first
+        == _by_key(client, key)
+        == [
+            ("2026-06-01", "beta", 40, 40),
+            ("2026-08-01", "beta", 7, 7),
+        ]
+    )
+    for body in (
+        {"key": key, "credits": 5, "at": "2026-06-11T00:00:00Z"},  # a closed period's row grows
+        {"key": alpha, "credits": 3, "at": "2026-07-02T00:00:00Z"},  # a closed period's first
+    ):
+        answer = second.post("/admin/charges", headers=bearer(ADMIN_TOKEN), json=body)
+        assert answer.status_code == 201, answer.text
+    assert _by_key(client, key) == [
+        ("2026-06-01", "beta", 45, 45),
+        ("2026-07-01", "alpha", 3, 3),
+        ("2026-08-01", "beta", 7, 7),
+    ]
+    # A late charge of 0 credits by a key without usage in that period: the period's total
+    # is the same, its rows are not.
+    zero = {"key": alpha, "credits": 0, "at": "2026-06-12T00:00:00Z"}
+    assert second.post("/admin/charges", headers=bearer(ADMIN_TOKEN), json=zero).status_code == 201
+    assert _by_key(client, alpha, "/v1/team/token-usage/historical") == [
+        ("2026-06-01", "alpha", 0, 0),
+        ("2026-06-01", "beta", 675, 675),
+        ("2026-07-01", "alpha", 45, 45),
+        ("2026-08-01", "beta", 105, 105),
+    ]
+
+
+def test_historical_by_key_follows_the_current_period_and_the_next(
+    client: TestClient, db: Database, clock: Clock
+) -> None:
+    _, key, _ = team_with_key(db, clock.now, key_name="main")
+    charge(db, key, 2, clock.now)
+    assert _by_key(client, key) == [("2026-08-01", "main", 2, 2)]
+    charge(db, key, 3, clock.now)
+    assert _by_key(client, key) == [("2026-08-01", "main", 5, 5)]
+    clock.set("2026-09-02T00:00:00Z")
+    assert _by_key(client, key) == [("2026-08-01", "main", 5, 5)]
+    charge(db, key, 1, clock.now)
+    assert _by_key(client, key) == [("2026-08-01", "main", 5, 5), ("2026-09-01", "main", 1, 1)]

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from creditgate.domain.errors import InvalidInput, NoBalance
 from creditgate.domain.instants import Instant, format_iso
+from creditgate.domain.periods import Period
 from creditgate.domain.pricing import TOKENS_PER_CREDIT
 from creditgate.domain.teams import Team
 from creditgate.http.auth import admit, check_token, rate_limited
@@ -18,6 +20,7 @@ from creditgate.http.context import blocking, context, quick_read
 from creditgate.http.requestlog import fields
 from creditgate.http.responses import ok
 from creditgate.services import account
+from creditgate.services.account import UsageRow
 from creditgate.services.rollover import needs_rollover
 
 MAX_ACTIVITY_LIMIT = 100
@@ -120,7 +123,7 @@ async def token_usage(request: Request) -> Response:
         raise NoBalance("Could not find token usage information") from exc
 
 
-def _row(row: account.UsageRow, unit: int) -> dict[str, Any]:
+def _row(row: UsageRow, unit: int) -> dict[str, Any]:
     used = row.credits * unit
     names = ("creditsUsed", "totalCredits") if unit == 1 else ("tokensUsed", "totalTokens")
     return {
@@ -153,11 +156,31 @@ async def _historical(request: Request, unit: int) -> Response:
                 "endDate": _iso(window.end),
             },
         )
+    if by_key and not needs_rollover(team, now):
+        periods = await quick_read(db, account.history_by_key, db, snap, now)
+        return _history_by_key(periods, unit)
     if needs_rollover(team, now):  # the team's grants roll over first: a write, off the loop
         rows = await blocking(account.history_from, db, snap, by_key, now)
     else:
         rows = await quick_read(db, account.history_from, db, snap, by_key, now)
     return ok(periods=[_row(r, unit) for r in rows])
+
+
+def _history_by_key(periods: list[tuple[Period, account.PeriodKeys | None]], unit: int) -> Response:
+    """The answer from each period's rows encoded once: a closed period's rows are the same
+    object from one request to the next (services/account.py), so is their JSON."""
+    parts = []
+    for period, keys in periods:
+        if keys is None:
+            continue
+        encoded = keys.rendered.get((period.end, unit))
+        if encoded is None:
+            rows = [UsageRow(period.start, period.end, n, c) for n, c in keys.rows]
+            encoded = orjson.dumps([_row(r, unit) for r in rows])[1:-1]
+            keys.rendered[(period.end, unit)] = encoded
+        parts.append(encoded)
+    body = b'{"success":true,"periods":[' + b",".join(parts) + b"]}"
+    return Response(body, media_type="application/json")
 
 
 async def credit_history(request: Request) -> Response:
