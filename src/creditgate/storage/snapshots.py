@@ -20,7 +20,7 @@ from typing import Any
 from creditgate.domain.instants import Instant
 from creditgate.domain.plans import Plan
 from creditgate.domain.teams import ApiKey, Team
-from creditgate.storage.database import Database
+from creditgate.storage.database import Database, DataVersion
 
 _LIVE = "g.team_id = t.id AND g.starts_ms <= :now AND (g.expires_ms IS NULL OR g.expires_ms > :now)"
 _OPEN = "r.team_id = t.id AND r.status = 'open' AND r.expires_ms > :now"
@@ -63,7 +63,7 @@ MEMO_SIZE = 10_000  # keys remembered; past it the oldest is forgotten
 @dataclass(frozen=True, slots=True)
 class _Kept:
     snap: Snapshot
-    version: int  # Database.data_version() before it was read
+    version: DataVersion  # Database.data_version() before it was read
     read_at: Instant
     until: Instant | None  # the first instant it may read differently; None: never
 
