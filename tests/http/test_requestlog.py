@@ -8,7 +8,7 @@ import logging
 import pytest
 from starlette.testclient import TestClient
 
-from creditgate.http.requestlog import JsonFormatter
+from creditgate.http.requestlog import JsonFormatter, TextFormatter
 from creditgate.storage.database import Database
 from tests.conftest import Clock
 from tests.helpers import bearer, team_with_key
@@ -69,3 +69,14 @@ def test_the_json_format_is_one_object_per_line() -> None:
         200,
     )
     assert line["time"].endswith("Z")
+
+
+def test_the_text_format_is_loggings_default_format() -> None:
+    plain = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ours = TextFormatter()
+    for created in (1_780_000_000.0, 1_780_000_000.999, 1_780_000_001.5, 1_780_000_000.25):
+        record = logging.LogRecord(
+            "creditgate.requests", logging.INFO, "f", 1, "GET / 200", (), None
+        )
+        record.created, record.msecs = created, (created % 1) * 1000
+        assert ours.format(record) == plain.format(record)

@@ -69,6 +69,25 @@ class JsonFormatter(logging.Formatter):
 JsonFormatter.converter = time.gmtime
 
 
+class TextFormatter(logging.Formatter):
+    """`time level logger: message`, as logging's default Formatter writes it, with the time's
+    text made once a second rather than for every line (a line per request)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second, text = self._second
+        if second != int(record.created):
+            second = int(record.created)
+            text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = (second, text)
+        return f"{text},{int(record.msecs):03d}"  # logging's default_msec_format
+
+
 class RequestLog:
     """Pure ASGI middleware, outermost: it sees every answer, the edge's 400s included."""
 
@@ -152,11 +171,7 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
     from uvicorn.config import LOGGING_CONFIG
 
     config: dict[str, Any] = orjson.loads(orjson.dumps(LOGGING_CONFIG))  # a deep copy
-    formatter: dict[str, Any] = (
-        {"()": f"{__name__}.JsonFormatter"}
-        if fmt == "json"
-        else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
-    )
+    formatter: dict[str, Any] = {"()": f"{__name__}.{'Json' if fmt == 'json' else 'Text'}Formatter"}
     config["formatters"]["creditgate"] = formatter
     config["handlers"]["creditgate"] = {
         "class": "logging.StreamHandler",
