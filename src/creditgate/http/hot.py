@@ -21,7 +21,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from creditgate.http.edge import Edge
 from creditgate.http.requestlog import SCOPE_KEY, RequestFields, _emit, _request_id
@@ -62,21 +62,20 @@ class HotReads:
             if not self.edge.any_origin:
                 extra.insert(1, (b"vary", b"Origin"))
         status = 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
         request = Request(scope, receive)
         try:
             try:
                 response = await endpoint(request)
             except Exception as exc:
                 response = await self._handler(exc)(request, exc)
-            await response(scope, receive, sending)
+            # Every answer here is a whole body (responses.py): sent as Response.__call__
+            # would, with the headers of the skipped layers after its own.
+            status = response.status_code
+            headers = [*response.raw_headers, *extra]
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": response.body})
+            if response.background is not None:
+                await response.background()
         finally:
             _emit(scope, logged, status, (time.perf_counter() - started) * 1000, request_id)
 
