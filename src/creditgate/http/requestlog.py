@@ -12,10 +12,12 @@ record a key's hint, and nothing of the request's headers or body is logged.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
 import re
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -166,6 +168,68 @@ def _emit(scope: Scope, found: RequestFields, status: int, ms: float, request_id
 _EMIT_LINE = _emit.__code__.co_firstlineno
 
 
+class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler that writes its lines in batches rather than a write (a system call)
+    per line: lines wait at most `seconds` (a thread of its own writes them); a record at
+    WARNING or above is written at once, after the lines before it; so is a batch past
+    `limit` characters; and whatever waits is written when logging shuts down (exit,
+    SIGTERM). A process killed with SIGKILL may lose its last `seconds` of request lines."""
+
+    def __init__(self, stream: Any = None, seconds: float = 0.05, limit: int = 1 << 16) -> None:
+        super().__init__(stream)
+        self.seconds, self.limit = seconds, limit
+        self._pending: list[str] = []
+        self._size = 0
+        self._due = threading.Event()
+        self._writer_pid: int | None = None  # the process whose writer thread runs
+
+    def emit(self, record: logging.LogRecord) -> None:  # called with the handler's lock held
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self._pending.append(line)
+        self._size += len(line)
+        if record.levelno >= logging.WARNING or self._size >= self.limit:
+            try:
+                self._write()
+            except Exception:
+                self.handleError(record)
+            return
+        if self._writer_pid != os.getpid():  # the first line, or the first since a fork
+            self._writer_pid = os.getpid()
+            threading.Thread(target=self._writer, name="creditgate-log", daemon=True).start()
+        self._due.set()
+
+    def flush(self) -> None:
+        with self.lock if self.lock is not None else contextlib.nullcontext():
+            self._write()
+
+    def _write(self) -> None:
+        try:
+            if self._pending:
+                self.stream.write("".join(self._pending))
+                self._pending.clear()
+                self._size = 0
+            if self.stream and hasattr(self.stream, "flush"):
+                self.stream.flush()
+        except Exception:
+            self._pending.clear()
+            self._size = 0
+            raise
+
+    def _writer(self) -> None:
+        while True:
+            self._due.wait()
+            time.sleep(self.seconds)
+            self._due.clear()
+            try:
+                self.flush()
+            except Exception:  # a closed stream: nothing more to write to
+                return
+
+
 def logging_config(level: str, fmt: str) -> dict[str, Any]:
     """uvicorn's logging setup plus creditgate's own loggers, at `level`, as text or JSON."""
     from uvicorn.config import LOGGING_CONFIG
@@ -174,7 +238,7 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
     formatter: dict[str, Any] = {"()": f"{__name__}.{'Json' if fmt == 'json' else 'Text'}Formatter"}
     config["formatters"]["creditgate"] = formatter
     config["handlers"]["creditgate"] = {
-        "class": "logging.StreamHandler",
+        "class": f"{__name__}.BatchedStreamHandler",
         "formatter": "creditgate",
         "stream": "ext://sys.stderr",
     }
