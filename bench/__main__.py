@@ -29,7 +29,7 @@ from tests.server import free_port, start, stop
 
 from bench.load import wrk, wrk_post
 from creditgate.domain.errors import Conflict
-from creditgate.domain.instants import now
+from creditgate.domain.instants import from_datetime, now, to_datetime
 from creditgate.domain.plans import Plan
 from creditgate.services import keys, ledger, plans, teams
 from creditgate.storage.database import Database
@@ -292,7 +292,11 @@ def load_history(url: str, charges: int) -> tuple[str, str]:
     with db.write() as conn:
         conn.execute(text("DELETE FROM plans WHERE id = 'bench'"))
     plans.create_plan(db, Plan("bench", 10**9, "month", 100, 10**6, 10**6), now())
-    anchor = now() - 12 * 31 * 86_400_000
+    # 13 periods (12 closed and the current one): the anchor a year back, the most a team
+    # may be created with (366 days).
+    today = to_datetime(now())
+    leap_day = (today.month, today.day) == (2, 29)
+    anchor = from_datetime(today.replace(year=today.year - 1, day=28 if leap_day else today.day))
     team = teams.create_team(db, "big", now(), plan_id="bench", anchor=anchor)
     key_ids = [keys.create_key(db, team.id, now(), name=f"key-{i:02d}").key.id for i in range(50)]
     first_key = keys.create_key(db, team.id, now(), name="reader").secret

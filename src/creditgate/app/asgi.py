@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import httpx
@@ -16,11 +17,13 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from creditgate.domain.errors import LedgerError
 from creditgate.domain.ids import new_id
 from creditgate.gateway import proxy
 from creditgate.http import account, admin, openapi
+from creditgate.http.hot import HotReads
 from creditgate.services import jobs, processes, reservations, webhooks
 from creditgate.services.writer import Writer
 from creditgate.storage.database import is_unavailable, unavailable_errors
@@ -184,7 +187,14 @@ def create_app(ctx: AppContext) -> Starlette:
             Route("/v1/{rest:path}", proxy.handle, methods=methods),
             Route("/v2/{rest:path}", proxy.handle, methods=methods),
         ]
-    app = Starlette(
+    handlers = {
+        LedgerError: on_ledger_error,
+        HTTPError: on_http_error,
+        HTTPException: on_starlette_error,
+        **dict.fromkeys(unavailable_errors(), on_database_error),
+        Exception: on_unexpected,
+    }
+    app = _App(
         routes=routes,
         # Outermost first: every answer, a 500 included, gets its CORS header at the edge.
         middleware=[
@@ -193,13 +203,22 @@ def create_app(ctx: AppContext) -> Starlette:
             Middleware(AnswerUnexpected),
         ],
         lifespan=lifespan,
-        exception_handlers={
-            LedgerError: on_ledger_error,
-            HTTPError: on_http_error,
-            HTTPException: on_starlette_error,
-            **dict.fromkeys(unavailable_errors(), on_database_error),
-            Exception: on_unexpected,
-        },
+        exception_handlers=handlers,
     )
     app.state.ctx = ctx
+    app.hot_routes, app.hot_handlers = account.hot_routes(), handlers
     return app
+
+
+class _App(Starlette):
+    """Starlette, with the account routes' reads answered before anything else (http/hot.py):
+    outside even Starlette's own error middleware, since HotReads answers its failures with the
+    same handlers."""
+
+    hot_routes: dict[str, Any]
+    hot_handlers: dict[Any, Any]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        origins: tuple[str, ...] = self.state.ctx.cors_origins
+        stack = super().build_middleware_stack()
+        return HotReads(stack, self.hot_routes, self.hot_handlers, origins)

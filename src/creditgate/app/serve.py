@@ -3,6 +3,8 @@ build the app from settings (the environment, where the CLI exports its flags)."
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
 from starlette.applications import Starlette
 
@@ -18,6 +20,9 @@ from creditgate.web.upstream import Upstream
 
 
 def app_from_settings(settings: Settings) -> Starlette:
+    # No line the server logs names its thread or process (requestlog.py's formats): its
+    # records need not look them up, a cost paid on every request line.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     db = Database(settings.database_url, timeout_seconds=settings.db_timeout_seconds or None)
     upstream = (
         Upstream(settings.upstream_url, settings.upstream_secret())

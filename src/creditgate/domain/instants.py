@@ -7,6 +7,7 @@ local time zone by accident. Conversions to and from text happen only at the edg
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, date, datetime, timedelta
 
 Instant = int  # milliseconds since 1970-01-01T00:00:00Z
@@ -34,7 +35,7 @@ def to_datetime(instant: Instant) -> datetime:
 
 
 def now() -> Instant:
-    return from_datetime(datetime.now(UTC))
+    return time.time_ns() // 1_000_000
 
 
 def format_iso(instant: Instant) -> str:

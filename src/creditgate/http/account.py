@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -11,9 +13,11 @@ from starlette.routing import BaseRoute, Route
 from creditgate.domain.book import needs_rollover
 from creditgate.domain.errors import InvalidInput, NoBalance
 from creditgate.domain.instants import Instant, format_iso
+from creditgate.domain.periods import Period
 from creditgate.domain.pricing import TOKENS_PER_CREDIT
 from creditgate.domain.teams import Team
 from creditgate.services import account
+from creditgate.services.account import UsageRow
 from creditgate.web.auth import admit, check_token, rate_limited
 from creditgate.web.context import blocking, context, quick_read
 from creditgate.web.requestlog import fields
@@ -46,15 +50,50 @@ async def _team(request: Request) -> tuple[Team, Instant]:
     return snap.team, now
 
 
-async def _usage(request: Request) -> account.CreditUsage:
-    snap, now = await _caller(request)
+async def _usage(request: Request, snap: account.Snapshot, now: Instant) -> account.CreditUsage:
     if needs_rollover(snap.team, now):
         return await blocking(account.credit_usage_from, context(request).db, snap, now)
     return account.credit_usage_from(context(request).db, snap, now)
 
 
 def _version(request: Request) -> str:
-    return "v1" if request.url.path.startswith("/v1/") else "v2"
+    path: str = request.scope["path"]
+    return "v1" if path.startswith("/v1/") else "v2"
+
+
+USAGE_BODIES = "usage bodies"  # Database.memo: rendered usage answers, by snapshot
+USAGE_BODIES_KEPT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    snap: account.Snapshot
+    start: Instant | None
+    end: Instant | None
+    response: Response  # a Response holds no per-request state: it is sent again as it is
+
+
+async def _usage_answer(request: Request, unit: int) -> Response:
+    """The usage answer, rendered once per snapshot: while storage/snapshots.py hands out the
+    same snapshot (nothing committed, nothing expired) and the billing period is the same, the
+    answer is the same bytes."""
+    snap, now = await _caller(request)
+    version = _version(request)
+    memo: dict[tuple[str, str, int], _Body] = context(request).db.memo.setdefault(USAGE_BODIES, {})
+    kept = memo.get((snap.key.id, version, unit))
+    if (
+        kept is not None
+        and kept.snap is snap
+        and (kept.start is None or kept.start <= now)
+        and (kept.end is None or now < kept.end)
+    ):
+        return kept.response
+    usage = await _usage(request, snap, now)
+    response = ok(data=_usage_body(request, usage, unit))
+    if len(memo) >= USAGE_BODIES_KEPT:
+        memo.pop(next(iter(memo)), None)
+    memo[(snap.key.id, version, unit)] = _Body(snap, usage.period_start, usage.period_end, response)
+    return response
 
 
 def _usage_body(request: Request, usage: account.CreditUsage, unit: int) -> dict[str, Any]:
@@ -74,18 +113,17 @@ def _usage_body(request: Request, usage: account.CreditUsage, unit: int) -> dict
 
 
 async def credit_usage(request: Request) -> Response:
-    return ok(data=_usage_body(request, await _usage(request), 1))
+    return await _usage_answer(request, 1)
 
 
 async def token_usage(request: Request) -> Response:
     try:
-        usage = await _usage(request)
+        return await _usage_answer(request, TOKENS_PER_CREDIT)
     except NoBalance as exc:
         raise NoBalance("Could not find token usage information") from exc
-    return ok(data=_usage_body(request, usage, TOKENS_PER_CREDIT))
 
 
-def _row(row: account.UsageRow, unit: int) -> dict[str, Any]:
+def _row(row: UsageRow, unit: int) -> dict[str, Any]:
     used = row.credits * unit
     names = ("creditsUsed", "totalCredits") if unit == 1 else ("tokensUsed", "totalTokens")
     return {
@@ -118,11 +156,31 @@ async def _historical(request: Request, unit: int) -> Response:
                 "endDate": _iso(window.end),
             },
         )
+    if by_key and not needs_rollover(team, now):
+        periods = await quick_read(db, account.history_by_key, db, snap, now)
+        return _history_by_key(periods, unit)
     if needs_rollover(team, now):  # the team's grants roll over first: a write, off the loop
         rows = await blocking(account.history_from, db, snap, by_key, now)
     else:
         rows = await quick_read(db, account.history_from, db, snap, by_key, now)
     return ok(periods=[_row(r, unit) for r in rows])
+
+
+def _history_by_key(periods: list[tuple[Period, account.PeriodKeys | None]], unit: int) -> Response:
+    """The answer from each period's rows encoded once: a closed period's rows are the same
+    object from one request to the next (services/account.py), so is their JSON."""
+    parts = []
+    for period, keys in periods:
+        if keys is None:
+            continue
+        encoded = keys.rendered.get((period.end, unit))
+        if encoded is None:
+            rows = [UsageRow(period.start, period.end, n, c) for n, c in keys.rows]
+            encoded = orjson.dumps([_row(r, unit) for r in rows])[1:-1]
+            keys.rendered[(period.end, unit)] = encoded
+        parts.append(encoded)
+    body = b'{"success":true,"periods":[' + b",".join(parts) + b"]}"
+    return Response(body, media_type="application/json")
 
 
 async def credit_history(request: Request) -> Response:
@@ -192,6 +250,12 @@ ACCOUNT_ROUTES: list[tuple[str, Any, str]] = [
     ("/team/queue-status", queue_status, "The team's jobs in the queue"),
     ("/concurrency-check", concurrency_check, "Jobs running now and the plan's limit"),
 ]
+
+
+def hot_routes() -> dict[str, Any]:
+    """Every account route by its path (http/hot.py answers them without the router)."""
+    paths = {f"/{v}{path}": endpoint for v in ("v1", "v2") for path, endpoint, _ in ACCOUNT_ROUTES}
+    return {**paths, "/v2/team/activity": activity}
 
 
 def routes() -> list[BaseRoute]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from creditgate.domain.book import needs_rollover, remaining_of
@@ -20,7 +20,7 @@ from creditgate.domain.instants import (
     parse_iso,
 )
 from creditgate.domain.keys import hash_key
-from creditgate.domain.periods import period_at, periods_between
+from creditgate.domain.periods import Period, period_at, periods_between
 from creditgate.domain.plans import Plan
 from creditgate.domain.teams import Team
 from creditgate.services.ledger import roll_forward_now
@@ -191,6 +191,59 @@ def history_from(
         for p in periods
         for name, credits in sorted(by_period.get(p.start, []), key=lambda r: str(r[0]))
     ]
+
+
+HISTORY_MEMO = "history by key"  # Database.memo: team id -> {period start: PeriodKeys}
+HISTORY_TEAMS_KEPT = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodKeys:
+    """One billing period's usage by key: (key name, credits), sorted by name.
+
+    Kept in memory between requests and handed out again, the same object, while the period's
+    rollup says it is unchanged; `rendered` is where a caller may keep what it derives from the
+    rows (the HTTP layer: their encoded JSON), for as long as the object lives."""
+
+    start: Instant
+    rows: tuple[tuple[str, int], ...]
+    signature: tuple[int, int]  # (credits, rows): see usage.period_signatures
+    rendered: dict[object, bytes] = field(default_factory=dict, compare=False)
+
+
+def history_by_key(
+    db: Database, snap: snapshots.Snapshot, now: Instant
+) -> list[tuple[Period, PeriodKeys | None]]:
+    """Every period from the first with usage to the current one, each with its usage by key
+    (None: no key used credits in it), for an authenticated caller whose team needs no
+    rollover (history_from otherwise).
+
+    One statement of one row per period says which periods changed since this process last
+    read them (usage.period_signatures); only those, and the ones after them, are read again.
+    A late charge into a closed period changes that period's credits, or its count of keys
+    when it costs 0, so it is read again at the next request, whichever process recorded it.
+    """
+    team = snap.team
+    signatures = usage.period_signatures(db, team.id)
+    if not signatures:
+        return []
+    memo: dict[str, dict[Instant, PeriodKeys]] = db.memo.setdefault(HISTORY_MEMO, {})
+    kept = memo.get(team.id, {})
+    changed = [s for s, sig in signatures.items() if s not in kept or kept[s].signature != sig]
+    if changed:
+        kept = {s: p for s, p in kept.items() if s < min(changed)}
+        by_period: dict[Instant, list[tuple[str, int]]] = {}
+        for start, name, credits in usage.key_usage_since(db, team.id, min(changed)):
+            by_period.setdefault(start, []).append((name, credits))
+        for start, rows in by_period.items():
+            signature = (sum(c for _, c in rows), len(rows))
+            kept[start] = PeriodKeys(start, tuple(sorted(rows, key=lambda r: r[0])), signature)
+        memo.pop(team.id, None)
+        if len(memo) >= HISTORY_TEAMS_KEPT:
+            memo.pop(next(iter(memo)), None)
+        memo[team.id] = kept
+    periods = periods_between(team.anchor, snap.plan.renews, min(signatures), now)
+    return [(p, kept.get(p.start)) for p in periods]
 
 
 def usage_window(db: Database, team: Team, time_range: str, now: Instant) -> UsageWindow:

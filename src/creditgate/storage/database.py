@@ -8,6 +8,7 @@ database's single write lock up front instead of upgrading a read lock (and dead
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import re
@@ -16,6 +17,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +178,15 @@ def normalize_url(url: str) -> str:
     return url
 
 
+DataVersion = tuple[int, int]  # (read connection's number, its PRAGMA data_version)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    number: int
+    conn: sqlite3.Connection
+
+
 class Database:
     """`timeout_seconds` (the server's CREDITGATE_DB_TIMEOUT_SECONDS) bounds, on PostgreSQL,
     connecting, each statement and the wait for a pooled connection; None (the CLI, migrations)
@@ -204,12 +215,22 @@ class Database:
             ) from None
         self.dialect = parsed.get_backend_name()
         self._converted: dict[str, str] = {}
+        # Reads of unchanged rows kept in this process's memory, each validated against the
+        # database before use (storage/snapshots.py, storage/usage.py say how).
+        self.memo: dict[str, Any] = {}
+        self._reader_path: str | None = None
+        self._readers = threading.local()
+        self._all_readers: list[_Reader] = []
+        self._reader_numbers = itertools.count()
+        self._reader_lock = threading.Lock()
         self._writer: AbstractContextManager[object] = (
             threading.Lock() if self.dialect == "sqlite" else nullcontext()
         )
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 _sqlite_file(Path(parsed.database), self.shown_url, create)
+                if not parsed.query:  # a plain file: hot reads get a connection of their own
+                    self._reader_path = parsed.database
             self.engine: Engine = create_engine(
                 self.url,
                 poolclass=NullPool if pool_size == 0 else None,
@@ -307,6 +328,28 @@ class Database:
         For the hottest reads only: it skips SQLAlchemy's per-statement work, and one statement
         is one consistent snapshot on both databases, so it needs no transaction.
         """
+        return self.fetch_versioned(sql, params)[1]
+
+    def data_version(self) -> DataVersion | None:
+        """A value that changes whenever any connection, of this process or another, commits a
+        change to the database: SQLite's `PRAGMA data_version` on this thread's read
+        connection (which never writes), with that connection's number, since two connections'
+        counts are not comparable; None where there is none this cheap (PostgreSQL, in-memory
+        SQLite). A read made after this value was taken is current while it stays the same."""
+        if self._reader_path is None:
+            return None
+        reader = self._read_connection()
+        return reader.number, reader.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def fetch_versioned(
+        self, sql: str, params: dict[str, Any]
+    ) -> tuple[DataVersion | None, list[Any]]:
+        """`fetch`, with the data_version() taken just before the statement ran (None where
+        there is none): rows read under version V are current while data_version() is V."""
+        if self._reader_path is not None:
+            reader = self._read_connection()
+            version = reader.number, reader.conn.execute("PRAGMA data_version").fetchone()[0]
+            return version, reader.conn.execute(sql, params).fetchall()
         raw = self.reads.raw_connection()
         try:
             cursor = raw.cursor()
@@ -315,7 +358,29 @@ class Database:
             cursor.close()
         finally:
             raw.close()
-        return list(rows)
+        return None, list(rows)
+
+    def _read_connection(self) -> _Reader:
+        """This thread's SQLite connection for fetch() and data_version(), opened once and
+        read-only. Each thread has its own, so a read waiting on the file in a worker thread
+        never holds up the event loop's. In autocommit, each SELECT reads one consistent
+        snapshot; in WAL mode readers do not wait for the writer."""
+        reader: _Reader | None = getattr(self._readers, "reader", None)
+        if reader is None:
+            assert self._reader_path is not None
+            conn = sqlite3.connect(
+                self._reader_path,
+                isolation_level=None,
+                check_same_thread=False,  # only its thread uses it; dispose() closes it
+                timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            )
+            conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA query_only=ON")
+            with self._reader_lock:
+                reader = _Reader(next(self._reader_numbers), conn)
+                self._all_readers.append(reader)
+            self._readers.reader = reader
+        return reader
 
     def ping(self) -> None:
         """One `SELECT 1`: the database answers (the readiness check)."""
@@ -333,6 +398,12 @@ class Database:
         self.engine.dispose()
         self.reads.dispose()
         self.writes.dispose()
+        with self._reader_lock:
+            for reader in self._all_readers:
+                reader.conn.close()
+            self._all_readers.clear()
+            self._readers = threading.local()
+        self.memo.clear()
 
 
 def _sqlite_file(path: Path, shown_url: str, create: bool) -> None:

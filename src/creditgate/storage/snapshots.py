@@ -3,6 +3,13 @@
 Every Firecrawl account request authenticates and most then report a balance; doing both in a
 single round trip, as plain SQL on the driver's connection, keeps those requests cheap. The
 statement is one SELECT, so it reads one consistent snapshot on both databases.
+
+On SQLite a snapshot is kept in memory and served again while it is provably current: no
+connection (of any process) has committed since it was read (`Database.data_version`, one
+PRAGMA), and the clock has not reached the first instant at which the same rows would read
+differently (a grant starting or expiring, an open hold expiring, the team's next rollover).
+The statement returns that instant with the snapshot. PostgreSQL has no equally cheap
+commit counter, so there every request reads.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from typing import Any
 from creditgate.domain.instants import Instant
 from creditgate.domain.plans import Plan
 from creditgate.domain.teams import ApiKey, Team
-from creditgate.storage.database import Database
+from creditgate.storage.database import Database, DataVersion
 
 _LIVE = "g.team_id = t.id AND g.starts_ms <= :now AND (g.expires_ms IS NULL OR g.expires_ms > :now)"
 _OPEN = "r.team_id = t.id AND r.status = 'open' AND r.expires_ms > :now"
@@ -28,7 +35,10 @@ SELECT k.id, k.team_id, k.name, k.hint, k.cap, k.created_ms, k.revoked_ms,
          WHERE {_OPEN} AND r.amount > r.settled),
        (SELECT COUNT(*) FROM reservations r WHERE {_OPEN}),
        (SELECT g.amount FROM grants g WHERE {_LIVE} AND g.kind = 'plan'
-         ORDER BY g.starts_ms DESC LIMIT 1)
+         ORDER BY g.starts_ms DESC LIMIT 1),
+       (SELECT MIN(g.starts_ms) FROM grants g WHERE g.team_id = t.id AND g.starts_ms > :now),
+       (SELECT MIN(g.expires_ms) FROM grants g WHERE g.team_id = t.id AND g.expires_ms > :now),
+       (SELECT MIN(r.expires_ms) FROM reservations r WHERE {_OPEN})
 FROM api_keys k JOIN teams t ON t.id = k.team_id JOIN plans p ON p.id = t.plan_id
 WHERE k.key_hash = :hash
 """
@@ -46,9 +56,40 @@ class Snapshot:
     plan_grant: int | None  # the current period's plan credits, if granted
 
 
+MEMO = "snapshots"
+MEMO_SIZE = 10_000  # keys remembered; past it the oldest is forgotten
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    snap: Snapshot
+    version: DataVersion  # Database.data_version() before it was read
+    read_at: Instant
+    until: Instant | None  # the first instant it may read differently; None: never
+
+
 def snapshot(db: Database, key_hash: str, now: Instant) -> Snapshot | None:
-    rows = db.fetch(SNAPSHOT_SQL, {"hash": key_hash, "now": now})
-    return _from_row(rows[0]) if rows else None
+    """The key's snapshot at `now`: the one in memory if still current (see the module's
+    docstring), else read. An unknown key is never kept: it is read every time."""
+    kept: dict[str, _Kept] = db.memo.setdefault(MEMO, {})
+    found = kept.get(key_hash)
+    if (
+        found is not None
+        and found.read_at <= now
+        and (found.until is None or now < found.until)
+        and found.version == db.data_version()
+    ):
+        return found.snap
+    version, rows = db.fetch_versioned(SNAPSHOT_SQL, {"hash": key_hash, "now": now})
+    if not rows:
+        return None
+    snap = _from_row(rows[0])
+    if version is not None:
+        changes = [t for t in (*rows[0][26:29], snap.team.next_rollover) if t is not None]
+        if len(kept) >= MEMO_SIZE:
+            kept.pop(next(iter(kept)), None)
+        kept[key_hash] = _Kept(snap, version, now, min(changes, default=None))
+    return snap
 
 
 def _from_row(r: Any) -> Snapshot:

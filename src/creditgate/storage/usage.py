@@ -121,3 +121,29 @@ def usage_rows(db: Database, team_id: str, by_key: bool) -> list[tuple[Instant, 
     """(period start, key name or None, credits) from the rollups, in one statement."""
     sql = _USAGE_BY_KEY_SQL if by_key else _USAGE_BY_PERIOD_SQL
     return [(int(r[0]), r[1], int(r[2])) for r in db.fetch(sql, {"team": team_id})]
+
+
+_PERIOD_SIGNATURES_SQL = """
+SELECT p.period_start_ms, p.credits,
+       (SELECT COUNT(*) FROM usage_by_key u
+         WHERE u.team_id = p.team_id AND u.period_start_ms = p.period_start_ms)
+FROM usage_by_period p WHERE p.team_id = :team
+"""
+_KEY_USAGE_SINCE_SQL = """
+SELECT u.period_start_ms, k.name, u.credits FROM usage_by_key u
+JOIN api_keys k ON k.id = u.key_id WHERE u.team_id = :team AND u.period_start_ms >= :since
+"""
+
+
+def period_signatures(db: Database, team_id: str) -> dict[Instant, tuple[int, int]]:
+    """Per period with usage: (credits, rows of usage_by_key), in one statement of one row per
+    period. Charges are never negative and rollups only add, so while both numbers stay the
+    same, the period's rows in usage_by_key are the same rows with the same credits."""
+    rows = db.fetch(_PERIOD_SIGNATURES_SQL, {"team": team_id})
+    return {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
+
+def key_usage_since(db: Database, team_id: str, since: Instant) -> list[tuple[Instant, str, int]]:
+    """(period start, key name, credits) of every period starting at or after `since`."""
+    rows = db.fetch(_KEY_USAGE_SINCE_SQL, {"team": team_id, "since": since})
+    return [(int(r[0]), r[1], int(r[2])) for r in rows]

@@ -49,7 +49,7 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        allow = self._allowed_origin(scope)
+        allow = self.allowed_origin(scope)
         if not is_canonical(scope.get("raw_path") or scope["path"].encode()):
             await _answer(send, 400, allow, {"success": False, "error": NON_CANONICAL})
             return
@@ -75,7 +75,7 @@ class Edge:
 
         await self.app(scope, receive, with_cors)
 
-    def _allowed_origin(self, scope: Scope) -> bytes | None:
+    def allowed_origin(self, scope: Scope) -> bytes | None:
         if self.any_origin:
             return b"*"
         origin = _header(scope, b"origin")

@@ -12,11 +12,15 @@ record a key's hint, and nothing of the request's headers or body is logged.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
+import os
 import re
+import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -67,6 +71,25 @@ class JsonFormatter(logging.Formatter):
 JsonFormatter.converter = time.gmtime
 
 
+class TextFormatter(logging.Formatter):
+    """`time level logger: message`, as logging's default Formatter writes it, with the time's
+    text made once a second rather than for every line (a line per request)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second, text = self._second
+        if second != int(record.created):
+            second = int(record.created)
+            text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = (second, text)
+        return f"{text},{int(record.msecs):03d}"  # logging's default_msec_format
+
+
 class RequestLog:
     """Pure ASGI middleware, outermost: it sees every answer, the edge's 400s included."""
 
@@ -96,30 +119,115 @@ class RequestLog:
             _emit(scope, found, status, (time.perf_counter() - started) * 1000, request_id)
 
 
+# A new request id: this process's random prefix and a count (unique without a system call).
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ids = itertools.count()
+
+
+def _new_prefix() -> None:  # a forked process counts under a prefix of its own
+    global _ID_PREFIX, _ids
+    _ID_PREFIX, _ids = uuid.uuid4().hex[:16], itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_prefix)
+
+
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id" and _REQUEST_ID.fullmatch(value):
             return bytes(value).decode()
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ids):016x}"
 
 
 def _emit(scope: Scope, found: RequestFields, status: int, ms: float, request_id: str) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
     route = found.route or getattr(scope.get("route"), "path", None) or "(no route)"
+    method = scope["method"]
     line = {
-        "method": scope["method"],
+        "method": method,
         "route": route,
         "status": status,
-        **{k: v for k, v in asdict(found).items() if k != "route"},
+        "team": found.team,
+        "key": found.key,
+        "held": found.held,
+        "charged": found.charged,
         "ms": round(ms, 1),
         "requestId": request_id,
     }
     text = (
-        f"{line['method']} {route} {status} team={found.team or '-'} key={found.key or '-'} "
+        f"{method} {route} {status} team={found.team or '-'} key={found.key or '-'} "
         f"held={found.held} charged={found.charged} {ms:.1f}ms id={request_id}"
     )
-    log.info(text, extra={"fields": line})
+    # As log.info(text, extra=...) would, less its search of the stack for the caller's line
+    # (always this one): a line per request is worth keeping cheap.
+    log.handle(log.makeRecord(log.name, logging.INFO, __file__, _EMIT_LINE, text, (), None, "_emit",
+                              {"fields": line}))  # fmt: skip
+
+
+_EMIT_LINE = _emit.__code__.co_firstlineno
+
+
+class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler that writes its lines in batches rather than a write (a system call)
+    per line: lines wait at most `seconds` (a thread of its own writes them); a record at
+    WARNING or above is written at once, after the lines before it; so is a batch past
+    `limit` characters; and whatever waits is written when logging shuts down (exit,
+    SIGTERM). A process killed with SIGKILL may lose its last `seconds` of request lines."""
+
+    def __init__(self, stream: Any = None, seconds: float = 0.05, limit: int = 1 << 16) -> None:
+        super().__init__(stream)
+        self.seconds, self.limit = seconds, limit
+        self._pending: list[str] = []
+        self._size = 0
+        self._due = threading.Event()
+        self._writer_pid: int | None = None  # the process whose writer thread runs
+
+    def emit(self, record: logging.LogRecord) -> None:  # called with the handler's lock held
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self._pending.append(line)
+        self._size += len(line)
+        if record.levelno >= logging.WARNING or self._size >= self.limit:
+            try:
+                self._write()
+            except Exception:
+                self.handleError(record)
+            return
+        if self._writer_pid != os.getpid():  # the first line, or the first since a fork
+            self._writer_pid = os.getpid()
+            threading.Thread(target=self._writer, name="creditgate-log", daemon=True).start()
+        self._due.set()
+
+    def flush(self) -> None:
+        with self.lock if self.lock is not None else contextlib.nullcontext():
+            self._write()
+
+    def _write(self) -> None:
+        try:
+            if self._pending:
+                self.stream.write("".join(self._pending))
+                self._pending.clear()
+                self._size = 0
+            if self.stream and hasattr(self.stream, "flush"):
+                self.stream.flush()
+        except Exception:
+            self._pending.clear()
+            self._size = 0
+            raise
+
+    def _writer(self) -> None:
+        while True:
+            self._due.wait()
+            time.sleep(self.seconds)
+            self._due.clear()
+            try:
+                self.flush()
+            except Exception:  # a closed stream: nothing more to write to
+                return
 
 
 def logging_config(level: str, fmt: str) -> dict[str, Any]:
@@ -127,14 +235,10 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
     from uvicorn.config import LOGGING_CONFIG
 
     config: dict[str, Any] = orjson.loads(orjson.dumps(LOGGING_CONFIG))  # a deep copy
-    formatter: dict[str, Any] = (
-        {"()": f"{__name__}.JsonFormatter"}
-        if fmt == "json"
-        else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
-    )
+    formatter: dict[str, Any] = {"()": f"{__name__}.{'Json' if fmt == 'json' else 'Text'}Formatter"}
     config["formatters"]["creditgate"] = formatter
     config["handlers"]["creditgate"] = {
-        "class": "logging.StreamHandler",
+        "class": f"{__name__}.BatchedStreamHandler",
         "formatter": "creditgate",
         "stream": "ext://sys.stderr",
     }
