@@ -25,7 +25,7 @@ from creditgate.gateway import proxy
 from creditgate.http import account, admin, openapi
 from creditgate.services import jobs, metrics, processes, reservations
 from creditgate.services.writer import Writer
-from creditgate.storage.database import Database, is_unavailable, unavailable_errors
+from creditgate.storage.database import is_unavailable, unavailable_errors
 from creditgate.web.context import AppContext, blocking, context
 from creditgate.web.edge import Edge
 from creditgate.web.errors import (
@@ -86,13 +86,13 @@ async def _answers(name: str, check: Callable[[], Awaitable[None]]) -> bool:
 async def metrics_page(request: Request) -> Response:
     """Prometheus's text format: the counters of every worker (services/metrics.py) and the
     gauges read now. No token, and no team, key or path a client sent in any label."""
-    db = context(request).db
-    body = await anyio.to_thread.run_sync(_exposition, db)
+    ctx = context(request)
+    body = await anyio.to_thread.run_sync(_exposition, ctx)
     return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
-def _exposition(db: Database) -> bytes:
-    return generate_latest(metrics.registry_for_scrape(db))
+def _exposition(ctx: AppContext) -> bytes:
+    return generate_latest(metrics.registry_for_scrape(ctx.db, ctx.clock))
 
 
 @asynccontextmanager

@@ -34,7 +34,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from creditgate.domain.instants import now
+from creditgate.domain.instants import Instant, now
 from creditgate.storage import reservations as reservation_rows
 from creditgate.storage.database import Database
 
@@ -110,8 +110,8 @@ class DatabaseCollector(Collector):
     """Gauges read from the database and its pools when Prometheus scrapes. A read that fails
     (the database down) leaves its gauge out of that scrape and is logged; the scrape goes on."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, db: Database, clock: Callable[[], Instant] = now) -> None:
+        self.db, self.clock = db, clock
 
     def collect(self) -> Iterator[Metric]:
         yield from self._pools()
@@ -138,7 +138,7 @@ class DatabaseCollector(Collector):
     def _reservations(self) -> Iterator[Metric]:
         try:
             with self.db.read() as conn:
-                count, held = reservation_rows.open_totals(conn, now())
+                count, held = reservation_rows.open_totals(conn, self.clock())
         except Exception as exc:
             log.warning("metrics: open reservations could not be read (%s)", type(exc).__name__)
             return
@@ -170,7 +170,7 @@ class DatabaseCollector(Collector):
         )
 
 
-def registry_for_scrape(db: Database) -> CollectorRegistry:
+def registry_for_scrape(db: Database, clock: Callable[[], Instant] = now) -> CollectorRegistry:
     """What one scrape reports: every process's counters (multiprocess mode) or this one's,
     and the gauges read now."""
     if multiprocess():
@@ -179,7 +179,7 @@ def registry_for_scrape(db: Database) -> CollectorRegistry:
     else:
         registry = CollectorRegistry()
         registry.register(_Registered())
-    registry.register(DatabaseCollector(db))
+    registry.register(DatabaseCollector(db, clock))
     return registry
 
 
