@@ -18,12 +18,24 @@ from creditgate.settings import Settings
 from creditgate.storage import database
 from creditgate.storage.database import Database
 from tests.conftest import ADMIN_TOKEN
+from tests.gateway.fake_firecrawl import FakeState, make_app
 from tests.helpers import bearer
-from tests.server import free_port
+from tests.server import app_in_thread
 
 DOWN = "The database is unavailable. Please retry shortly."
 UNAVAILABLE = (503, {"success": False, "error": DOWN})
+NOT_READY = (
+    503,
+    {"success": False, "error": "Not ready: database unavailable.", "failed": ["database"]},
+)
 A_KEY = "fc-" + "0" * 32
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    """A fake Firecrawl that answers: readiness then names the database alone."""
+    with app_in_thread(make_app(FakeState())) as url:
+        yield url
 
 
 @pytest.fixture
@@ -41,6 +53,7 @@ def test_an_unavailable_database_is_a_503_within_seconds_and_readiness_reports_i
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
+    upstream: str,
 ) -> None:
     ready = 200
     blocker: sqlite3.Connection | None = None
@@ -59,7 +72,7 @@ def test_an_unavailable_database_is_a_503_within_seconds_and_readiness_reports_i
         db_timeout_seconds=1,
         sweep_seconds=0,
         # A gateway too: its health routes are creditgate's own, never forwarded upstream.
-        upstream_url=f"http://127.0.0.1:{free_port()}",
+        upstream_url=upstream,
         follow_seconds=0,
     )
     app = app_from_settings(settings)
@@ -97,7 +110,7 @@ def test_an_unavailable_database_is_a_503_within_seconds_and_readiness_reports_i
                 started = time.monotonic()
                 response = client.get(path)
                 assert time.monotonic() - started < 3, path
-                expected = UNAVAILABLE if ready == 503 else (200, {"success": True})
+                expected = NOT_READY if ready == 503 else (200, {"success": True})
                 assert (response.status_code, response.json()) == expected, path
             for path in ("/health", "/health/live", "/v1/health/liveness"):
                 assert client.get(path).json() == {"success": True}, path

@@ -15,7 +15,7 @@ import standardwebhooks.webhooks
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from creditgate.domain.instants import MS_PER_HOUR, parse_iso
-from creditgate.services import webhooks
+from creditgate.services import metrics, webhooks
 from creditgate.storage.database import Database
 from tests.helpers import charge, team_with_key
 
@@ -202,3 +202,25 @@ def test_an_endpoint_gets_only_the_event_types_it_asked_for(db: Database) -> Non
     ).endpoint
     charge(db, key, 2_400, NOW)
     assert webhooks.deliveries(db, wants_grants.id) == []
+
+
+def test_delivery_attempts_are_counted_in_the_metrics(db: Database) -> None:
+    def count(outcome: str, reason: str) -> float:
+        found = metrics.REGISTRY.get_sample_value(
+            "creditgate_webhook_deliveries_total", {"outcome": outcome, "reason": reason}
+        )
+        return found or 0.0
+
+    team, key, _ = team_with_key(db, NOW, anchor="2026-03-01")
+    webhooks.add_endpoint(db, "https://hooks.example/m", NOW, team_id=team.id)
+    before = (count("delivered", ""), count("failed", "http_5xx"))
+    receiver = Receiver()
+    receiver.up = False
+    charge(db, key, 2_400, NOW)
+    deliver(db, receiver, NOW)
+    assert webhooks.pending(db) == 1
+    receiver.up = True
+    drain(db, receiver, NOW + 60_000)
+    after = (count("delivered", ""), count("failed", "http_5xx"))
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+    assert webhooks.pending(db) == 0

@@ -37,6 +37,7 @@ def test_an_account_request_is_one_line_with_its_route_team_and_key_hint(
         "key": f"fc-...{key[-4:]}",
         "held": 0,
         "charged": 0,
+        "outcome": "admitted",
         "requestId": "r-1",
     }
     assert record.getMessage().startswith(f"GET /v2/team/credit-usage 200 team={team.id} ")

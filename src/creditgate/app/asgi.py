@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
 import httpx
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -24,13 +27,12 @@ from creditgate.domain.ids import new_id
 from creditgate.gateway import proxy
 from creditgate.http import account, admin, openapi
 from creditgate.http.hot import HotReads
-from creditgate.services import jobs, processes, reservations, webhooks
+from creditgate.services import jobs, metrics, processes, reservations, webhooks
 from creditgate.services.writer import Writer
 from creditgate.storage.database import is_unavailable, unavailable_errors
 from creditgate.web.context import AppContext, blocking, context
 from creditgate.web.edge import Edge
 from creditgate.web.errors import (
-    DATABASE_UNAVAILABLE,
     HTTPError,
     on_database_error,
     on_http_error,
@@ -38,6 +40,7 @@ from creditgate.web.errors import (
     on_starlette_error,
     on_unexpected,
 )
+from creditgate.web.limits import RedisLimiter
 from creditgate.web.middleware import AnswerUnexpected
 from creditgate.web.requestlog import RequestLog
 from creditgate.web.responses import fail, ok
@@ -53,15 +56,47 @@ async def health(_request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """Readiness: the database answers a `SELECT 1` within READY_TIMEOUT_SECONDS."""
-    db = context(request).db
+    """Readiness: each dependency answers within READY_TIMEOUT_SECONDS, checked side by side —
+    the database (`SELECT 1`), Redis when the limiter uses it (PING), the upstream Firecrawl in
+    gateway mode (`GET /`). A 503 names the ones that did not (`failed`), and nothing else: no
+    URL, no error text, no team."""
+    ctx = context(request)
+    checks: dict[str, Callable[[], Awaitable[None]]] = {"database": partial(_ping_database, ctx)}
+    if isinstance(ctx.limiter, RedisLimiter):
+        checks["redis"] = ctx.limiter.ping
+    if ctx.upstream is not None:
+        checks["upstream"] = partial(ctx.upstream.ping, READY_TIMEOUT_SECONDS)
+    answered = await asyncio.gather(*(_answers(name, check) for name, check in checks.items()))
+    failed = [name for name, fine in zip(checks, answered, strict=True) if not fine]
+    if failed:
+        return fail(503, f"Not ready: {', '.join(failed)} unavailable.", failed=failed)
+    return ok()
+
+
+async def _ping_database(ctx: AppContext) -> None:
+    await anyio.to_thread.run_sync(ctx.db.ping, abandon_on_cancel=True)
+
+
+async def _answers(name: str, check: Callable[[], Awaitable[None]]) -> bool:
     try:
         with anyio.fail_after(READY_TIMEOUT_SECONDS):
-            await anyio.to_thread.run_sync(db.ping, abandon_on_cancel=True)
-    except Exception as exc:  # whatever keeps the database from answering: not ready
-        log.warning("not ready: the database did not answer (%s)", type(exc).__name__)
-        return fail(503, DATABASE_UNAVAILABLE)
-    return ok()
+            await check()
+    except Exception as exc:  # whatever keeps it from answering: not ready
+        log.warning("not ready: %s did not answer (%s)", name, type(exc).__name__)
+        return False
+    return True
+
+
+async def metrics_page(request: Request) -> Response:
+    """Prometheus's text format: the counters of every worker (services/metrics.py) and the
+    gauges read now. No token, and no team, key or path a client sent in any label."""
+    ctx = context(request)
+    body = await anyio.to_thread.run_sync(_exposition, ctx)
+    return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+
+def _exposition(ctx: AppContext) -> bytes:
+    return generate_latest(metrics.registry_for_scrape(ctx.db, ctx.clock))
 
 
 @asynccontextmanager
@@ -78,6 +113,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tasks.append(asyncio.create_task(_heartbeat(ctx, ctx.process_id)))
     if ctx.sweep_seconds > 0:
         tasks.append(asyncio.create_task(_sweep(ctx)))
+    metrics.register_webhook_backlog(webhooks.pending)
     if ctx.webhook_seconds > 0:
         tasks.append(asyncio.create_task(_deliver_webhooks(ctx)))
     if ctx.upstream is not None and ctx.follow_seconds > 0:
@@ -176,6 +212,7 @@ def create_app(ctx: AppContext) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/health/live", health, methods=["GET"]),
         Route("/health/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics_page, methods=["GET"]),
         # Firecrawl's own health routes: creditgate's health, never forwarded (so before the
         # gateway's /v1 catch-all).
         Route("/v1/health/liveness", health, methods=["GET"]),

@@ -4,6 +4,10 @@ build the app from settings (the environment, where the CLI exports its flags)."
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
@@ -17,6 +21,8 @@ from creditgate.web.context import AppContext
 from creditgate.web.limits import Limiter, MemoryLimiter, RedisLimiter
 from creditgate.web.requestlog import logging_config
 from creditgate.web.upstream import Upstream
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def app_from_settings(settings: Settings) -> Starlette:
@@ -67,6 +73,35 @@ def prepare(settings: Settings, *, allow_foreign_tables: bool = False) -> None:
 def run(settings: Settings) -> None:
     """Serve until stopped: `settings.workers` processes, each building its app from the
     environment (app_from_env)."""
+    created = _metrics_directory(settings.workers)
+    try:
+        _run(settings)
+    finally:
+        if created is not None:
+            os.environ.pop(MULTIPROC_DIR, None)
+            shutil.rmtree(created, ignore_errors=True)
+
+
+def _metrics_directory(workers: int) -> str | None:
+    """Metrics under several workers: prometheus_client's multiprocess mode, where each worker
+    writes its counters to files of PROMETHEUS_MULTIPROC_DIR and a scrape of any worker sums
+    them (services/metrics.py). The workers are spawned, so they import prometheus_client
+    after this sets the variable. Without one given, a private directory is made here and
+    removed at the end (the directory made, else None); one given is emptied of its metric files
+    at start, since files of an earlier run would be summed too."""
+    given = os.environ.get(MULTIPROC_DIR)
+    if given:
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        return None
+    if workers <= 1:
+        return None
+    made = tempfile.mkdtemp(prefix="creditgate-metrics-")
+    os.environ[MULTIPROC_DIR] = made
+    return made
+
+
+def _run(settings: Settings) -> None:
     uvicorn.run(
         f"{__name__}:app_from_env",
         factory=True,

@@ -27,9 +27,11 @@ from creditgate.domain.errors import ConcurrencyLimited, Conflict
 from creditgate.domain.routes import JOB_ID, Match, RouteKind, RouteRow
 from creditgate.services import account, jobs, reservations
 from creditgate.services.reservations import ReservationView, ReserveRequest
+from creditgate.web import metrics
 from creditgate.web.auth import admit, check_token, rate_limited
 from creditgate.web.context import AppContext, blocking, context, quick_read
 from creditgate.web.errors import HTTPError
+from creditgate.web.metrics import UNMATCHED, Outcome, UpstreamError
 from creditgate.web.requestlog import RequestFields, fields
 from creditgate.web.responses import JSON, fail
 from creditgate.web.upstream import (
@@ -59,10 +61,10 @@ async def handle(request: Request) -> Response:
     ctx = context(request)
     upstream = ctx.upstream
     match = ctx.routes.match(request.method, request.scope["path"])
+    logged = fields(request)
+    logged.route = UNMATCHED if match is None else match.row.path  # never the path sent
     if upstream is None or match is None or match.row.kind in (RouteKind.ACCOUNT, RouteKind.HEALTH):
         raise HTTPError(404, NOT_FOUND)
-    logged = fields(request)
-    logged.route = match.row.path
     token = check_token(request)
     now = ctx.clock()
     snap = admit(await quick_read(ctx.db, account.snapshot, ctx.db, token, now))
@@ -137,7 +139,10 @@ async def _free(upstream: Upstream, request: Request, row: RouteRow, body: bytes
             row.method, row.upstream_path(None), "", _forwarded(request), body
         )
     except UpstreamFailed as exc:
+        fields(request).outcome = Outcome.UPSTREAM_FAILED
         return fail(exc.status, exc.error)
+    if response.status_code >= 400:
+        fields(request).outcome = Outcome.UPSTREAM
     return StreamingResponse(
         response.aiter_bytes(),
         status_code=response.status_code,
@@ -165,8 +170,10 @@ async def _metered(
         parsed, plan = await _plan_crawl(ctx, snap, parsed)
         body = orjson.dumps(parsed)
     target = parsed.get("url") or parsed.get("query") or parsed.get("prompt")
-    held = await _reserve(ctx, snap, row, plan.first, target if isinstance(target, str) else None)
-    fields(request).held = held.credits
+    logged = fields(request)
+    target = target if isinstance(target, str) else None
+    held = await _reserve(ctx, snap, row, plan.first, target, logged)
+    logged.held = held.credits
     release = _releaser(ctx, snap.team.id, held.id)
     try:
         response = await upstream.open(
@@ -174,12 +181,15 @@ async def _metered(
         )
     except UpstreamFailed as exc:
         await release()
+        logged.outcome = Outcome.UPSTREAM_FAILED
         return fail(exc.status, exc.error)
     if response.status_code >= 300:  # refused or failed upstream: passed on, costs nothing
         answer = await _read(response, release)
         if isinstance(answer, Response):
+            logged.outcome = Outcome.UPSTREAM_FAILED
             return answer
         await release()
+        logged.outcome = Outcome.UPSTREAM
         return Response(answer.body, status_code=answer.status, headers=answer.headers)
     if row.kind is RouteKind.JOB_START:
         return await _job_started(ctx, request, row, snap, held, plan, response)
@@ -251,6 +261,7 @@ async def _job_started(
     release = _releaser(ctx, snap.team.id, held.id)
     answer = await _read(response, release)
     if isinstance(answer, Response):
+        fields(request).outcome = Outcome.UPSTREAM_FAILED
         return answer
     payload = answer.json()
     job_id = payload.get("id") if isinstance(payload, dict) else None
@@ -315,6 +326,7 @@ class _Tee:
                     held_back = chunk
             except httpx.HTTPError:
                 log.warning("the upstream broke off its answer; nothing is charged for it")
+                metrics.upstream_failed(UpstreamError.DROPPED)
                 self.done = True
                 await self._abandoned()
                 raise
@@ -386,6 +398,7 @@ class _Settlement(_Tee):
             log.error("hold %s was closed before its answer settled", self.reservation_id)
 
     async def _abandoned(self) -> None:  # the work did not complete: it is not charged
+        self.logged.outcome = Outcome.UPSTREAM_FAILED
         release = reservations.Release(self.reservation_id, self.ctx.clock(), self.team_id)
         await self.ctx.write(release, self.team_id)
 
@@ -409,7 +422,12 @@ def _scrape_id(payload: object) -> str | None:
 
 
 async def _reserve(
-    ctx: AppContext, snap: account.Snapshot, row: RouteRow, cost: int, target: str | None
+    ctx: AppContext,
+    snap: account.Snapshot,
+    row: RouteRow,
+    cost: int,
+    target: str | None,
+    logged: RequestFields,
 ) -> ReservationView:
     """Hold credits; while the team runs its plan's concurrency, wait in a bounded queue."""
     request = ReserveRequest(
@@ -433,6 +451,8 @@ async def _reserve(
                     key=snap.key,
                 )
                 view: ReservationView = await ctx.write(hold, snap.team.id)
+                if queued:
+                    logged.outcome = Outcome.QUEUED
                 return view
             except ConcurrencyLimited:
                 if not queued:
@@ -440,8 +460,10 @@ async def _reserve(
                         snap.team.id, max(snap.plan.concurrency, 1)
                     )
                     if not queued:
+                        logged.outcome = Outcome.QUEUE_FULL
                         raise
                 if time.monotonic() >= deadline:
+                    logged.outcome = Outcome.QUEUE_FULL
                     raise
                 await asyncio.sleep(0.05)
     finally:
@@ -464,7 +486,10 @@ async def _job_route(
             row.method, row.upstream_path(job_id), query, _forwarded(request), b""
         )
     except UpstreamFailed as exc:
+        fields(request).outcome = Outcome.UPSTREAM_FAILED
         return fail(exc.status, exc.error)
+    if answer.status >= 400:
+        fields(request).outcome = Outcome.UPSTREAM
     payload = answer.json()
     if job is not None and answer.status < 300:
         if row.kind is RouteKind.JOB_CANCEL:

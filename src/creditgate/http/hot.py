@@ -3,7 +3,8 @@
 Every Firecrawl account route is a GET of a fixed path. A request whose raw path is exactly one
 of them (so it is canonical: the edge would let it through) and whose query holds no NUL is
 answered here, by the route's own handler, with what the layers between would have added: the
-request id and the request's log line (requestlog.py), the CORS header (edge.py), and the
+request id, the request's log line (requestlog.py) and metrics (metrics.py), the CORS header
+(edge.py), and the
 application's exception handlers for any failure. Everything else — another path or spelling,
 another method (HEAD and OPTIONS included), a NUL — goes down the full stack unchanged, which
 then answers exactly as before.
@@ -23,7 +24,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from creditgate.web import metrics
 from creditgate.web.edge import Edge
+from creditgate.web.metrics import outcome_of
 from creditgate.web.requestlog import SCOPE_KEY, RequestFields, _emit, _request_id
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -73,6 +76,10 @@ class HotReads:
             status = response.status_code
             headers = [*response.raw_headers, *extra]
             await send({"type": "http.response.start", "status": status, "headers": headers})
+            # Counted before the last bytes go out, as the request-log middleware counts.
+            logged.outcome = outcome_of(status, logged.outcome)
+            seconds = time.perf_counter() - started
+            metrics.observe_request("GET", route, status, logged.outcome, seconds)
             await send({"type": "http.response.body", "body": response.body})
             if response.background is not None:
                 await response.background()

@@ -33,6 +33,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from creditgate.domain.book import Book, Details
@@ -44,6 +45,7 @@ from creditgate.domain.plans import Plan
 from creditgate.domain.pricing import MAX_CREDITS
 from creditgate.domain.teams import ApiKey, Team
 from creditgate.domain.text import refuse_nul
+from creditgate.services import metrics
 from creditgate.storage import book as books
 from creditgate.storage.book import Wants
 from creditgate.storage.database import Database
@@ -108,7 +110,10 @@ def apply(tx: Tx, team_id: str, operations: Sequence[Operation[Any]]) -> list[Ou
     book.roll_forward()  # 2. roll forward
     for n in ours:
         outcomes[n] = _one(book, operations[n])  # 3. replay and 4. admit
+    charged = sum(book.changes.per_period.values())  # what the movements charged, replays none
     books.save(tx, book)  # 5. write once
+    if charged:
+        tx.after_commit(partial(metrics.credits_charged, charged))
     return outcomes
 
 

@@ -29,6 +29,7 @@ from creditgate.domain.alerts import EventType
 from creditgate.domain.errors import InvalidInput, NotFound
 from creditgate.domain.ids import new_id
 from creditgate.domain.instants import MS_PER_HOUR, Instant, format_iso
+from creditgate.services import metrics
 from creditgate.storage import teams, webhooks
 from creditgate.storage.database import Database
 from creditgate.storage.webhooks import Delivery, Endpoint
@@ -168,6 +169,7 @@ def signed_headers(endpoint: Endpoint, event_id: str, body: str, now: Instant) -
 class Sent:
     code: int | None
     error: str | None
+    reason: str = "other"  # of a failure, for the metrics: timeout, connect, http_4xx, ...
 
     @property
     def ok(self) -> bool:
@@ -182,9 +184,16 @@ async def send(
         answer = await client.post(
             endpoint.url, content=body.encode(), headers=headers, timeout=SEND_TIMEOUT_S
         )
+    except httpx.TimeoutException as exc:
+        return Sent(None, f"{type(exc).__name__}: {exc}"[:500], "timeout")
+    except httpx.ConnectError as exc:
+        return Sent(None, f"{type(exc).__name__}: {exc}"[:500], "connect")
     except httpx.HTTPError as exc:
         return Sent(None, f"{type(exc).__name__}: {exc}"[:500])
-    return Sent(answer.status_code, None if answer.is_success else f"HTTP {answer.status_code}")
+    if answer.is_success:
+        return Sent(answer.status_code, None)
+    reason = "http_4xx" if answer.status_code < 500 else "http_5xx"
+    return Sent(answer.status_code, f"HTTP {answer.status_code}", reason)
 
 
 async def send_test(
@@ -247,9 +256,19 @@ async def deliver_due(db: Database, client: httpx.AsyncClient, now: Instant) -> 
     outcomes = [(d, s) for (d, _), s in zip(live, sent, strict=True)]
     dead = [(replace(d, created_at=now - DEAD_AFTER_MS), s) for d, s in disabled]
     await asyncio.to_thread(_record, db, outcomes + dead, now)
+    for _, result in outcomes:
+        if result.ok:
+            metrics.webhook_delivered()
+        else:
+            metrics.webhook_failed(result.reason)
     return len(claimed)
 
 
 def backlog(db: Database) -> dict[str, int]:
     with db.read() as conn:
         return webhooks.backlog(conn)
+
+
+def pending(db: Database) -> int:
+    """Deliveries waiting to be sent (the backlog the metrics report)."""
+    return backlog(db).get("pending", 0)

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from creditgate.storage.tx import Tx
 
@@ -299,15 +299,17 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         """A write transaction on the driver's connection (storage/tx.py): commits when the
-        block ends, rolls back if it raises. Queued behind this process's other SQLite writers
-        as write() is; on SQLite it begins IMMEDIATE, taking the write lock up front."""
+        block ends, rolls back if it raises; once committed, runs what `Tx.after_commit` was
+        given. Queued behind this process's other SQLite writers as write() is; on SQLite it
+        begins IMMEDIATE, taking the write lock up front."""
         with self._writer:
             raw = self.writes.raw_connection()
             driver: Any = raw.driver_connection
             try:
                 if self.is_sqlite:
                     driver.execute("BEGIN IMMEDIATE")
-                yield Tx(driver, postgres=not self.is_sqlite)
+                tx = Tx(driver, postgres=not self.is_sqlite)
+                yield tx
                 if self.is_sqlite:
                     driver.execute("COMMIT")
                 else:
@@ -321,6 +323,7 @@ class Database:
                 raise
             finally:
                 raw.close()
+            tx.committed()
 
     def fetch(self, sql: str, params: dict[str, Any]) -> list[Any]:
         """Rows of one hand-written SELECT (`:name` parameters), on the driver's connection.
@@ -393,6 +396,19 @@ class Database:
         if converted is None:
             converted = self._converted.setdefault(sql, re.sub(r":(\w+)", r"%(\1)s", sql))
         return converted
+
+    def pools(self) -> dict[str, QueuePool]:
+        """The connection pools of this process, by name (`main`, and on PostgreSQL `reads`
+        and `writes`), for the metrics; a pool that keeps no connections (NullPool) is left
+        out."""
+        engines = {"main": self.engine, "reads": self.reads, "writes": self.writes}
+        found: dict[str, QueuePool] = {}
+        seen: set[int] = set()
+        for name, engine in engines.items():
+            if id(engine) not in seen and isinstance(engine.pool, QueuePool):
+                found[name] = engine.pool
+            seen.add(id(engine))
+        return found
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -73,6 +73,20 @@ def team_hold(conn: Connection, team_id: str, now: Instant) -> int:
 
 
 @cache
+def _open_totals() -> Select[Any]:
+    held = func.coalesce(func.sum(reservations.c.amount - reservations.c.settled), 0)
+    return select(func.count(), held).select_from(reservations).where(*_open_at())
+
+
+def open_totals(conn: Connection, now: Instant) -> tuple[int, int]:
+    """Every team's open, unexpired reservations: how many, and the credits they still keep
+    aside (what is held less what was settled). One aggregate over the (status, expires_ms)
+    index: it reads the open rows only, however many closed ones the table keeps."""
+    count, held = conn.execute(_open_totals(), {"now": now}).one()
+    return int(count), int(held)
+
+
+@cache
 def _count_open() -> Select[Any]:
     return (
         select(func.count())

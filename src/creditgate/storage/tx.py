@@ -8,11 +8,14 @@ psycopg prepares a statement on the server once it has run a few times.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
+
+log = logging.getLogger("creditgate.storage")
 
 Params = dict[str, Any]
 _CONVERTED: dict[str, str] = {}
@@ -32,6 +35,22 @@ class Tx:
     def __init__(self, driver_connection: Any, postgres: bool) -> None:
         self._conn = driver_connection
         self.postgres = postgres
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` once this transaction has committed; never if it rolls back. Only
+        Database.transaction commits and runs them: a Tx over someone else's transaction
+        (`Tx.of`) drops them. An action that raises is logged: the commit stands."""
+        self._after_commit.append(action)
+
+    def committed(self) -> None:
+        """The transaction committed: run the actions given to `after_commit`, once."""
+        actions, self._after_commit = self._after_commit, []
+        for action in actions:
+            try:
+                action()
+            except Exception:
+                log.exception("an action after a commit failed (the commit stands)")
 
     @classmethod
     def of(cls, conn: Connection) -> Tx:

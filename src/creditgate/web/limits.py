@@ -181,5 +181,10 @@ class RedisLimiter:
         except self._failures as exc:
             self._failed(exc)
 
+    async def ping(self) -> None:
+        """Readiness: Redis answers a PING within the limiter's bound; raises otherwise."""
+        async with asyncio.timeout(self._timeout * 2):
+            await self._redis.ping()
+
     async def close(self) -> None:
         await self._redis.aclose()

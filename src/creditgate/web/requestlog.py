@@ -4,10 +4,12 @@
 
 Fields: method, route pattern (the route table's row or the Starlette route, never the raw
 path, so ids and spellings do not leak into metrics built on logs), status, team id, key hint,
-credits held and charged by the request, duration, request id (the client's `X-Request-Id`
-when well-formed, else a new one; echoed in the answer). `CREDITGATE_LOG_FORMAT=json` writes
-each line as one JSON object. No line ever holds a key, a token or the upstream's key: handlers
-record a key's hint, and nothing of the request's headers or body is logged.
+credits held and charged by the request, outcome (web/metrics.py: admitted, queued,
+no_credits, ...), duration, request id (the client's `X-Request-Id` when well-formed, else a
+new one; echoed in the answer). `CREDITGATE_LOG_FORMAT=json` writes each line as one JSON
+object. No line ever holds a key, a token or the upstream's key: handlers record a key's hint,
+and nothing of the request's headers or body is logged. The same route, status and outcome are
+counted in the Prometheus metrics (web/metrics.py), with nothing of the team or the key.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ import orjson
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from creditgate.web import metrics
+from creditgate.web.metrics import UNMATCHED, outcome_of
+
 log = logging.getLogger("creditgate.requests")
 
 SCOPE_KEY = "creditgate.log"
@@ -42,6 +47,7 @@ class RequestFields:
     key: str | None = None  # the key's hint, never the key
     held: int = 0
     charged: int = 0
+    outcome: str | None = None  # what a handler knows its status does not say (web/metrics.py)
 
 
 def fields(request: Request) -> RequestFields:
@@ -104,6 +110,19 @@ class RequestLog:
         request_id = _request_id(scope)
         scope[SCOPE_KEY] = found = RequestFields()
         status = 500
+        counted = False
+
+        def count() -> None:
+            """Into the metrics, once: before the answer's last bytes leave (so a client that
+            read its answer finds it counted), or at the end when none left whole."""
+            nonlocal counted
+            if counted:
+                return
+            counted = True
+            route = found.route or getattr(scope.get("route"), "path", None) or UNMATCHED
+            found.route, found.outcome = route, outcome_of(status, found.outcome)
+            seconds = time.perf_counter() - started
+            metrics.observe_request(scope["method"], route, status, found.outcome, seconds)
 
         async def sending(message: Message) -> None:
             nonlocal status
@@ -111,11 +130,14 @@ class RequestLog:
                 status = message["status"]
                 headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
                 message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                count()
             await send(message)
 
         try:
             await self.app(scope, receive, sending)
         finally:
+            count()
             _emit(scope, found, status, (time.perf_counter() - started) * 1000, request_id)
 
 
@@ -142,7 +164,7 @@ def _request_id(scope: Scope) -> str:
 def _emit(scope: Scope, found: RequestFields, status: int, ms: float, request_id: str) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
-    route = found.route or getattr(scope.get("route"), "path", None) or "(no route)"
+    route = found.route or getattr(scope.get("route"), "path", None) or UNMATCHED
     method = scope["method"]
     line = {
         "method": method,

@@ -10,10 +10,14 @@ timed out.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import httpx
 import orjson
+
+from creditgate.web import metrics
+from creditgate.web.metrics import UpstreamError
 
 log = logging.getLogger("creditgate.gateway")
 
@@ -54,8 +58,15 @@ class UpstreamFailed(Exception):
 
 
 def failure(exc: httpx.HTTPError) -> UpstreamFailed:
+    """The answer to give for an upstream call that failed, the failure counted (each call
+    site translates a failure once)."""
     if isinstance(exc, httpx.TimeoutException):
+        metrics.upstream_failed(UpstreamError.TIMEOUT)
         return UpstreamFailed(504, TIMED_OUT)
+    if isinstance(exc, httpx.ConnectError):
+        metrics.upstream_failed(UpstreamError.CONNECT)
+    else:
+        metrics.upstream_failed(UpstreamError.DROPPED)
     return UpstreamFailed(502, DROPPED if isinstance(exc, httpx.ReadError) else UNREACHABLE)
 
 
@@ -120,10 +131,13 @@ class Upstream:
         request = self.client.build_request(
             method, url, headers=sent, content=body, timeout=timeout
         )
+        started = time.perf_counter()
         try:
-            return await self.client.send(request, stream=True)
+            response = await self.client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise failure(exc) from exc
+        metrics.upstream_answered(started, response.status_code)
+        return response
 
     async def send(
         self,
@@ -143,6 +157,17 @@ class Upstream:
         finally:
             await response.aclose()
         return Answer(response.status_code, kept_headers(response), content)
+
+    async def ping(self, timeout_s: float) -> None:
+        """Readiness: the upstream answers `GET /` (a self-hosted Firecrawl's hello) with
+        anything but a server error within `timeout_s`. A fixed path, without its key: nothing
+        a client sent is ever forwarded by it. Raises UpstreamFailed otherwise."""
+        try:
+            response = await self.client.get("/", timeout=timeout_s)
+        except httpx.HTTPError as exc:
+            raise failure(exc) from exc
+        if response.status_code >= 500:
+            raise UpstreamFailed(502, f"the upstream answered {response.status_code}")
 
     async def close(self) -> None:
         await self.client.aclose()
