@@ -174,6 +174,7 @@ def _emit(scope: Scope, found: RequestFields, status: int, ms: float, request_id
         "key": found.key,
         "held": found.held,
         "charged": found.charged,
+        "outcome": found.outcome,
         "ms": round(ms, 1),
         "requestId": request_id,
     }
