@@ -3,6 +3,9 @@ build the app from settings (the environment, where the CLI exports its flags)."
 
 from __future__ import annotations
 
+import os
+import secrets
+
 import uvicorn
 from starlette.applications import Starlette
 
@@ -39,6 +42,7 @@ def app_from_settings(settings: Settings) -> Starlette:
             public_url=settings.public_url,
             metering=settings.metering,
             cors_origins=tuple(o.strip() for o in settings.cors_origins.split(",") if o.strip()),
+            session_secret=settings.session_key() or secrets.token_urlsafe(32),
         )
     )
 
@@ -61,6 +65,10 @@ def prepare(settings: Settings, *, allow_foreign_tables: bool = False) -> None:
 def run(settings: Settings) -> None:
     """Serve until stopped: `settings.workers` processes, each building its app from the
     environment (app_from_env)."""
+    if settings.session_key() is None:
+        # Neither a session secret nor an admin token: one random secret for this run, shared
+        # by every worker through the environment they inherit (sessions end with the server).
+        os.environ["CREDITGATE_SESSION_SECRET"] = secrets.token_urlsafe(32)
     uvicorn.run(
         f"{__name__}:app_from_env",
         factory=True,

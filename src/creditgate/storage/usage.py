@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, func, or_, select, union_all
 
-from creditgate.domain.instants import Instant
+from creditgate.domain.instants import MS_PER_DAY, Instant
 from creditgate.storage.database import Database
 from creditgate.storage.tables import (
     entries,
@@ -49,6 +49,44 @@ def usage_per_hour(
         usage_by_hour.c.hour_ms < end,
     )
     return {int(r.hour_ms): int(r.credits) for r in conn.execute(query)}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDay:
+    key_id: str | None
+    day: Instant  # the UTC day's start
+    credits: int
+    last_at: Instant  # the day's last charge of this key
+
+
+def usage_per_key_day(
+    conn: Connection, team_id: str, period_start: Instant, since: Instant, until: Instant
+) -> list[KeyDay]:
+    """Credits charged per key and UTC day, for the charges of the billing period starting at
+    `period_start` that occurred in [since, until): the dashboard's daily chart. No rollup keeps
+    this (usage_by_hour is per team), so it reads the period's charge entries, bounded by the
+    (team_id, kind, occurred_ms) index to the window asked for; the same rows as usage_by_key
+    for that period, so the per-key sums agree with it."""
+    day = entries.c.occurred_ms - entries.c.occurred_ms % MS_PER_DAY
+    query = (
+        select(
+            entries.c.key_id,
+            day.label("day"),
+            (-func.sum(entries.c.amount)).label("credits"),
+            func.max(entries.c.occurred_ms).label("last_at"),
+        )
+        .where(
+            entries.c.team_id == team_id,
+            entries.c.kind == "charge",
+            entries.c.occurred_ms >= since,
+            entries.c.occurred_ms < until,
+            entries.c.period_start_ms == period_start,
+        )
+        .group_by(entries.c.key_id, day)
+    )
+    return [
+        KeyDay(r.key_id, int(r.day), int(r.credits), int(r.last_at)) for r in conn.execute(query)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
