@@ -21,6 +21,11 @@ def _r(value: float) -> float:
     return round(value, 2)
 
 
+def _n(value: float) -> str:
+    """A coordinate as SVG path text: two decimals at most, no trailing zeros."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
 @dataclass(frozen=True, slots=True)
 class Rect:
     x: float
@@ -89,12 +94,10 @@ def gauge(value: int, whole: int, radius: float = 80, stroke: float = 16) -> Gau
     fraction = 0.0 if whole <= 0 else min(max(value / whole, 0.0), 1.0)
     pad = stroke / 2
     cx, cy = pad + radius, pad + radius
-    left = (_r(cx - radius), _r(cy))
-    right = (_r(cx + radius), _r(cy))
-    track = f"M {left[0]} {left[1]} A {radius} {radius} 0 0 1 {right[0]} {right[1]}"
+    start = f"M {_n(cx - radius)} {_n(cy)} A {_n(radius)} {_n(radius)} 0 0 1"
+    track = f"{start} {_n(cx + radius)} {_n(cy)}"
     arc = ""
     if fraction > 0:
         angle = math.pi * (1 - fraction)  # from the left end (pi) towards the right end (0)
-        end = (_r(cx + radius * math.cos(angle)), _r(cy - radius * math.sin(angle)))
-        arc = f"M {left[0]} {left[1]} A {radius} {radius} 0 0 1 {end[0]} {end[1]}"
+        arc = f"{start} {_n(cx + radius * math.cos(angle))} {_n(cy - radius * math.sin(angle))}"
     return Gauge(fraction, track, arc, _r(2 * (radius + pad)), _r(radius + 2 * pad))
