@@ -157,7 +157,11 @@ def test_a_wrong_token_cannot_sign_in_and_sign_in_attempts_are_limited(
     assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
 
 
-def test_the_session_secret_is_given_or_derived_from_the_admin_token() -> None:
+def test_the_session_secret_is_given_or_derived_from_the_admin_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("SESSION_SECRET", "SESSION_SECRET_FILE", "ADMIN_TOKEN", "ADMIN_TOKEN_FILE"):
+        monkeypatch.delenv(f"CREDITGATE_{name}", raising=False)
     assert Settings(session_secret="given").session_key() == "given"
     derived = Settings(admin_token="token-a").session_key()
     assert derived is not None and "token-a" not in derived
