@@ -2,9 +2,9 @@
 
 The top-level units of `creditgate` and what each may import:
 
-    domain <- storage <- services <- web <- http, gateway <- app <- cli
+    domain <- storage <- services <- web <- http, gateway, dashboard <- app <- cli
 
-`web` is the plumbing both HTTP faces share (context, auth, errors, bodies, logs, limits, the
+`web` is the plumbing the HTTP faces share (context, auth, errors, bodies, logs, limits, the
 upstream client); `http` (account and admin routes) and `gateway` (the proxy) use it and not
 each other; `app` is the composition root that assembles them; the CLI starts the server
 only through it.
@@ -116,6 +116,7 @@ def test_the_domain_imports_no_web_database_or_other_layer() -> None:
         "creditgate.web",
         "creditgate.http",
         "creditgate.gateway",
+        "creditgate.dashboard",
         f"creditgate.{COMPOSITION_ROOT}",
         "creditgate.cli",
     )
@@ -123,7 +124,8 @@ def test_the_domain_imports_no_web_database_or_other_layer() -> None:
 
 
 def test_only_storage_builds_sql() -> None:
-    for layer in ("services", "web", "http", "gateway", COMPOSITION_ROOT, "cli", "domain"):
+    layers = ("services", "web", "http", "gateway", "dashboard", COMPOSITION_ROOT, "cli", "domain")
+    for layer in layers:
         for path in modules(layer):
             sql = {i for i in imports(path) if i.startswith("sqlalchemy")}
             assert sql <= {"sqlalchemy.Connection"}, f"{path} imports {sql}"
@@ -135,6 +137,7 @@ def test_storage_and_services_know_nothing_of_http() -> None:
         "creditgate.web",
         "creditgate.http",
         "creditgate.gateway",
+        "creditgate.dashboard",
         f"creditgate.{COMPOSITION_ROOT}",
         "creditgate.cli",
     )
@@ -150,14 +153,49 @@ def test_the_top_level_packages_import_each_other_without_a_cycle() -> None:
             f"{a} -> {b} ({', '.join(sorted(graph[a][b]))})" for a, b in itertools.pairwise(cycle)
         ]
         raise AssertionError("import cycle: " + " -> ".join(cycle) + "\n" + "\n".join(evidence))
-    expected = {"domain", "storage", "services", "web", "http", "gateway", COMPOSITION_ROOT, "cli"}
+    expected = {
+        "domain",
+        "storage",
+        "services",
+        "web",
+        "http",
+        "gateway",
+        "dashboard",
+        COMPOSITION_ROOT,
+        "cli",
+    }
     assert expected <= set(graph), f"moved? update this test: {expected - set(graph)}"
 
 
 def test_the_cli_reaches_http_only_through_the_composition_root() -> None:
     """The CLI starts the server through `creditgate.app`; it shares no HTTP module."""
-    banned = ("starlette", "creditgate.web", "creditgate.http", "creditgate.gateway")
+    banned = (
+        "starlette",
+        "creditgate.web",
+        "creditgate.http",
+        "creditgate.gateway",
+        "creditgate.dashboard",
+    )
     assert importers("cli", banned) == {}
+
+
+def test_the_dashboard_imports_neither_other_face_and_no_sql() -> None:
+    banned = (
+        "creditgate.http",
+        "creditgate.gateway",
+        "creditgate.storage",
+        f"creditgate.{COMPOSITION_ROOT}",
+        "creditgate.cli",
+        "sqlalchemy",
+    )
+    assert importers("dashboard", banned) == {}
+
+
+def test_the_chart_geometry_is_plain_python() -> None:
+    """dashboard/charts.py turns numbers into shapes with no web import, so it is unit-tested
+    alone (tests/dashboard/test_charts.py)."""
+    found = imports(PACKAGE / "dashboard" / "charts.py")
+    assert {i for i in found if not i.startswith(("math", "dataclasses", "__future__"))} == set()
 
 
 def test_the_gateway_imports_nothing_of_the_account_and_admin_routes() -> None:
@@ -169,6 +207,7 @@ def test_web_imports_neither_of_the_http_faces_it_serves() -> None:
     banned = (
         "creditgate.http",
         "creditgate.gateway",
+        "creditgate.dashboard",
         f"creditgate.{COMPOSITION_ROOT}",
         "creditgate.cli",
     )

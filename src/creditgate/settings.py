@@ -7,6 +7,8 @@ local user can read in the process list.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from creditgate.domain.plans import ACCOUNT_ROUTES_RPM
 
+SESSION_LABEL = b"creditgate dashboard session secret v1"
 DEFAULT_DATABASE_URL = "sqlite:///.creditgate/creditgate.db"  # under the current directory
 
 
@@ -78,6 +81,10 @@ class Settings(BaseSettings):
         None, description="addresses whose X-Forwarded-For names the client (comma-separated)"
     )
     cors_origins: str = Field("*", description="comma-separated origins, or *")
+    session_secret: str | None = Field(
+        None, description="signs the dashboard's session cookie (default: derived, see README)"
+    )
+    session_secret_file: str | None = Field(None, description="a file holding the session secret")
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -98,6 +105,24 @@ class Settings(BaseSettings):
         return read_secret(
             self.admin_token, self.admin_token_file, "admin token", "CREDITGATE_ADMIN_TOKEN"
         )
+
+    def session_key(self) -> str | None:
+        """The dashboard's cookie-signing secret: CREDITGATE_SESSION_SECRET or its file; else
+        derived from the admin token (HMAC-SHA256 under a fixed label: stable across workers and
+        restarts, and it reveals nothing of the token; a new admin token ends every session);
+        None when neither is set (`serve` then makes a random one for its workers)."""
+        given = read_secret(
+            self.session_secret,
+            self.session_secret_file,
+            "session secret",
+            "CREDITGATE_SESSION_SECRET",
+        )
+        if given is not None:
+            return given
+        admin = self.admin_secret()
+        if admin is None:
+            return None
+        return hmac.new(admin.encode(), SESSION_LABEL, hashlib.sha256).hexdigest()
 
     def upstream_secret(self) -> str | None:
         """The upstream's key, from CREDITGATE_UPSTREAM_KEY or its file."""

@@ -177,6 +177,16 @@ CASES: dict[str, Case] = {
             ),
         ),
     ),
+    "key-day rollup": Case(
+        ("UPDATE usage_by_key_day SET credits = credits + 1 WHERE key_id = :key",),
+        (
+            (
+                "per-key-per-day rollup = the charges it summarises",
+                "team {team} period {period} key {key} day {period}: (credits, last charge) "
+                "from entries (25, {later}), rollup says (26, {later})",
+            ),
+        ),
+    ),
     "grant amount": Case(
         ("UPDATE grants SET amount = 101 WHERE id = :pack",),
         (
@@ -293,6 +303,11 @@ CASES: dict[str, Case] = {
             " AND key_id = :key AND period_start_ms = :period",
             "INSERT INTO usage_by_key (team_id, period_start_ms, key_id, credits)"
             " VALUES (:team, :period, 'ghost-key', 12)",
+            "UPDATE usage_by_key_day SET credits = credits - 12 WHERE team_id = :team"
+            " AND key_id = :key AND period_start_ms = :period",
+            "INSERT INTO usage_by_key_day"
+            " (team_id, period_start_ms, key_id, day_ms, credits, last_ms)"
+            " VALUES (:team, :period, 'ghost-key', :period, 12, :period)",
         ),
         (
             (
@@ -434,6 +449,7 @@ def test_verify_names_the_tampered_row(case: str, database_url: str, db: Databas
     names = {
         **ids,
         "start": START,
+        "later": LATER,
         "expired_at": expires,
         "expired_early": expires - 1,
         "hostname": socket.gethostname()[:255],

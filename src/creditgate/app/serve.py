@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -51,6 +52,7 @@ def app_from_settings(settings: Settings) -> Starlette:
             public_url=settings.public_url,
             metering=settings.metering,
             cors_origins=tuple(o.strip() for o in settings.cors_origins.split(",") if o.strip()),
+            session_secret=settings.session_key() or secrets.token_urlsafe(32),
         )
     )
 
@@ -102,6 +104,10 @@ def _metrics_directory(workers: int) -> str | None:
 
 
 def _run(settings: Settings) -> None:
+    if settings.session_key() is None:
+        # Neither a session secret nor an admin token: one random secret for this run, shared
+        # by every worker through the environment they inherit (sessions end with the server).
+        os.environ["CREDITGATE_SESSION_SECRET"] = secrets.token_urlsafe(32)
     uvicorn.run(
         f"{__name__}:app_from_env",
         factory=True,

@@ -159,6 +159,7 @@ def serve(
     try:  # fail now, with a clear message, rather than in every worker
         settings.admin_secret()
         settings.upstream_secret()
+        settings.session_key()
         serve_app.prepare(settings, allow_foreign_tables=allow_foreign_tables)
     except (SecretError, ValueError) as exc:  # e.g. an unreadable secret, CREDITGATE_ROUTES
         raise click.ClickException(str(exc)) from exc

@@ -29,7 +29,7 @@ from creditgate.domain.errors import (
 )
 from creditgate.domain.grants import GrantState
 from creditgate.domain.ids import new_id
-from creditgate.domain.instants import Instant, floor_hour, format_iso
+from creditgate.domain.instants import Instant, floor_day, floor_hour, format_iso
 from creditgate.domain.periods import Period, period, period_at
 from creditgate.domain.plans import Plan
 from creditgate.domain.reservations import HoldStatus, Reservation
@@ -173,6 +173,10 @@ class Changes:
     per_period: dict[Instant, int] = field(default_factory=lambda: defaultdict(int))
     per_key: dict[tuple[Instant, str], int] = field(default_factory=lambda: defaultdict(int))
     per_hour: dict[Instant, int] = field(default_factory=lambda: defaultdict(int))
+    # (period start, key, day) -> (credits, the latest charge's time)
+    per_key_day: dict[tuple[Instant, str, Instant], tuple[int, Instant]] = field(
+        default_factory=dict
+    )
     new_holds: list[Reservation] = field(default_factory=list)
     holds: dict[str, Reservation] = field(default_factory=dict)  # changed rows, latest state
     expire_holds: bool = False  # close every open reservation past its time-to-live
@@ -487,6 +491,9 @@ class Book:
         self.changes.per_period[billing_period.start] += credits
         self.changes.per_key[(billing_period.start, key.id)] += credits
         self.changes.per_hour[floor_hour(at)] += credits
+        day = (billing_period.start, key.id, floor_day(at))
+        had, latest = self.changes.per_key_day.get(day, (0, at))
+        self.changes.per_key_day[day] = (had + credits, max(latest, at))
         self.key_usage[usage_key] = self.key_usage.get(usage_key, 0) + credits
         last = self.changes.team.get("last_charge", self.team.last_charge_at)
         if last is None or at > last:

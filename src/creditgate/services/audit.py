@@ -68,6 +68,12 @@ CHECKS = (
         "team {0} hour {1}: entries say {2}, rollup says {3}",
     ),
     (
+        "per-key-per-day rollup = the charges it summarises",
+        audit.key_day_rollup_mismatches,
+        "team {0} period {1} key {2} day {3}: (credits, last charge) from entries {4}, "
+        "rollup says {5}",
+    ),
+    (
         "grant amounts = their grant entries",
         audit.grant_amount_mismatches,
         "team {0} grant {1}: amount {2} but its grant entries add {3}",

@@ -118,3 +118,9 @@ def authenticate(db: Database, token: str) -> tuple[ApiKey, Team] | None:
     """The key and team for a presented token, or None if it is unknown."""
     with db.read() as conn:
         return keys.get_key_and_team_by_hash(conn, keygen.hash_key(token))
+
+
+def session_key(db: Database, key_id: str) -> tuple[ApiKey, Team, str] | None:
+    """A dashboard session's key by id, with its team and stored hash (re-checked each request)."""
+    with db.read() as conn:
+        return keys.get_key_team_and_hash(conn, key_id)

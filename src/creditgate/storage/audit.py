@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, Table, and_, func, literal, or_, select
 
 from creditgate.domain.grants import GRANT_KINDS
-from creditgate.domain.instants import MS_PER_HOUR
+from creditgate.domain.instants import MS_PER_DAY, MS_PER_HOUR
 from creditgate.storage.jobs import JobStatus
 from creditgate.storage.tables import (
     alerts_fired,
@@ -22,6 +22,7 @@ from creditgate.storage.tables import (
     teams,
     usage_by_hour,
     usage_by_key,
+    usage_by_key_day,
     usage_by_period,
     webhook_deliveries,
 )
@@ -145,6 +146,33 @@ def hour_rollup_mismatches(conn: Connection) -> list[Row]:
         .group_by(entries.c.team_id, hour)
     )
     return _diff(conn, truth, usage_by_hour, ("team_id", "hour_ms"))
+
+
+def key_day_rollup_mismatches(conn: Connection) -> list[Row]:
+    """Per period, key and day: credits and the latest charge's time, against the entries."""
+    day = (entries.c.occurred_ms - entries.c.occurred_ms % MS_PER_DAY).label("day_ms")
+    truth = (
+        select(
+            entries.c.team_id,
+            entries.c.period_start_ms,
+            entries.c.key_id,
+            day,
+            (-func.sum(entries.c.amount)).label("credits"),
+            func.max(entries.c.occurred_ms).label("last_ms"),
+        )
+        .where(entries.c.kind == "charge", entries.c.key_id.is_not(None))
+        .group_by(entries.c.team_id, entries.c.period_start_ms, entries.c.key_id, day)
+    )
+    expected = {tuple(r[:4]): (int(r[4]), int(r[5])) for r in conn.execute(truth)}
+    actual = {
+        (r.team_id, r.period_start_ms, r.key_id, r.day_ms): (int(r.credits), int(r.last_ms))
+        for r in conn.execute(select(usage_by_key_day))
+    }
+    out: list[Row] = []
+    for k in sorted(set(expected) | set(actual), key=str):
+        if expected.get(k) != actual.get(k):
+            out.append((*k, expected.get(k, (0, 0)), actual.get(k, (0, 0))))
+    return out
 
 
 def _diff(conn: Connection, truth: Select[Any], table: Table, keys: tuple[str, ...]) -> list[Row]:

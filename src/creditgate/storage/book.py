@@ -241,6 +241,13 @@ DO UPDATE SET credits = usage_by_key.credits + excluded.credits"""
 _ADD_HOUR = """
 INSERT INTO usage_by_hour (team_id, hour_ms, credits) VALUES (:team, :hour, :credits)
 ON CONFLICT (team_id, hour_ms) DO UPDATE SET credits = usage_by_hour.credits + excluded.credits"""
+_ADD_KEY_DAY = """
+INSERT INTO usage_by_key_day (team_id, period_start_ms, key_id, day_ms, credits, last_ms)
+VALUES (:team, :period, :key, :day, :credits, :last)
+ON CONFLICT (team_id, period_start_ms, key_id, day_ms)
+DO UPDATE SET credits = usage_by_key_day.credits + excluded.credits,
+              last_ms = CASE WHEN excluded.last_ms > usage_by_key_day.last_ms
+                             THEN excluded.last_ms ELSE usage_by_key_day.last_ms END"""
 _EXPIRE_HOLDS = """
 UPDATE reservations SET status = 'expired', closed_ms = :now
 WHERE team_id = :team AND status = 'open' AND expires_ms <= :now"""
@@ -436,6 +443,14 @@ def _save_usage(out: Writes, team: str, changes: Changes) -> None:
         (
             {"team": team, "period": p, "key": k, "credits": c}
             for (p, k), c in changes.per_key.items()
+        ),
+    )
+    _many(
+        out,
+        _ADD_KEY_DAY,
+        (
+            {"team": team, "period": p, "key": k, "day": d, "credits": c, "last": last}
+            for (p, k, d), (c, last) in changes.per_key_day.items()
         ),
     )
     _many(

@@ -110,3 +110,17 @@ def revoke_key(conn: Connection, key_id: str, at: int) -> None:
         .where(api_keys.c.id == key_id, api_keys.c.revoked_ms.is_(None))
         .values(revoked_ms=at)
     )
+
+
+@cache
+def _key_and_team_by_id() -> Select[Any]:
+    return _KEY_AND_TEAM.where(api_keys.c.id == bindparam("id"))
+
+
+def get_key_team_and_hash(conn: Connection, key_id: str) -> tuple[ApiKey, Team, str] | None:
+    """A key by its id with its team and stored hash: a dashboard session names its key by id
+    and checks the hash on every request."""
+    row = conn.execute(_key_and_team_by_id(), {"id": key_id}).first()
+    if row is None:
+        return None
+    return key_from_row(row), team_from_row(row, prefix="team__"), str(row.key_hash)

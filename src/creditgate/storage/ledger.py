@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Connection, func, or_, select
 
 from creditgate.domain.instants import Instant
@@ -29,3 +31,41 @@ def plan_grant_amount(conn: Connection, team_id: str, period_start: Instant) -> 
     )
     value = conn.execute(query).scalar()
     return None if value is None else int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRow:
+    id: str
+    kind: str
+    amount: int
+    remaining: int
+    expired_amount: int
+    starts_at: Instant
+    expires_at: Instant | None
+    note: str | None
+
+
+MAX_GRANTS_LISTED = 100
+
+
+def recent_grants(conn: Connection, team_id: str, limit: int = MAX_GRANTS_LISTED) -> list[GrantRow]:
+    """A team's grants, newest first (a year of plan periods plus its packs fits in the limit)."""
+    query = (
+        select(grants)
+        .where(grants.c.team_id == team_id)
+        .order_by(grants.c.starts_ms.desc(), grants.c.id.desc())
+        .limit(limit)
+    )
+    return [
+        GrantRow(
+            r.id,
+            r.kind,
+            int(r.amount),
+            int(r.remaining),
+            int(r.expired_amount),
+            int(r.starts_ms),
+            None if r.expires_ms is None else int(r.expires_ms),
+            r.note,
+        )
+        for r in conn.execute(query)
+    ]

@@ -17,7 +17,7 @@ from sqlalchemy import (
 
 from creditgate.domain.instants import Instant
 from creditgate.domain.reservations import HoldStatus, Reservation
-from creditgate.storage.tables import reservations
+from creditgate.storage.tables import jobs, reservations
 
 OPEN = HoldStatus.OPEN.value
 
@@ -139,3 +139,32 @@ def orphaned(conn: Connection, live: list[str], limit: int) -> list[tuple[str, s
         .limit(limit)
     )
     return [(r.team_id, r.id) for r in conn.execute(query)]
+
+
+MAX_OPEN_LISTED = 200
+
+
+def open_holds(
+    conn: Connection, team_id: str, now: Instant
+) -> list[tuple[Reservation, str | None]]:
+    """The team's open, unexpired reservations (what queue-status counts), oldest first, each
+    with the status of the upstream job it pays for (None: not a followed job); at most
+    MAX_OPEN_LISTED (a plan's concurrency is far below it)."""
+    query = (
+        select(reservations, jobs.c.status.label("job_status"))
+        .select_from(
+            reservations.outerjoin(
+                jobs,
+                (jobs.c.team_id == reservations.c.team_id)
+                & (jobs.c.reservation_id == reservations.c.id),
+            )
+        )
+        .where(
+            reservations.c.team_id == team_id,
+            reservations.c.status == OPEN,
+            reservations.c.expires_ms > now,
+        )
+        .order_by(reservations.c.created_ms, reservations.c.id)
+        .limit(MAX_OPEN_LISTED)
+    )
+    return [(_from_row(r), r.job_status) for r in conn.execute(query)]

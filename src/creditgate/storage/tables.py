@@ -153,6 +153,19 @@ usage_by_hour = Table(
     Column("credits", BigInteger, nullable=False),
 )
 
+# Per key and UTC day, within the billing period the charges belong to: the dashboard's daily
+# chart and each key's last use, whatever the number of charges.
+usage_by_key_day = Table(
+    "usage_by_key_day",
+    metadata,
+    Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
+    Column("period_start_ms", BigInteger, primary_key=True),
+    Column("key_id", String(36), primary_key=True),
+    Column("day_ms", BigInteger, primary_key=True),
+    Column("credits", BigInteger, nullable=False),
+    Column("last_ms", BigInteger, nullable=False),  # its latest charge's time
+)
+
 # Holds on credits for work whose cost is not known yet. A row changes state (open -> settled,
 # released or expired) but the credits it charges are entries like any other charge.
 reservations = Table(

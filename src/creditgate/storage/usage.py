@@ -6,13 +6,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, func, or_, select, union_all
 
-from creditgate.domain.instants import Instant
+from creditgate.domain.instants import MS_PER_DAY, Instant
 from creditgate.storage.database import Database
 from creditgate.storage.tables import (
     entries,
     reservations,
     usage_by_hour,
     usage_by_key,
+    usage_by_key_day,
     usage_by_period,
 )
 
@@ -49,6 +50,33 @@ def usage_per_hour(
         usage_by_hour.c.hour_ms < end,
     )
     return {int(r.hour_ms): int(r.credits) for r in conn.execute(query)}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDay:
+    key_id: str | None
+    day: Instant  # the UTC day's start
+    credits: int
+    last_at: Instant  # the day's last charge of this key
+
+
+def usage_per_key_day(
+    conn: Connection, team_id: str, period_start: Instant, since: Instant, until: Instant
+) -> list[KeyDay]:
+    """Credits charged per key and UTC day, for the charges of the billing period starting at
+    `period_start` on the days in [since, until): the dashboard's daily chart, from the
+    per-key-per-day rollup (a row per key and day, whatever the number of charges); the same
+    charges as usage_by_key for that period, so the per-key sums agree with it."""
+    t = usage_by_key_day
+    query = select(t.c.key_id, t.c.day_ms, t.c.credits, t.c.last_ms).where(
+        t.c.team_id == team_id,
+        t.c.period_start_ms == period_start,
+        t.c.day_ms >= since - since % MS_PER_DAY,
+        t.c.day_ms < until,
+    )
+    return [
+        KeyDay(r.key_id, int(r.day_ms), int(r.credits), int(r.last_ms)) for r in conn.execute(query)
+    ]
 
 
 @dataclass(frozen=True, slots=True)

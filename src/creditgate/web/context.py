@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -42,6 +43,8 @@ class AppContext:
     process_id: str | None = None  # this process's row in `processes` (gateway mode)
     metering: bool = True  # off (for measuring the proxy alone): authenticate and forward only
     writer: Writer | None = None  # group commit of ledger operations, while the app runs
+    # Signs the dashboard's session cookies (settings.session_key(); random when not given).
+    session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     async def write(self, op: Operation[Any], team_id: str | None = None) -> Any:
         """Apply a ledger operation: batched with its team's other pending ones while the app
