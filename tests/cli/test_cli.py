@@ -199,3 +199,12 @@ def test_alert_rules_and_webhook_endpoints_through_the_cli(database_url: str, db
     assert run(database_url, "webhook", "remove", made["id"])["disabledAt"] is not None
     bad = run(database_url, "webhook", "add", "ftp://nope", ok=False)
     assert bad["status"] == 400 and bad["field"] == "url"
+
+
+def test_a_plan_upgrade_now_through_the_cli_and_the_api(database_url: str, db: Database) -> None:
+    team = run(database_url, "team", "create", "acme", "--plan", "hobby")
+    assert run(database_url, "usage", team["id"])["remainingCredits"] == 3_000
+    run(database_url, "team", "update", team["id"], "--plan", "standard", "--now")
+    assert run(database_url, "usage", team["id"])["remainingCredits"] == 100_000
+    refused = run(database_url, "team", "update", team["id"], "--now", ok=False)
+    assert refused["status"] == 400

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from creditgate.storage.database import Database
 from creditgate.web.context import AppContext
 from tests.conftest import ADMIN_TOKEN, Clock
-from tests.helpers import bearer
+from tests.helpers import bearer, team_with_key
 
 ADMIN = bearer(ADMIN_TOKEN)
 
@@ -225,3 +225,20 @@ def test_openapi_and_docs_describe_every_route(client: TestClient, clock: Clock)
     assert charge_schema["properties"]["credits"]["minimum"] == 0
     page = client.get("/docs")
     assert page.status_code == 200 and "/admin/charges/batch" in page.text
+
+
+def test_a_plan_upgrade_now_over_the_api(client: TestClient, db: Database, clock: Clock) -> None:
+    team, _, _ = team_with_key(db, clock.now, plan="hobby")
+    headers = bearer(ADMIN_TOKEN)
+    changed = client.patch(
+        f"/admin/teams/{team.id}", headers=headers, json={"plan": "standard", "now": True}
+    )
+    assert changed.status_code == 200 and changed.json()["data"]["plan"] == "standard"
+    balance = client.get(f"/admin/teams/{team.id}/balance", headers=headers).json()["data"]
+    assert (balance["remainingCredits"], balance["planCredits"]) == (100_000, 100_000)
+    alone = client.patch(f"/admin/teams/{team.id}", headers=headers, json={"now": True})
+    assert alone.status_code == 400
+    assert client.get(f"/admin/teams/{team.id}/balance", headers=headers).json() == {
+        "success": True,
+        "data": balance,
+    }

@@ -262,6 +262,12 @@ def team_list(out: Output) -> None:
 @click.option("--name", default=None)
 @click.option("--suspend/--resume", default=None, help="Suspended teams' keys get 403.")
 @click.option("--overage/--no-overage", default=None)
+@click.option(
+    "--now",
+    "plan_now",
+    is_flag=True,
+    help="With --plan: a plan with more credits raises this period's credits at once.",
+)
 @command_options
 def team_update(
     out: Output,
@@ -270,6 +276,7 @@ def team_update(
     name: str | None,
     suspend: bool | None,
     overage: bool | None,
+    plan_now: bool,
 ) -> None:
     """Change a team's plan, name, suspension or overage: only the options given."""
     if (plan, name, suspend, overage) == (None, None, None, None):
@@ -278,10 +285,21 @@ def team_update(
         )
     before = teams.get_team(out.db, team_id)
     changed = teams.update_team(
-        out.db, team_id, now(), suspended=suspend, allow_overage=overage, plan_id=plan, name=name
+        out.db,
+        team_id,
+        now(),
+        suspended=suspend,
+        allow_overage=overage,
+        plan_id=plan,
+        name=name,
+        plan_now=plan_now,
     )
     changes = _changes(team_json(before), team_json(changed))
-    note = " (the new plan's credits arrive from the next billing period)"
+    note = (
+        " (its limits apply at once; this period's credits were raised to the new plan's)"
+        if plan_now
+        else " (its limits apply at once, its credits from the next billing period)"
+    )
     out.emit(
         team_json(changed),
         f"team {changed.id}: "

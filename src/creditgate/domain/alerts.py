@@ -23,6 +23,7 @@ class EventType(StrEnum):
     KEY_CAP = "key.cap_reached"
     GRANTED = "credits.granted"
     HOLD_EXPIRED = "reservation.expired"
+    PLAN_CHANGED = "plan.changed"
     TEST = "webhook.test"
 
 

@@ -167,7 +167,8 @@ class Changes:
     """What a book's operations changed, written in one go by storage/book.py."""
 
     grants: list[NewGrant] = field(default_factory=list)
-    grant_deltas: dict[str, tuple[int, int]] = field(default_factory=dict)  # remaining, expired
+    # remaining, expired, amount: what each grant's columns move by
+    grant_deltas: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     grants_expired: dict[str, Instant] = field(default_factory=dict)
     lines: list[Line] = field(default_factory=list)
     per_period: dict[Instant, int] = field(default_factory=lambda: defaultdict(int))
@@ -182,6 +183,7 @@ class Changes:
     expire_holds: bool = False  # close every open reservation past its time-to-live
     remembered: list[tuple[str, Record]] = field(default_factory=list)
     team: dict[str, int | None] = field(default_factory=dict)  # changed columns
+    plan_id: str | None = None  # the team's new plan
     events: list[NewEvent] = field(default_factory=list)
     fired: list[Fired] = field(default_factory=list)  # alerts, and keys' caps, that fired
 
@@ -526,6 +528,58 @@ class Book:
         is_open = after.status == HoldStatus.OPEN and after.expires_at > self.now
         self._hold_moved(after.key_id, after.holding - before.holding, int(is_open) - int(was_open))
 
+    def change_plan(self, plan: Plan, at_once: bool) -> int:
+        """Move the team to `plan`; the credits it added (0 unless `at_once` raised them).
+
+        Limits follow the plan at once (they are read from it). Periods follow the new plan
+        from now on: the current one counts as granted (with the old plan's credits), the next
+        brings the new plan's. `at_once`: the current period's plan credits are raised to the
+        new plan's, by a grant entry of the difference on its plan grant (or, when the period
+        has none, its full grant); a plan with fewer credits takes nothing back.
+        """
+        old = self.plan
+        self.plan, self._period = plan, None
+        self.changes.plan_id = plan.id
+        current = self.current_period()
+        added = 0
+        if current is not None:
+            if at_once and plan.credits > 0:
+                granted = next(
+                    (
+                        g
+                        for g in self.grants.values()
+                        if g.kind == "plan" and g.starts_at == current.start
+                    ),
+                    None,
+                )
+                if granted is None:
+                    self._grant_plan_credits(current)
+                    added = plan.credits
+                elif plan.credits > granted.amount:
+                    added = plan.credits - granted.amount
+                    note = f"plan {old.id} to {plan.id}"
+                    self._line(new_id(self.now), EntryKind.GRANT, added, granted.id, self.now, note)
+                    self._move(granted.id, added, 0, added)
+            pending = [
+                g.expires_at
+                for g in self.grants.values()
+                if g.expires_at is not None and g.expired_at is None
+            ]
+            upcoming = [t for t in (current.end, min(pending, default=None)) if t is not None]
+            self._set_team(granted_through=current.start, next_rollover=min(upcoming, default=None))
+        self._emit(
+            EventType.PLAN_CHANGED,
+            {
+                "teamId": self.team.id,
+                "from": old.id,
+                "to": plan.id,
+                "atOnce": at_once,
+                "creditsAdded": added,
+                "remainingCredits": self.available_now(),
+            },
+        )
+        return added
+
     # --- alerts --------------------------------------------------------------------------------
 
     def _check_alerts(self, key: ApiKey, current: Period, movement_id: str) -> None:
@@ -638,17 +692,18 @@ class Book:
             Line(movement_id, 0, kind, amount, grant_id, occurred_at, self.now, note=note)
         )
 
-    def _move(self, grant_id: str, remaining: int, expired: int) -> None:
+    def _move(self, grant_id: str, remaining: int, expired: int, amount: int = 0) -> None:
         grant = self.grants[grant_id]
         self.grants[grant_id] = replace(
             grant,
             remaining=grant.remaining + remaining,
             expired_amount=grant.expired_amount + expired,
+            amount=grant.amount + amount,
         )
         if grant_id in self._new_grants:
             return  # a grant made in this batch is inserted in its final state (storage)
-        dr, de = self.changes.grant_deltas.get(grant_id, (0, 0))
-        self.changes.grant_deltas[grant_id] = (dr + remaining, de + expired)
+        dr, de, da = self.changes.grant_deltas.get(grant_id, (0, 0, 0))
+        self.changes.grant_deltas[grant_id] = (dr + remaining, de + expired, da + amount)
 
     def _set_team(self, **values: int | None) -> None:
         self.changes.team.update(values)

@@ -154,6 +154,7 @@ async def patch_team(request: Request) -> Response:
         allow_overage=body.allowOverage,
         plan_id=body.plan,
         name=body.name,
+        plan_now=bool(body.now),
     )
     return ok(data=team_json(team))
 

@@ -44,6 +44,11 @@ class TeamIn(Body):
 class TeamPatch(Body):
     name: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
     plan: StrictStr | None = None
+    now: StrictBool | None = Field(
+        None,
+        description="with plan: a plan with more credits raises this period's credits to its "
+        "own at once (otherwise they arrive with the next period)",
+    )
     suspended: StrictBool | None = None
     allowOverage: StrictBool | None = None
 

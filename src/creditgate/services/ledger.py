@@ -458,6 +458,29 @@ class RollForward:
         return book.rolled_team(), book.plan
 
 
+class ChangePlan:
+    """Move a team to another plan (domain/book.py Book.change_plan): limits at once, the new
+    plan's credits from the next period, or, `at_once`, the current period raised to them."""
+
+    def __init__(self, team_id: str, plan: Plan, now: Instant, *, at_once: bool) -> None:
+        self.team_id, self.plan, self.now, self.at_once = team_id, plan, now, at_once
+
+    def find(self, tx: Tx) -> str:
+        return self.team_id
+
+    def wants(self) -> Wants:
+        return Wants()
+
+    def idempotency(self) -> tuple[str, str] | None:
+        return None
+
+    def replayed(self, stored: dict[str, Any]) -> int:
+        raise AssertionError("a plan change is never replayed")
+
+    def apply(self, book: Book) -> int:
+        return book.change_plan(self.plan, self.at_once)
+
+
 def roll_forward(tx: Tx, team_id: str, now: Instant) -> tuple[Team, Plan]:
     """Bring the team up to date inside an open transaction; the team and its plan."""
     (outcome,) = apply(tx, team_id, [RollForward(team_id, now)])

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from creditgate.domain.errors import InvalidInput, NotFound
+from creditgate.domain.errors import InvalidInput, LedgerError, NotFound
 from creditgate.domain.ids import new_id
 from creditgate.domain.instants import MS_PER_DAY, Instant
 from creditgate.domain.plans import DEFAULT_PLAN_ID
 from creditgate.domain.teams import Team
 from creditgate.domain.text import refuse_nul
 from creditgate.services import alerts, pages
-from creditgate.services.ledger import roll_forward
+from creditgate.services.ledger import ChangePlan, roll_forward
+from creditgate.services.ledger import apply as ledger_apply
 from creditgate.services.pages import Page
 from creditgate.storage import plans, teams
 from creditgate.storage.database import Database
@@ -98,18 +99,30 @@ def update_team(
     allow_overage: bool | None = None,
     plan_id: str | None = None,
     name: str | None = None,
+    plan_now: bool = False,
 ) -> Team:
-    """Change a team. A new plan's credits arrive from the next billing period on. Nothing
-    given is refused, not a silent no-op."""
+    """Change a team. A new plan's limits apply at once and its credits from the next billing
+    period on; with `plan_now`, a plan with more credits also raises the current period's to
+    its own (an entry of the difference). Nothing given is refused, not a silent no-op."""
     if (suspended, allow_overage, plan_id, name) == (None, None, None, None):
         raise InvalidInput("nothing to update: no field of the team was given")
+    if plan_now and plan_id is None:
+        raise InvalidInput("now applies to a plan change: give the plan too", field="now")
     if name is not None and not 1 <= len(name.strip()) <= MAX_NAME:
         raise InvalidInput(f"name must be 1 to {MAX_NAME} characters", field="name")
     refuse_nul(name, "name")
     with db.write() as conn:
-        team, _ = roll_forward(Tx.of(conn), team_id, now)
-        if plan_id is not None and plans.get_plan(conn, plan_id) is None:
+        tx = Tx.of(conn)
+        team, _ = roll_forward(tx, team_id, now)
+        plan = None if plan_id is None else plans.get_plan(conn, plan_id)
+        if plan_id is not None and plan is None:
             raise NotFound(f"Plan {plan_id} not found", planId=plan_id)
+        if plan is not None and plan.id != team.plan_id:
+            (changed_plan,) = ledger_apply(
+                tx, team_id, [ChangePlan(team_id, plan, now, at_once=plan_now)]
+            )
+            if isinstance(changed_plan, LedgerError):
+                raise changed_plan
         changed = replace(
             team,
             suspended=team.suspended if suspended is None else suspended,
@@ -122,7 +135,8 @@ def update_team(
             team_id,
             suspended=changed.suspended,
             allow_overage=changed.allow_overage,
-            plan_id=changed.plan_id,
             name=changed.name,
         )
-    return changed
+        stored = teams.get_team(conn, team_id)
+    assert stored is not None
+    return stored

@@ -221,7 +221,7 @@ VALUES (:team, :id, :kind, :amount, :remaining, :expired_amount, :starts, :expir
         :note, :created, :expired)"""
 _MOVE_GRANT = """
 UPDATE grants SET remaining = remaining + :dr, expired_amount = expired_amount + :de,
-                  expired_ms = COALESCE(:expired, expired_ms)
+                  amount = amount + :da, expired_ms = COALESCE(:expired, expired_ms)
 WHERE team_id = :team AND id = :id"""
 _INSERT_LINE = """
 INSERT INTO entries (team_id, movement_id, line, kind, amount, grant_id, key_id, period_start_ms,
@@ -339,8 +339,12 @@ def save(tx: Tx, book: Book) -> None:
         ),
     )
     _save_events(out, team, now, changes)
-    if changes.team:
-        columns = {_TEAM_COLUMNS[name]: value for name, value in changes.team.items()}
+    if changes.team or changes.plan_id:
+        columns: dict[str, int | str | None] = {
+            _TEAM_COLUMNS[name]: value for name, value in changes.team.items()
+        }
+        if changes.plan_id:
+            columns["plan_id"] = changes.plan_id
         assignments = ", ".join(f"{column} = :{column}" for column in sorted(columns))
         out.append(
             (f"UPDATE teams SET {assignments} WHERE id = :team", [{**columns, "team": team}])
@@ -422,8 +426,9 @@ def _save_grants(out: Writes, book: Book, changes: Changes) -> None:
             {
                 "team": book.team.id,
                 "id": grant_id,
-                "dr": changes.grant_deltas.get(grant_id, (0, 0))[0],
-                "de": changes.grant_deltas.get(grant_id, (0, 0))[1],
+                "dr": changes.grant_deltas.get(grant_id, (0, 0, 0))[0],
+                "de": changes.grant_deltas.get(grant_id, (0, 0, 0))[1],
+                "da": changes.grant_deltas.get(grant_id, (0, 0, 0))[2],
                 "expired": changes.grants_expired.get(grant_id),
             }
             for grant_id in sorted(moved)
