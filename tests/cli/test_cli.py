@@ -208,3 +208,21 @@ def test_a_plan_upgrade_now_through_the_cli_and_the_api(database_url: str, db: D
     assert run(database_url, "usage", team["id"])["remainingCredits"] == 100_000
     refused = run(database_url, "team", "update", team["id"], "--now", ok=False)
     assert refused["status"] == 400
+
+
+def test_top_up_rules_through_the_cli(database_url: str, db: Database) -> None:
+    team = run(database_url, "team", "create", "acme", "--plan", "hobby")
+    key = run(database_url, "key", "create", team["id"])
+    rule = run(
+        database_url, "topup", "add", team["id"], "--below", "500", "--credits", "1000",
+        "--expires-days", "30", "--max-per-period", "2",
+    )  # fmt: skip
+    assert (rule["below"], rule["credits"], rule["maxPerPeriod"]) == (500, 1000, 2)
+    charged = run(database_url, "charge", key["key"], "2600")
+    assert charged["remainingCredits"] == 1400
+    [listed] = run(database_url, "topup", "list", team["id"])
+    assert (listed["id"], listed["grantedInPeriod"]) == (rule["id"], 1)
+    bad = run(database_url, "topup", "add", team["id"], "--below", "0", "--credits", "5", ok=False)
+    assert bad["status"] == 400 and bad["field"] == "below"
+    assert run(database_url, "topup", "remove", team["id"], rule["id"])["removed"] is True
+    assert run(database_url, "topup", "list", team["id"]) == []

@@ -127,3 +127,21 @@ def test_webhook_endpoints_on_the_wire(
         assert removed.json()["data"]["disabledAt"] is not None
     finally:
         receiver.close()
+
+
+def test_top_up_rules_on_the_wire(client: TestClient, db: Database, clock: Clock) -> None:
+    team, key, _ = team_with_key(db, clock.now)
+    base = f"/admin/teams/{team.id}/topups"
+    made = client.post(base, headers=ADMIN, json={"below": 500, "credits": 700})
+    assert made.status_code == 201
+    rule = made.json()["data"]
+    assert (rule["maxPerPeriod"], rule["expiresDays"], rule["grantedInPeriod"]) == (1, None, 0)
+    for bad in ({"below": 0, "credits": 5}, {"below": 5}, {"below": 5, "credits": 5, "x": 1}):
+        assert client.post(base, headers=ADMIN, json=bad).status_code == 400
+    charge(db, key, 2_600, clock.now)
+    [listed] = client.get(base, headers=ADMIN).json()["data"]
+    assert listed["grantedInPeriod"] == 1
+    balance = client.get(f"/admin/teams/{team.id}/balance", headers=ADMIN).json()["data"]
+    assert balance["remainingCredits"] == 3_000 - 2_600 + 700
+    assert client.delete(f"{base}/{rule['id']}", headers=ADMIN).status_code == 200
+    assert client.delete(f"{base}/{rule['id']}", headers=ADMIN).status_code == 404

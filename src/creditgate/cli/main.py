@@ -20,7 +20,17 @@ from creditgate.cli.output import Output, command_options, fail, table
 from creditgate.domain.errors import InvalidInput
 from creditgate.domain.instants import Instant, InvalidInstant, format_iso, now, parse_iso
 from creditgate.domain.plans import BILLING_INTERVALS, Plan
-from creditgate.services import account, alerts, audit, ledger, pages, plans, teams, webhooks
+from creditgate.services import (
+    account,
+    alerts,
+    audit,
+    ledger,
+    pages,
+    plans,
+    teams,
+    topups,
+    webhooks,
+)
 from creditgate.services import keys as key_service
 from creditgate.services.wire import (
     charge_json,
@@ -32,6 +42,7 @@ from creditgate.services.wire import (
     plan_json,
     rule_json,
     team_json,
+    topup_json,
     usage_json,
 )
 from creditgate.settings import SecretError, Settings, default_database_url
@@ -423,6 +434,70 @@ def alert_fired(out: Output, team_id: str) -> None:
             [[format_iso(r.fired_at), r.rule_id, format_iso(r.period_start), r.type] for r in rows],
         ),
     )
+
+
+@main.group()
+def topup() -> None:
+    """Automatic top-ups: grant credits when a charge leaves a team under a threshold."""
+
+
+@topup.command("add")
+@click.argument("team_id")
+@click.option("--below", type=int, required=True, help="When fewer credits than this are left.")
+@click.option("--credits", type=int, required=True, help="Grant this many.")
+@click.option("--expires-days", type=int, default=None, help="They expire after so many days.")
+@click.option("--max-per-period", type=int, default=1, show_default=True)
+@command_options
+def topup_add(
+    out: Output,
+    team_id: str,
+    below: int,
+    credits: int,
+    expires_days: int | None,
+    max_per_period: int,
+) -> None:
+    """Add a rule: at most --max-per-period grants a billing period."""
+    rule = topups.add_rule(
+        out.db,
+        team_id,
+        below,
+        credits,
+        now(),
+        expires_days=expires_days,
+        max_per_period=max_per_period,
+    )
+    out.emit(
+        topup_json(rule, None, 0),
+        f"top-up rule {rule.id}: below {below}, grant {credits}, at most {max_per_period} a period",
+    )
+
+
+@topup.command("list")
+@click.argument("team_id")
+@command_options
+def topup_list(out: Output, team_id: str) -> None:
+    """A team's top-up rules, with how many each granted this period."""
+    found = topups.list_rules(out.db, team_id)
+    out.emit_list(
+        [topup_json(*row) for row in found],
+        table(
+            ["id", "below", "credits", "expires days", "max/period", "granted"],
+            [
+                [r.id, r.below, r.credits, r.expires_days or "never", r.max_per_period, n]
+                for r, _, n in found
+            ],
+        ),
+    )
+
+
+@topup.command("remove")
+@click.argument("team_id")
+@click.argument("rule_id")
+@command_options
+def topup_remove(out: Output, team_id: str, rule_id: str) -> None:
+    """Remove a top-up rule (what it granted stays)."""
+    topups.remove_rule(out.db, team_id, rule_id)
+    out.emit({"id": rule_id, "removed": True}, f"top-up rule {rule_id} removed")
 
 
 @main.group()

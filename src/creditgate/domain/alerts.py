@@ -63,3 +63,39 @@ def check_rule(kind: object, threshold: object) -> tuple[RuleKind, int]:
     if parsed is RuleKind.REMAINING and not 0 <= threshold <= 10**15:
         raise ValueError("a remaining threshold must be between 0 and 10^15 credits")
     return parsed, threshold
+
+
+@dataclass(frozen=True, slots=True)
+class TopUpRule:
+    """When a charge leaves fewer than `below` credits, grant `credits` (expiring after
+    `expires_days`, or never), at most `max_per_period` times a billing period."""
+
+    id: str
+    team_id: str
+    below: int
+    credits: int
+    expires_days: int | None
+    max_per_period: int
+    created_at: Instant
+
+
+MAX_TOPUP_DAYS = 3_660
+
+
+def check_topup(
+    below: object, credits: object, expires_days: object, max_per_period: object
+) -> None:
+    """ValueError naming the field of a top-up rule that is not acceptable."""
+    for name, value, low, high in (
+        ("below", below, 1, 10**15),
+        ("credits", credits, 1, 10**15),
+        ("maxPerPeriod", max_per_period, 1, 1_000),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{name}: must be a whole number from {low} to {high}")
+    if expires_days is not None and (
+        isinstance(expires_days, bool)
+        or not isinstance(expires_days, int)
+        or not 1 <= expires_days <= MAX_TOPUP_DAYS
+    ):
+        raise ValueError(f"expiresDays: must be a whole number from 1 to {MAX_TOPUP_DAYS}")

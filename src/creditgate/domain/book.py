@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from creditgate.domain import grants as spend
-from creditgate.domain.alerts import AlertRule, EventType, cap_rule_id, holds
+from creditgate.domain.alerts import AlertRule, EventType, TopUpRule, cap_rule_id, holds
 from creditgate.domain.errors import (
     Conflict,
     IdempotencyConflict,
@@ -29,7 +29,7 @@ from creditgate.domain.errors import (
 )
 from creditgate.domain.grants import GrantState
 from creditgate.domain.ids import new_id
-from creditgate.domain.instants import Instant, floor_day, floor_hour, format_iso
+from creditgate.domain.instants import MS_PER_DAY, Instant, floor_day, floor_hour, format_iso
 from creditgate.domain.periods import Period, period, period_at
 from creditgate.domain.plans import Plan
 from creditgate.domain.reservations import HoldStatus, Reservation
@@ -122,6 +122,8 @@ class Watch:
     cap_fired: dict[str, Instant | None] = field(default_factory=dict)
     period_used: dict[Instant, int] = field(default_factory=dict)
     event_seq: int = 0
+    # top-up rules, with the period their count is of and the count
+    topups: list[tuple[TopUpRule, Instant | None, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +188,7 @@ class Changes:
     plan_id: str | None = None  # the team's new plan
     events: list[NewEvent] = field(default_factory=list)
     fired: list[Fired] = field(default_factory=list)  # alerts, and keys' caps, that fired
+    topups: dict[str, tuple[Instant, int]] = field(default_factory=dict)  # rule: period, count
 
 
 class Book:
@@ -224,6 +227,7 @@ class Book:
         self._cap_fired = dict(watch.cap_fired)
         self._period_used = dict(watch.period_used)
         self.event_seq = watch.event_seq
+        self._topups = {rule.id: (rule, period, count) for rule, period, count in watch.topups}
         self._expired = expired or []
 
     # --- step 2: roll forward ------------------------------------------------------------------
@@ -506,6 +510,8 @@ class Book:
         current = self.current_period()
         if credits and current is not None and billing_period.start == current.start:
             self._check_alerts(key, current, movement_id)
+        if credits and current is not None:
+            self._top_up(current)
         return Posted(movement_id, billing_period.start, max(credits - fits, 0))
 
     def open_hold(self, reservation: Reservation) -> None:
@@ -632,6 +638,20 @@ class Book:
                 "chargeId": movement_id,
             }
             self._fire(cap_rule_id(key.id), current.start, EventType.KEY_CAP, data)
+
+    def _top_up(self, current: Period) -> None:
+        """After a charge: each top-up rule whose threshold the team is now under grants its
+        credits, once per charge, at most its number of times this period."""
+        for rule_id, (rule, counted_in, count) in list(self._topups.items()):
+            done = count if counted_in == current.start else 0
+            if done >= rule.max_per_period or self.available_now() >= rule.below:
+                continue
+            expires = (
+                None if rule.expires_days is None else self.now + rule.expires_days * MS_PER_DAY
+            )
+            self.grant("topup", rule.credits, expires, f"top-up {rule.id}")
+            self._topups[rule_id] = (rule, current.start, done + 1)
+            self.changes.topups[rule_id] = (current.start, done + 1)
 
     def _period_credits(self, current: Period) -> int | None:
         """The credits the plan granted for the current period (the budget of a percent)."""

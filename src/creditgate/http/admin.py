@@ -21,6 +21,7 @@ from creditgate.services import (
     plans,
     reservations,
     teams,
+    topups,
     webhooks,
 )
 from creditgate.services import keys as key_service
@@ -36,6 +37,7 @@ from creditgate.services.wire import (
     plan_json,
     rule_json,
     team_json,
+    topup_json,
     usage_json,
 )
 from creditgate.web.auth import require_admin
@@ -524,6 +526,35 @@ async def webhook_deliveries(request: Request) -> Response:
     return ok(data=[delivery_json(d) for d in found])
 
 
+async def list_topups(request: Request) -> Response:
+    ctx = await _admin(request)
+    found = await blocking(topups.list_rules, ctx.db, request.path_params["team_id"])
+    return ok(data=[topup_json(*row) for row in found])
+
+
+async def add_topup(request: Request) -> Response:
+    ctx = await _admin(request)
+    body = parse(schemas.TopUpIn, await _body(request, ctx))
+    rule = await blocking(
+        topups.add_rule,
+        ctx.db,
+        request.path_params["team_id"],
+        body.below,
+        body.credits,
+        ctx.clock(),
+        expires_days=body.expiresDays,
+        max_per_period=body.maxPerPeriod,
+    )
+    return ok(data=topup_json(rule, None, 0), status=201)
+
+
+async def remove_topup(request: Request) -> Response:
+    ctx = await _admin(request)
+    team_id, rule_id = request.path_params["team_id"], request.path_params["rule_id"]
+    await blocking(topups.remove_rule, ctx.db, team_id, rule_id)
+    return ok(data={"id": rule_id, "removed": True})
+
+
 ADMIN_ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/admin/plans", list_plans, "List plans"),
     (
@@ -592,6 +623,20 @@ ADMIN_ROUTES: list[tuple[str, str, Any, str]] = [
         "Remove an alert rule",
     ),
     ("GET", "/admin/teams/{team_id}/alerts/fired", fired_alerts, "Alerts fired, newest first"),
+    ("GET", "/admin/teams/{team_id}/topups", list_topups, "A team's automatic top-up rules"),
+    (
+        "POST",
+        "/admin/teams/{team_id}/topups",
+        add_topup,
+        "Add a top-up rule: when a charge leaves fewer than `below` credits, grant `credits` "
+        "(expiring after `expiresDays`), at most `maxPerPeriod` times a period",
+    ),
+    (
+        "DELETE",
+        "/admin/teams/{team_id}/topups/{rule_id}",
+        remove_topup,
+        "Remove a top-up rule",
+    ),
     ("GET", "/admin/webhooks", list_webhooks, "Webhook endpoints (?teamId= for one team's)"),
     (
         "POST",

@@ -34,6 +34,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/admin/reservations/{reservation_id}/release"): schemas.ReleaseIn,
     ("POST", "/admin/teams/{team_id}/alerts"): schemas.AlertRuleIn,
     ("POST", "/admin/webhooks"): schemas.WebhookIn,
+    ("POST", "/admin/teams/{team_id}/topups"): schemas.TopUpIn,
 }
 
 ERROR = {"$ref": "#/components/schemas/Error"}

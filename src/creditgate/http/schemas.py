@@ -172,3 +172,10 @@ class WebhookIn(Body):
     url: Annotated[StrictStr, Field(min_length=1, max_length=2048)]
     teamId: StrictStr | None = Field(None, description="one team's events; none: every team's")
     eventTypes: list[StrictStr] | None = Field(None, description="none: every type")
+
+
+class TopUpIn(Body):
+    below: Annotated[StrictInt, Field(ge=1, le=10**15, description="when fewer credits are left")]
+    credits: Annotated[StrictInt, Field(ge=1, le=10**15, description="grant this many")]
+    expiresDays: Annotated[StrictInt, Field(ge=1, le=3660)] | None = None
+    maxPerPeriod: Annotated[StrictInt, Field(ge=1, le=1000)] = 1

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from creditgate.domain.alerts import AlertRule
+from creditgate.domain.alerts import AlertRule, TopUpRule
 from creditgate.domain.instants import Instant, format_iso
 from creditgate.domain.plans import Plan
 from creditgate.domain.teams import ApiKey, Team
@@ -142,4 +142,18 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
         "nextAttemptAt": iso(d.next_attempt) if d.status == "pending" else None,
         "deliveredAt": iso(d.delivered_at),
         "createdAt": iso(d.created_at),
+    }
+
+
+def topup_json(rule: TopUpRule, counted_in: Instant | None, granted: int) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "teamId": rule.team_id,
+        "below": rule.below,
+        "credits": rule.credits,
+        "expiresDays": rule.expires_days,
+        "maxPerPeriod": rule.max_per_period,
+        "createdAt": iso(rule.created_at),
+        "grantedInPeriod": granted,  # in countedInPeriod (a later period starts at 0)
+        "countedInPeriod": iso(counted_in),
     }

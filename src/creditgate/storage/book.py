@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from creditgate.domain.alerts import AlertRule, RuleKind, cap_rule_id
+from creditgate.domain.alerts import AlertRule, RuleKind, TopUpRule, cap_rule_id
 from creditgate.domain.book import Book, Changes, HoldTotals, Record, Watch
 from creditgate.domain.errors import NotFound
 from creditgate.domain.grants import GrantState
@@ -30,6 +30,9 @@ FROM teams t JOIN plans p ON p.id = t.plan_id WHERE t.id = :team"""
 _GRANTS = """
 SELECT id, kind, starts_ms, expires_ms, remaining, expired_amount, expired_ms, amount
 FROM grants WHERE team_id = :team ORDER BY starts_ms"""
+_TOPUPS = """
+SELECT id, below, credits, expires_days, max_per_period, created_ms, period_start_ms, granted
+FROM topup_rules WHERE team_id = :team ORDER BY created_ms, id"""
 _RULES = """
 SELECT id, key_id, kind, threshold, created_ms, fired_period_ms
 FROM alert_rules WHERE team_id = :team
@@ -84,6 +87,7 @@ def load(tx: Tx, team_id: str, now: Instant, wants: Wants, *, lock: bool = True)
         (_RULES, {"team": team_id}),
         (_PERIOD_USED, {"team": team_id}),
         (_EXPIRED, {"team": team_id, "now": now}),
+        (_TOPUPS, {"team": team_id}),
         *_records_sql(team_id, wants.idempotency),
     ]
     (
@@ -95,6 +99,7 @@ def load(tx: Tx, team_id: str, now: Instant, wants: Wants, *, lock: bool = True)
         rule_rows,
         used_rows,
         expired_rows,
+        topup_rows,
         *record_rows,
     ) = tx.rows_of(statements)
     if not found:
@@ -109,6 +114,10 @@ def load(tx: Tx, team_id: str, now: Instant, wants: Wants, *, lock: bool = True)
         cap_fired=cap_fired,
         period_used={r[0]: int(r[1]) for r in used_rows},
         event_seq=int(found[0][15]),
+        topups=[
+            (TopUpRule(r[0], team_id, int(r[1]), int(r[2]), r[3], int(r[4]), r[5]), r[6], int(r[7]))
+            for r in topup_rows
+        ],
     )
     return Book(
         team,
@@ -286,6 +295,9 @@ INSERT INTO alerts_fired (team_id, rule_id, period_start_ms, fired_ms, event_seq
 VALUES (:team, :rule, :period, :now, :seq)"""
 _RULE_FIRED = """
 UPDATE alert_rules SET fired_period_ms = :period WHERE team_id = :team AND id = :rule"""
+_TOPPED_UP = """
+UPDATE topup_rules SET period_start_ms = :period, granted = :granted
+WHERE team_id = :team AND id = :rule"""
 _CAP_FIRED = """
 UPDATE api_keys SET cap_fired_period_ms = :period WHERE team_id = :team AND id = :key"""
 
@@ -394,6 +406,14 @@ def _save_events(out: Writes, team: str, now: Instant, changes: Changes) -> None
             rules.append({"team": team, "period": f.period_start, "rule": f.rule_id})
     _many(out, _RULE_FIRED, rules)
     _many(out, _CAP_FIRED, caps)
+    _many(
+        out,
+        _TOPPED_UP,
+        (
+            {"team": team, "rule": rule, "period": period, "granted": granted}
+            for rule, (period, granted) in changes.topups.items()
+        ),
+    )
 
 
 def _save_grants(out: Writes, book: Book, changes: Changes) -> None:

@@ -254,6 +254,22 @@ alerts_fired = Table(
     Column("event_seq", BigInteger, nullable=False),
 )
 
+# Automatic top-ups: when a charge leaves fewer than `below` credits, grant `credits` (expiring
+# after `expires_days`, or never), at most `max_per_period` times a billing period.
+topup_rules = Table(
+    "topup_rules",
+    metadata,
+    Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
+    Column("id", String(36), primary_key=True),
+    Column("below", BigInteger, nullable=False),
+    Column("credits", BigInteger, nullable=False),
+    Column("expires_days", Integer, nullable=True),
+    Column("max_per_period", Integer, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("period_start_ms", BigInteger, nullable=True),  # the period `granted` counts in
+    Column("granted", Integer, nullable=False, server_default="0"),
+)
+
 # Events, numbered per team (teams.event_seq) in the transaction that caused them; webhooks
 # deliver them in that order.
 events = Table(
