@@ -187,8 +187,8 @@ def test_team_update_without_an_option_is_refused_and_the_same_values_say_so(
     assert again.stdout == f"team {team['id']}: nothing changed\n"
     moved = text(database_url, "team", "update", team["id"], "--plan", "standard", "--resume")
     assert moved.stdout == (
-        f"team {team['id']}: plan hobby -> standard, suspended true -> false (the new plan's "
-        "credits arrive from the next billing period)\n"
+        f"team {team['id']}: plan hobby -> standard, suspended true -> false (its limits apply "
+        "at once, its credits from the next billing period)\n"
     )
     assert run(database_url, "team", "list") == [{**team, "plan": "standard"}]
 

@@ -86,7 +86,7 @@ def test_a_team_patch_that_names_nothing_is_refused(
 ) -> None:
     team = client.post("/admin/teams", headers=ADMIN, json={"name": "acme", "plan": "hobby"})
     team_id = team.json()["data"]["id"]
-    nothing = "Bad Request: nothing to update: give at least one of name, plan, suspended, "
+    nothing = "Bad Request: nothing to update: give at least one of name, plan, now, suspended, "
     for body, refusal in (
         ({}, {"error": nothing + "allowOverage"}),
         ({"plan": None}, {"error": "Bad Request: plan: must not be null", "field": "plan"}),
