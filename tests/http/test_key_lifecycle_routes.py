@@ -178,7 +178,8 @@ def test_last_used_at_is_written_in_rounds_and_listed(
         assert key["lastUsedAt"] is None
         for second in range(5):
             clock.set(f"2026-08-01T00:00:0{second}Z")
-            assert client.get("/v2/team/credit-usage", headers=bearer(key["key"])).status_code == 200
+            answer = client.get("/v2/team/credit-usage", headers=bearer(key["key"]))
+            assert answer.status_code == 200
         assert keys_of(client, team_id)["ci"]["lastUsedAt"] is None  # not one write per request
         assert ctx.key_uses.flush(db) == 1
         assert keys_of(client, team_id)["ci"]["lastUsedAt"] == "2026-08-01T00:00:04.000Z"
