@@ -131,7 +131,7 @@ def test_last_uses_and_metadata_reach_no_team_key_route(
 ) -> None:
     """Last uses and metadata are the operator's: the admin API, the CLI and the dashboard
     show them; no Firecrawl route a team key calls carries them."""
-    team, key, key_id = team_with_key(db, clock.now)
+    _, key, key_id = team_with_key(db, clock.now)
     keys.update_key(db, key_id, clock.now, metadata={"owner": "secret-owner-name"})
     client.get("/v2/team/credit-usage", headers=bearer(key))
     ctx.key_uses.flush(db)
