@@ -85,3 +85,18 @@ def test_a_clock_set_back_reads_again(db: Database, clock: Clock) -> None:
     )
     assert _snap(db, key, clock.now + 6000).live_balance == 3000
     assert _snap(db, key, clock.now).live_balance == 3100
+
+
+def test_a_kept_snapshot_ends_at_its_keys_expiry(db: Database, clock: Clock) -> None:
+    """The key's expiry is one of the instants a kept snapshot cannot outlive: up to it the
+    snapshot is served from memory (SQLite), from it on it is read again and the key is no
+    longer live."""
+    team, _, _ = team_with_key(db, clock.now)
+    created = keys.create_key(db, team.id, clock.now, name="temp", expires_at=clock.now + 5_000)
+    first = _snap(db, created.secret, clock.now)
+    assert first.key.expires_at == clock.now + 5_000 and first.key.live_at(clock.now)
+    before = _snap(db, created.secret, clock.now + 4_999)
+    assert (before is first) == db.is_sqlite
+    at = _snap(db, created.secret, clock.now + 5_000)
+    assert at is not first
+    assert not at.key.live_at(clock.now + 5_000)

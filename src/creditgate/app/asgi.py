@@ -119,6 +119,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tasks.append(asyncio.create_task(_deliver_webhooks(ctx)))
     if ctx.upstream is not None and ctx.follow_seconds > 0:
         tasks.append(asyncio.create_task(_follow(ctx)))
+    if ctx.key_use_seconds > 0:
+        tasks.append(asyncio.create_task(_flush_key_uses(ctx)))
     try:
         yield
     finally:
@@ -126,6 +128,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        with contextlib.suppress(Exception):  # the last round's uses, before the writer closes
+            await blocking(ctx.key_uses.flush, ctx.db)
         if ctx.upstream is not None:
             await ctx.upstream.close()
         writer, ctx.writer = ctx.writer, None
@@ -144,6 +148,16 @@ async def _sweep(ctx: AppContext) -> None:
                 await blocking(processes.release_orphans, ctx.db, ctx.clock())
         except Exception as exc:  # a sweep failing must not stop the next one
             _round_failed("reservation sweep", exc)
+
+
+async def _flush_key_uses(ctx: AppContext) -> None:
+    """Keys' last uses, written every key_use_seconds (services/keys.py: KeyUses)."""
+    while True:
+        await asyncio.sleep(ctx.key_use_seconds)
+        try:
+            await blocking(ctx.key_uses.flush, ctx.db)
+        except Exception as exc:  # a round failing must not stop the next one
+            _round_failed("key last-use round", exc)
 
 
 async def _deliver_webhooks(ctx: AppContext) -> None:

@@ -330,10 +330,30 @@ def key() -> None:
 @click.argument("team_id")
 @click.option("--name", default=None)
 @click.option("--cap", type=int, default=None, help="Credits per billing period, at most.")
+@click.option("--expires", default=None, help="ISO 8601: refused from this instant on.")
+@click.option("--rpm", type=int, default=None, help="Its own requests per minute (else none).")
+@click.option("--metadata", default=None, help='A flat JSON object, e.g. \'{"owner":"ci"}\'.')
 @command_options
-def key_create(out: Output, team_id: str, name: str | None, cap: int | None) -> None:
+def key_create(
+    out: Output,
+    team_id: str,
+    name: str | None,
+    cap: int | None,
+    expires: str | None,
+    rpm: int | None,
+    metadata: str | None,
+) -> None:
     """Create a key. The key is printed once and never stored."""
-    created = key_service.create_key(out.db, team_id, now(), name=name, cap=cap)
+    created = key_service.create_key(
+        out.db,
+        team_id,
+        now(),
+        name=name,
+        cap=cap,
+        expires_at=_instant(expires, "--expires"),
+        rpm=rpm,
+        metadata=_metadata(metadata),
+    )
     out.emit(
         {**key_json(created.key), "key": created.secret},
         f"{created.secret}\n(key {created.key.id}, name {created.key.name}; "
@@ -352,8 +372,20 @@ def key_list(out: Output, team_id: str) -> None:
     out.emit_list(
         [key_json(k) for k in found],
         table(
-            ["id", "name", "hint", "cap", "revoked"],
-            [[k.id, k.name, k.hint, k.cap, k.revoked_at is not None] for k in found],
+            ["id", "name", "hint", "cap", "rpm", "revoked", "expires", "last used"],
+            [
+                [
+                    k.id,
+                    k.name,
+                    k.hint,
+                    k.cap,
+                    k.rpm,
+                    k.revoked_at is not None,
+                    _when(k.expires_at),
+                    _when(k.last_used_at),
+                ]
+                for k in found
+            ],
         ),
     )
 
@@ -365,6 +397,87 @@ def key_revoke(out: Output, key_id: str) -> None:
     """Revoke a key: it gets 401 from now on; its usage stays in history."""
     revoked = key_service.revoke_key(out.db, key_id, now())
     out.emit(key_json(revoked), f"key {revoked.id} ({revoked.name}) revoked")
+
+
+# --- key lifecycle (issue #11): update, rotate ------------------------------------------------
+
+
+def _when(instant: Instant | None) -> str:
+    return "" if instant is None else format_iso(instant)
+
+
+def _metadata(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = orjson.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"--metadata: not JSON ({exc})", field="metadata") from exc
+    if not isinstance(value, dict):
+        raise InvalidInput("metadata must be a JSON object", field="metadata")
+    return value
+
+
+@key.command("update")
+@click.argument("key_id")
+@click.option("--metadata", default=None, help="A flat JSON object (replaces the metadata).")
+@click.option("--clear-metadata", is_flag=True, help="Remove the metadata.")
+@click.option("--rpm", type=int, default=None, help="Its own requests per minute.")
+@click.option("--no-rpm", is_flag=True, help="No own rate limit (the team's only).")
+@click.option("--expires", default=None, help="ISO 8601: refused from this instant on.")
+@click.option("--no-expiry", is_flag=True, help="Never expires.")
+@command_options
+def key_update(
+    out: Output,
+    key_id: str,
+    metadata: str | None,
+    clear_metadata: bool,
+    rpm: int | None,
+    no_rpm: bool,
+    expires: str | None,
+    no_expiry: bool,
+) -> None:
+    """Change a key's metadata, own rate limit or expiry."""
+    changes: dict[str, Any] = {}
+    for given, cleared, name in (
+        (metadata, clear_metadata, "metadata"),
+        (rpm, no_rpm, "rpm"),
+        (expires, no_expiry, "expires"),
+    ):
+        if given is not None and cleared:
+            raise InvalidInput(f"give --{name} or its clearing flag, not both", field=name)
+    if metadata is not None or clear_metadata:
+        changes["metadata"] = _metadata(metadata)
+    if rpm is not None or no_rpm:
+        changes["rpm"] = rpm
+    if expires is not None or no_expiry:
+        changes["expires_at"] = _instant(expires, "--expires")
+    if not changes:
+        raise InvalidInput("nothing to update: give --metadata, --rpm or --expires (or a --no-)")
+    updated = key_service.update_key(out.db, key_id, now(), **changes)
+    out.emit(key_json(updated), f"key {updated.id} ({updated.name}) updated")
+
+
+@key.command("rotate")
+@click.argument("key_id")
+@click.option(
+    "--overlap-seconds",
+    type=int,
+    default=0,
+    show_default=True,
+    help="How long the old key keeps working beside the new one; then it expires.",
+)
+@command_options
+def key_rotate(out: Output, key_id: str, overlap_seconds: int) -> None:
+    """Replace a key by a new one (printed once) with its name, cap, rpm and metadata; the old
+    one is renamed "<name> (rotated ...)" and expires after the overlap."""
+    rotation = key_service.rotate_key(out.db, key_id, now(), overlap_seconds)
+    new, old = rotation.new, rotation.old
+    out.emit(
+        {**key_json(new.key), "key": new.secret, "replaced": key_json(old)},
+        f"{new.secret}\n(key {new.key.id}, name {new.key.name}; store it now, it is not shown "
+        f"again)\nold key {old.id} is now {old.name!r} and expires at {_when(old.expires_at)}",
+    )
 
 
 # --- alerts and webhooks --------------------------------------------------------------------

@@ -107,7 +107,7 @@ async def _viewer(request: Request) -> Viewer | None:
     if found is None:
         return None
     key, team, key_hash = found
-    if not key.active or team.suspended or not cookies.matches(session, key_hash):
+    if not key.live_at(ctx.clock()) or team.suspended or not cookies.matches(session, key_hash):
         return None
     logged = fields(request)
     logged.team, logged.key = team.id, key.hint
@@ -225,7 +225,7 @@ async def _session_for(ctx: AppContext, cookies: Cookies, token: str) -> Session
     if found is None:
         return None
     key, team = found
-    if not key.active or team.suspended:
+    if not key.live_at(ctx.clock()) or team.suspended:
         return None
     return cookies.new_session("team", key.id, keygen.hash_key(token))
 

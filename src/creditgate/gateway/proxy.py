@@ -28,7 +28,7 @@ from creditgate.domain.routes import JOB_ID, Match, RouteKind, RouteRow
 from creditgate.services import account, jobs, reservations
 from creditgate.services.reservations import ReservationView, ReserveRequest
 from creditgate.web import metrics
-from creditgate.web.auth import admit, check_token, rate_limited
+from creditgate.web.auth import admit, check_token, limit_key, rate_limited
 from creditgate.web.context import AppContext, blocking, context, quick_read
 from creditgate.web.errors import HTTPError
 from creditgate.web.metrics import UNMATCHED, Outcome, UpstreamError
@@ -67,8 +67,9 @@ async def handle(request: Request) -> Response:
         raise HTTPError(404, NOT_FOUND)
     token = check_token(request)
     now = ctx.clock()
-    snap = admit(await quick_read(ctx.db, account.snapshot, ctx.db, token, now))
+    snap = admit(await quick_read(ctx.db, account.snapshot, ctx.db, token, now), now)
     logged.team, logged.key = snap.team.id, snap.key.hint
+    ctx.key_uses.record(snap.key.id, now)
     body = await _bounded_body(request)
     kind = match.row.kind
     if kind is RouteKind.LIST:
@@ -82,6 +83,7 @@ async def handle(request: Request) -> Response:
         return await _job_route(ctx, upstream, request, match, snap)
     if not ctx.metering:  # the proxy alone, as a baseline for what metering costs (bench/)
         return await _free(upstream, request, match.row, body)
+    await limit_key(ctx.limiter, snap.key, now)
     limit = snap.plan.crawl_rpm if match.row.mode == "crawl" else snap.plan.scrape_rpm
     decision = await ctx.limiter.hit(snap.team.id, match.row.mode, limit, now)
     if not decision.allowed:

@@ -18,7 +18,7 @@ from creditgate.domain.pricing import TOKENS_PER_CREDIT
 from creditgate.domain.teams import Team
 from creditgate.services import account
 from creditgate.services.account import UsageRow
-from creditgate.web.auth import admit, check_token, rate_limited
+from creditgate.web.auth import admit, check_token, limit_key, rate_limited
 from creditgate.web.context import blocking, context, quick_read
 from creditgate.web.requestlog import fields
 from creditgate.web.responses import ok
@@ -36,9 +36,11 @@ async def _caller(request: Request) -> tuple[account.Snapshot, Instant]:
     ctx = context(request)
     token = check_token(request)
     now = ctx.clock()
-    snap = admit(await quick_read(ctx.db, account.snapshot, ctx.db, token, now))
+    snap = admit(await quick_read(ctx.db, account.snapshot, ctx.db, token, now), now)
     logged = fields(request)
     logged.team, logged.key = snap.team.id, snap.key.hint
+    ctx.key_uses.record(snap.key.id, now)
+    await limit_key(ctx.limiter, snap.key, now)
     decision = await ctx.limiter.hit(snap.team.id, "account", ctx.account_rpm, now)
     if not decision.allowed:
         raise rate_limited(decision, now)

@@ -196,6 +196,9 @@ async def create_key(request: Request) -> Response:
         ctx.clock(),
         name=body.name,
         cap=body.cap,
+        expires_at=instant(body.expiresAt, "expiresAt"),
+        rpm=body.rpm,
+        metadata=body.metadata,
     )
     return ok(data={**key_json(created.key), "key": created.secret}, status=201)
 
@@ -211,6 +214,54 @@ async def revoke_key(request: Request) -> Response:
     ctx = await _admin(request)
     key = await blocking(key_service.revoke_key, ctx.db, request.path_params["key_id"], ctx.clock())
     return ok(data=key_json(key))
+
+
+# --- key lifecycle (issue #11): update, rotate ------------------------------------------------
+
+
+async def update_key(request: Request) -> Response:
+    """Change the fields named (metadata, rpm, expiresAt); null clears one."""
+    ctx = await _admin(request)
+    body = parse(schemas.KeyPatch, await _body(request, ctx))
+    given = body.model_fields_set
+    if not given:
+        raise InvalidInput(
+            "Bad Request: nothing to update: give at least one of "
+            + ", ".join(type(body).model_fields)
+        )
+    changes: dict[str, Any] = {}
+    if "metadata" in given:
+        changes["metadata"] = body.metadata
+    if "rpm" in given:
+        changes["rpm"] = body.rpm
+    if "expiresAt" in given:
+        changes["expires_at"] = instant(body.expiresAt, "expiresAt")
+    key = await blocking(
+        key_service.update_key, ctx.db, request.path_params["key_id"], ctx.clock(), **changes
+    )
+    return ok(data=key_json(key))
+
+
+async def rotate_key(request: Request) -> Response:
+    """A new key (its secret shown once) takes the old one's place; the old one works for
+    overlapSeconds more, then expires."""
+    ctx = await _admin(request)
+    headers = request.headers
+    empty = headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers
+    raw = {} if empty else await _body(request, ctx)  # the body is optional here
+    body = parse(schemas.KeyRotateIn, raw)
+    rotation = await blocking(
+        key_service.rotate_key,
+        ctx.db,
+        request.path_params["key_id"],
+        ctx.clock(),
+        body.overlapSeconds,
+    )
+    new = rotation.new
+    return ok(
+        data={**key_json(new.key), "key": new.secret, "replaced": key_json(rotation.old)},
+        status=201,
+    )
 
 
 # --- plans ----------------------------------------------------------------------------------
@@ -584,6 +635,14 @@ ADMIN_ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/admin/teams/{team_id}/keys", list_keys, "List a team's API keys"),
     ("POST", "/admin/teams/{team_id}/keys", create_key, "Create an API key (shown once)"),
     ("POST", "/admin/keys/{key_id}/revoke", revoke_key, "Revoke an API key"),
+    ("PATCH", "/admin/keys/{key_id}", update_key, "Change a key's metadata, rpm or expiry"),
+    (
+        "POST",
+        "/admin/keys/{key_id}/rotate",
+        rotate_key,
+        "Rotate a key: a new secret (shown once) under its name, cap, rpm and metadata; the old "
+        "key works for overlapSeconds more, then expires",
+    ),
     ("POST", "/admin/teams/{team_id}/grants", grant, "Grant credits (pack, coupon, top-up)"),
     ("POST", "/admin/charges", charge, "Record a charge (idempotent, may be backdated)"),
     ("POST", "/admin/charges/batch", charge_batch, "Record up to 1,000 charges"),

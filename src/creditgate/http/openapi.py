@@ -22,6 +22,8 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/admin/teams"): schemas.TeamIn,
     ("PATCH", "/admin/teams/{team_id}"): schemas.TeamPatch,
     ("POST", "/admin/teams/{team_id}/keys"): schemas.KeyIn,
+    ("PATCH", "/admin/keys/{key_id}"): schemas.KeyPatch,
+    ("POST", "/admin/keys/{key_id}/rotate"): schemas.KeyRotateIn,
     ("POST", "/admin/plans"): schemas.PlanIn,
     ("PUT", "/admin/plans/{plan_id}"): schemas.PlanPut,
     ("PATCH", "/admin/plans/{plan_id}"): schemas.PlanPatch,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -53,9 +53,42 @@ class TeamPatch(Body):
     allowOverage: StrictBool | None = None
 
 
+KeyRpm = Annotated[StrictInt, Field(ge=1, le=1_000_000)]
+KEY_RPM = "the key's own requests per minute, beside its team's plan limits; null: none of its own"
+KEY_EXPIRES = (
+    "from this instant the key is refused as an unknown one (401 Unauthorized: Invalid token); "
+    "null: never"
+)
+KEY_METADATA = (
+    "a flat JSON object: at most 32 entries, keys of 1 to 64 characters, values strings, "
+    "numbers, booleans or null, 2,048 bytes at most as JSON"
+)
+KeyMetadata = dict[str, Any]
+
+
 class KeyIn(Body):
     name: Annotated[StrictStr, Field(min_length=1, max_length=100)] | None = None
     cap: Credits | None = Field(default=None, description="credits per billing period, at most")
+    expiresAt: Timestamp | None = Field(default=None, description=KEY_EXPIRES)
+    rpm: KeyRpm | None = Field(default=None, description=KEY_RPM)
+    metadata: KeyMetadata | None = Field(default=None, description=KEY_METADATA)
+
+
+class KeyPatch(Body):
+    """The fields to change, at least one; null clears metadata, rpm or expiresAt."""
+
+    metadata: KeyMetadata | None = Field(
+        default=None, description=KEY_METADATA + " (replaced whole)"
+    )
+    rpm: KeyRpm | None = Field(default=None, description=KEY_RPM)
+    expiresAt: Timestamp | None = Field(default=None, description=KEY_EXPIRES)
+
+
+class KeyRotateIn(Body):
+    overlapSeconds: Annotated[StrictInt, Field(ge=0, le=30 * 24 * 3600)] = Field(
+        default=0,
+        description="how long the old key keeps working beside the new one; then it expires",
+    )
 
 
 PlanId = Annotated[StrictStr, Field(min_length=1, max_length=64)]

@@ -43,6 +43,11 @@ def key_json(key: ApiKey) -> dict[str, Any]:
         "cap": key.cap,
         "createdAt": iso(key.created_at),
         "revokedAt": iso(key.revoked_at),
+        "expiresAt": iso(key.expires_at),
+        "rpm": key.rpm,
+        "rotatedFrom": key.rotated_from,
+        "metadata": None if key.metadata is None else dict(key.metadata),
+        "lastUsedAt": iso(key.last_used_at),
     }
 
 

@@ -164,15 +164,19 @@ def _holds(rows: list[Any]) -> HoldTotals:
 
 def _keys_sql(team_id: str, wants: Wants) -> tuple[str, Params]:
     """The keys named, and the keys of the reservations named; with every period's usage of
-    those with a cap or an alert rule (only those read it). No key named: none found."""
+    those with a cap or an alert rule (only those read it). No key named: none found.
+    A rotated key's usage is its whole rotation chain's (same lineage_id): a rotation never
+    gives a key a fresh cap (issue #11)."""
     params: Params = {"team": team_id}
     named = in_list("k", list(wants.keys), params) if wants.keys else "NULL"
     held = in_list("h", list(wants.reservations), params) if wants.reservations else "NULL"
     sql = f"""
 SELECT k.id, k.name, k.hint, k.cap, k.created_ms, k.revoked_ms, u.period_start_ms, u.credits,
        k.cap_fired_period_ms
-FROM api_keys k LEFT JOIN usage_by_key u
-  ON u.team_id = k.team_id AND u.key_id = k.id AND (k.cap IS NOT NULL OR EXISTS (
+FROM api_keys k LEFT JOIN api_keys s
+  ON s.team_id = k.team_id AND (s.id = k.id OR s.lineage_id = k.lineage_id)
+LEFT JOIN usage_by_key u
+  ON u.team_id = k.team_id AND u.key_id = s.id AND (k.cap IS NOT NULL OR EXISTS (
      SELECT 1 FROM alert_rules a WHERE a.team_id = k.team_id AND a.key_id = k.id))
 WHERE k.team_id = :team AND (k.id IN ({named}) OR k.id IN (
   SELECT r.key_id FROM reservations r WHERE r.team_id = :team AND r.id IN ({held})))"""
@@ -188,8 +192,8 @@ def _keys(
     for r in rows:
         keys[r[0]] = ApiKey(r[0], team_id, r[1], r[2], r[3], r[4], r[5])
         cap_fired[r[0]] = r[8]
-        if r[6] is not None:
-            usage[(r[0], r[6])] = int(r[7])
+        if r[6] is not None:  # one row per key of the chain and period: summed
+            usage[(r[0], r[6])] = usage.get((r[0], r[6]), 0) + int(r[7])
     return keys, usage, cap_fired
 
 

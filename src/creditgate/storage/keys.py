@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    case,
     func,
     insert,
     or_,
@@ -18,7 +20,7 @@ from sqlalchemy import (
 )
 
 from creditgate.domain.teams import ApiKey, Team
-from creditgate.storage.rows import key_from_row, team_from_row
+from creditgate.storage.rows import key_from_row, metadata_text, team_from_row
 from creditgate.storage.tables import api_keys, teams
 
 
@@ -33,8 +35,71 @@ def insert_key(conn: Connection, key: ApiKey, key_hash: str) -> None:
             cap=key.cap,
             created_ms=key.created_at,
             revoked_ms=key.revoked_at,
+            expires_ms=key.expires_at,
+            rpm=key.rpm,
+            rotated_from=key.rotated_from,
+            lineage_id=key.lineage,
+            metadata_json=metadata_text(key.metadata),
         )
     )
+
+
+_UNSET: Any = object()
+
+
+def update_key(
+    conn: Connection,
+    key_id: str,
+    *,
+    name: str = _UNSET,
+    expires_at: int | None = _UNSET,
+    rpm: int | None = _UNSET,
+    lineage: str = _UNSET,
+    metadata: Mapping[str, Any] | None = _UNSET,
+) -> None:
+    """Set the given fields of a key (the others are left as they are)."""
+    values: dict[str, Any] = {}
+    if name is not _UNSET:
+        values["name"] = name
+    if expires_at is not _UNSET:
+        values["expires_ms"] = expires_at
+    if rpm is not _UNSET:
+        values["rpm"] = rpm
+    if lineage is not _UNSET:
+        values["lineage_id"] = lineage
+    if metadata is not _UNSET:
+        values["metadata_json"] = metadata_text(metadata)
+    if values:
+        conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(**values))
+
+
+def successor_of(conn: Connection, key_id: str) -> str | None:
+    """The id of the key that replaced `key_id` in a rotation, if any."""
+    query = select(api_keys.c.id).where(api_keys.c.rotated_from == key_id)
+    return conn.execute(query).scalar_one_or_none()
+
+
+TOUCH_BATCH = 500  # keys per UPDATE statement
+
+
+def touch_keys(conn: Connection, uses: Mapping[str, int]) -> int:
+    """Move each key's last use forward to the instant given (never back: a process holding an
+    older instant changes nothing). One UPDATE per TOUCH_BATCH keys; the rows changed."""
+    changed = 0
+    items = sorted(uses.items())
+    for start in range(0, len(items), TOUCH_BATCH):
+        batch = dict(items[start : start + TOUCH_BATCH])
+        latest = case(batch, value=api_keys.c.id)
+        result = conn.execute(
+            update(api_keys)
+            .where(
+                api_keys.c.id.in_(list(batch)),
+                or_(api_keys.c.last_used_ms.is_(None), api_keys.c.last_used_ms < latest),
+            )
+            .values(last_used_ms=latest)
+        )
+        changed += result.rowcount
+    return changed
 
 
 @cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from creditgate.domain.grants import GrantState
@@ -35,7 +36,24 @@ def key_from_row(row: Any) -> ApiKey:
         cap=row.cap,
         created_at=row.created_ms,
         revoked_at=row.revoked_ms,
+        expires_at=row.expires_ms,
+        rpm=row.rpm,
+        rotated_from=row.rotated_from,
+        lineage=row.lineage_id,
+        metadata=metadata_from(row.metadata_json),
+        last_used_at=row.last_used_ms,
     )
+
+
+def metadata_from(text: str | None) -> dict[str, Any] | None:
+    return None if text is None else dict(json.loads(text))
+
+
+def metadata_text(metadata: Any) -> str | None:
+    """Key metadata as stored: compact JSON, keys sorted (None: no metadata)."""
+    if metadata is None:
+        return None
+    return json.dumps(dict(metadata), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 def plan_from_row(row: Any) -> Plan:

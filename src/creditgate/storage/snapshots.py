@@ -7,7 +7,8 @@ statement is one SELECT, so it reads one consistent snapshot on both databases.
 On SQLite a snapshot is kept in memory and served again while it is provably current: no
 connection (of any process) has committed since it was read (`Database.data_version`, one
 PRAGMA), and the clock has not reached the first instant at which the same rows would read
-differently (a grant starting or expiring, an open hold expiring, the team's next rollover).
+differently (a grant starting or expiring, an open hold expiring, the team's next rollover,
+the key's own expiry: a kept snapshot never outlives the key it authenticates).
 The statement returns that instant with the snapshot. PostgreSQL has no equally cheap
 commit counter, so there every request reads.
 """
@@ -38,7 +39,8 @@ SELECT k.id, k.team_id, k.name, k.hint, k.cap, k.created_ms, k.revoked_ms,
          ORDER BY g.starts_ms DESC LIMIT 1),
        (SELECT MIN(g.starts_ms) FROM grants g WHERE g.team_id = t.id AND g.starts_ms > :now),
        (SELECT MIN(g.expires_ms) FROM grants g WHERE g.team_id = t.id AND g.expires_ms > :now),
-       (SELECT MIN(r.expires_ms) FROM reservations r WHERE {_OPEN})
+       (SELECT MIN(r.expires_ms) FROM reservations r WHERE {_OPEN}),
+       k.expires_ms, k.rpm
 FROM api_keys k JOIN teams t ON t.id = k.team_id JOIN plans p ON p.id = t.plan_id
 WHERE k.key_hash = :hash
 """
@@ -85,7 +87,8 @@ def snapshot(db: Database, key_hash: str, now: Instant) -> Snapshot | None:
         return None
     snap = _from_row(rows[0])
     if version is not None:
-        changes = [t for t in (*rows[0][26:29], snap.team.next_rollover) if t is not None]
+        ends = (*rows[0][26:29], snap.team.next_rollover, snap.key.expires_at)
+        changes = [t for t in ends if t is not None]
         if len(kept) >= MEMO_SIZE:
             kept.pop(next(iter(kept)), None)
         kept[key_hash] = _Kept(snap, version, now, min(changes, default=None))
@@ -94,7 +97,15 @@ def snapshot(db: Database, key_hash: str, now: Instant) -> Snapshot | None:
 
 def _from_row(r: Any) -> Snapshot:
     key = ApiKey(
-        id=r[0], team_id=r[1], name=r[2], hint=r[3], cap=r[4], created_at=r[5], revoked_at=r[6]
+        id=r[0],
+        team_id=r[1],
+        name=r[2],
+        hint=r[3],
+        cap=r[4],
+        created_at=r[5],
+        revoked_at=r[6],
+        expires_at=r[29],
+        rpm=r[30],
     )
     team = Team(
         id=r[1],

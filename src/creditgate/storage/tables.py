@@ -72,7 +72,15 @@ api_keys = Table(
     Column("created_ms", BigInteger, nullable=False),
     Column("revoked_ms", BigInteger, nullable=True),
     Column("cap_fired_period_ms", BigInteger, nullable=True),  # the period it last hit its cap
+    # Key lifecycle (0008): expiry, own rate limit, rotation chain, metadata, coalesced last use.
+    Column("expires_ms", BigInteger, nullable=True),
+    Column("rpm", Integer, nullable=True),
+    Column("rotated_from", String(36), nullable=True),
+    Column("lineage_id", String(36), nullable=True),  # set once a key is rotated or replaces one
+    Column("metadata_json", Text, nullable=True),
+    Column("last_used_ms", BigInteger, nullable=True),
     UniqueConstraint("team_id", "name"),
+    Index(None, "team_id", "lineage_id"),
 )
 
 grants = Table(

@@ -9,10 +9,10 @@ from typing import Protocol, TypeVar
 from starlette.requests import Request
 
 from creditgate.domain import keys as keygen
-from creditgate.domain.instants import to_datetime
+from creditgate.domain.instants import Instant, to_datetime
 from creditgate.domain.teams import ApiKey, Team
 from creditgate.web.errors import INVALID_TOKEN, TOKEN_MISSING, UNAUTHORIZED, HTTPError
-from creditgate.web.limits import Decision
+from creditgate.web.limits import Decision, Limiter
 
 BANNED = "Unauthorized: This account has been banned."
 
@@ -54,9 +54,10 @@ def check_token(request: Request) -> str:
     return token
 
 
-def admit(found: A | None) -> A:
-    """What a lookup found, if the key is live and its team not suspended (else 401/403)."""
-    if found is None or not found.key.active:
+def admit(found: A | None, now: Instant) -> A:
+    """What a lookup found, if the key is live at `now` (not revoked, not expired) and its team
+    not suspended (else 401/403). An expired key is refused exactly as an unknown one."""
+    if found is None or not found.key.live_at(now):
         raise HTTPError(401, INVALID_TOKEN)
     if found.team.suspended:
         raise HTTPError(403, BANNED)
@@ -82,3 +83,17 @@ def rate_limited(decision: Decision, now: int) -> HTTPError:
         f"rate limits or please retry after {seconds}s, resets at {when}",
         headers={"Retry-After": str(seconds)},
     )
+
+
+KEY_WINDOW = "key"  # the limiter's mode for a key's own requests per minute
+
+
+async def limit_key(limiter: Limiter, key: ApiKey, now: Instant) -> None:
+    """A key's own requests per minute (none: no own limit), checked before its team's, so a
+    key held back by its own limit does not spend the team's window. One window per key over
+    the account routes and the gateway's work routes; 429 with Firecrawl's text."""
+    if key.rpm is None:
+        return
+    decision = await limiter.hit(f"key:{key.id}", KEY_WINDOW, key.rpm, now)
+    if not decision.allowed:
+        raise rate_limited(decision, now)

@@ -14,6 +14,7 @@ from creditgate.domain.instants import Instant, now
 from creditgate.domain.plans import ACCOUNT_ROUTES_RPM
 from creditgate.domain.routes import DEFAULT_TABLE, RouteTable
 from creditgate.services import ledger
+from creditgate.services.keys import KeyUses
 from creditgate.services.ledger import Operation
 from creditgate.services.writer import Writer
 from creditgate.storage.database import Database
@@ -43,6 +44,8 @@ class AppContext:
     process_id: str | None = None  # this process's row in `processes` (gateway mode)
     metering: bool = True  # off (for measuring the proxy alone): authenticate and forward only
     writer: Writer | None = None  # group commit of ledger operations, while the app runs
+    key_uses: KeyUses = field(default_factory=KeyUses)  # keys' last use, written in rounds
+    key_use_seconds: float = 10.0  # how often keys' last uses are written; 0: at shutdown only
     # Signs the dashboard's session cookies (settings.session_key(); random when not given).
     session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
