@@ -69,8 +69,8 @@ ADMIN_PARAMETERS: dict[str, dict[str, Any]] = {
     "byKey": {
         "name": "byKey",
         "in": "query",
-        "description": "one row per period and API key",
-        "schema": {"enum": ["true", "false"], "default": "false"},
+        "description": "one row per period and API key (true or false)",
+        "schema": {"type": "boolean", "default": False},
     },
     "teamId": {
         "name": "teamId",
