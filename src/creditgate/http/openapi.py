@@ -389,7 +389,7 @@ async def docs(_request: Request) -> Response:
         "</p><p>Machine-readable: <a href='/openapi.json'>/openapi.json</a></p>"
         "<table><tr><th>method</th><th>path</th><th>what</th><th>body</th></tr>"
         + "".join(rows)
-        + "</table><h2>Bodies</h2>"
+        + "</table><h2>Schemas: bodies and answers</h2>"
         + schemas_html
         + "</body></html>"
     )
