@@ -168,7 +168,11 @@ def ctx(db: Database, clock: Clock) -> AppContext:
 
 @pytest.fixture
 def client(ctx: AppContext) -> Iterator[TestClient]:
+    """Its every admin answer is checked against the OpenAPI document (tests/openapi_support)."""
+    from tests.openapi_support import checker
+
     with TestClient(create_app(ctx), raise_server_exceptions=False) as test_client:
+        test_client.event_hooks["response"].append(checker().hook)
         yield test_client
 
 

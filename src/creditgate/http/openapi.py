@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -11,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from creditgate import __version__
-from creditgate.http import schemas
+from creditgate.http import answers, schemas
 from creditgate.http.account import ACCOUNT_ROUTES
 from creditgate.http.admin import ADMIN_ROUTES
 from creditgate.http.admin import QUERY as ADMIN_QUERY
@@ -71,8 +72,8 @@ ADMIN_PARAMETERS: dict[str, dict[str, Any]] = {
     "byKey": {
         "name": "byKey",
         "in": "query",
-        "description": "one row per period and API key",
-        "schema": {"enum": ["true", "false"], "default": "false"},
+        "description": "one row per period and API key (true or false)",
+        "schema": {"type": "boolean", "default": False},
     },
     "teamId": {
         "name": "teamId",
@@ -83,7 +84,121 @@ ADMIN_PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 
+@dataclass(frozen=True)
+class Returns:
+    """What one admin route answers: its operation id (the generated client's function name),
+    the model of its `data` (a list of them with `many`; a page when the route takes `limit`),
+    its success statuses and the errors only it can answer, beside those of every admin route
+    (ADMIN_ERRORS) and of every route with a body (413)."""
+
+    operation_id: str
+    model: type[BaseModel]
+    many: bool = False
+    status: tuple[int, ...] = (200,)
+    errors: tuple[int, ...] = ()
+
+
+CREATED = (201,)
+REPLAYABLE = (201, 200)  # 200: an idempotent write replayed, its first answer again
+NAMED = (404,)
+
+# One entry per admin route (a test fails for a route of ADMIN_ROUTES without one).
+RESPONSES: dict[tuple[str, str], Returns] = {
+    ("GET", "/admin/plans"): Returns("listPlans", answers.Plan, many=True),
+    ("POST", "/admin/plans"): Returns("createPlan", answers.Plan, status=CREATED, errors=(409,)),
+    ("PUT", "/admin/plans/{plan_id}"): Returns("replacePlan", answers.Plan, errors=NAMED),
+    ("PATCH", "/admin/plans/{plan_id}"): Returns("updatePlan", answers.Plan, errors=NAMED),
+    ("GET", "/admin/teams"): Returns("listTeams", answers.Team, many=True),
+    ("POST", "/admin/teams"): Returns("createTeam", answers.Team, status=CREATED, errors=NAMED),
+    ("GET", "/admin/teams/{team_id}"): Returns("getTeam", answers.Team, errors=NAMED),
+    ("PATCH", "/admin/teams/{team_id}"): Returns("updateTeam", answers.Team, errors=NAMED),
+    ("GET", "/admin/teams/{team_id}/balance"): Returns("getBalance", answers.Balance, errors=NAMED),
+    ("GET", "/admin/teams/{team_id}/usage"): Returns(
+        "getUsage", answers.UsagePeriod, many=True, errors=NAMED
+    ),
+    ("GET", "/admin/teams/{team_id}/keys"): Returns(
+        "listKeys", answers.ApiKey, many=True, errors=NAMED
+    ),
+    ("POST", "/admin/teams/{team_id}/keys"): Returns(
+        "createKey", answers.NewApiKey, status=CREATED, errors=(404, 409)
+    ),
+    ("POST", "/admin/keys/{key_id}/revoke"): Returns("revokeKey", answers.ApiKey, errors=NAMED),
+    ("POST", "/admin/teams/{team_id}/grants"): Returns(
+        "grantCredits", answers.Grant, status=REPLAYABLE, errors=(404, 409)
+    ),
+    ("POST", "/admin/charges"): Returns(
+        "recordCharge", answers.Charge, status=REPLAYABLE, errors=(402, 404, 409)
+    ),
+    ("POST", "/admin/charges/batch"): Returns("recordCharges", answers.BatchOutcome, many=True),
+    ("POST", "/admin/check"): Returns("checkCredits", answers.CheckVerdict, errors=(404, 409)),
+    ("POST", "/admin/reservations"): Returns(
+        "reserveCredits", answers.Reservation, status=REPLAYABLE, errors=(402, 404, 409, 429)
+    ),
+    ("GET", "/admin/reservations/{reservation_id}"): Returns(
+        "getReservation", answers.Reservation, errors=NAMED
+    ),
+    ("POST", "/admin/reservations/{reservation_id}/settle"): Returns(
+        "settleReservation", answers.Reservation, errors=(404, 409)
+    ),
+    ("POST", "/admin/reservations/{reservation_id}/release"): Returns(
+        "releaseReservation", answers.Reservation, errors=NAMED
+    ),
+    ("GET", "/admin/teams/{team_id}/alerts"): Returns(
+        "listAlertRules", answers.AlertRule, many=True, errors=NAMED
+    ),
+    ("POST", "/admin/teams/{team_id}/alerts"): Returns(
+        "addAlertRule", answers.AlertRule, status=CREATED, errors=NAMED
+    ),
+    ("DELETE", "/admin/teams/{team_id}/alerts/{rule_id}"): Returns(
+        "removeAlertRule", answers.RemovedAlertRule, errors=NAMED
+    ),
+    ("GET", "/admin/teams/{team_id}/alerts/fired"): Returns(
+        "listFiredAlerts", answers.FiredAlert, many=True, errors=NAMED
+    ),
+    ("GET", "/admin/webhooks"): Returns("listWebhooks", answers.WebhookEndpoint, many=True),
+    ("POST", "/admin/webhooks"): Returns(
+        "addWebhook", answers.NewWebhookEndpoint, status=CREATED, errors=NAMED
+    ),
+    ("DELETE", "/admin/webhooks/{endpoint_id}"): Returns(
+        "disableWebhook", answers.WebhookEndpoint, errors=NAMED
+    ),
+    ("POST", "/admin/webhooks/{endpoint_id}/rotate"): Returns(
+        "rotateWebhookSecret", answers.NewWebhookEndpoint, errors=NAMED
+    ),
+    ("POST", "/admin/webhooks/{endpoint_id}/test"): Returns(
+        "testWebhook", answers.WebhookTest, errors=NAMED
+    ),
+    ("GET", "/admin/webhooks/{endpoint_id}/deliveries"): Returns(
+        "listWebhookDeliveries", answers.Delivery, many=True, errors=NAMED
+    ),
+}
+
+# What every admin route can answer, besides its own errors.
+ADMIN_ERRORS = (400, 401, 403, 500, 503)
+ERRORS: dict[int, str] = {
+    400: "Bad request: an unknown, repeated or malformed query parameter, or a body that is "
+    "not JSON or does not validate (the first problem in error; field and details name it)",
+    401: "Unauthorized: no admin token, or not this one",
+    402: "Insufficient credits: requiredCredits, remainingCredits and limitedBy (team or key "
+    "cap) say why",
+    403: "The admin API is disabled (CREDITGATE_ADMIN_TOKEN unset), or the team is suspended",
+    404: "What the path or the body names (team, key, plan, reservation, rule, endpoint) does "
+    "not exist, or the team has no balance yet",
+    409: "Conflict: the idempotency key was used with other content, a duplicate, a revoked key "
+    "or a closed reservation",
+    413: "The body is too large (or a batch has too many events)",
+    429: "The team runs as many jobs as its plan allows (running, maxConcurrency)",
+    500: "A bug: the error holds an id to find it in the logs",
+    503: "The database is unavailable; retry shortly",
+}
+SUCCESS: dict[int, str] = {
+    200: "OK",
+    201: "Created",
+}
+
+
 def _responses(success: str) -> dict[str, Any]:
+    """The account routes' responses: the Firecrawl envelope, undescribed."""
     out: dict[str, Any] = {"200": {"description": success}}
     for status, text in (
         ("400", "Bad request"),
@@ -99,13 +214,75 @@ def _responses(success: str) -> dict[str, Any]:
     return out
 
 
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _add_model(components: dict[str, Any], model: type[BaseModel]) -> None:
+    """The model's schema, and those of the models it holds, as components."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, held in schema.pop("$defs", {}).items():
+        components.setdefault(name, held)
+    components[model.__name__] = schema
+
+
+def _envelope(components: dict[str, Any], returns: Returns, pages: bool) -> str:
+    """The success envelope's component (TeamAnswer, TeamList, TeamPage): its name."""
+    model = returns.model.__name__
+    _add_model(components, returns.model)
+    data: dict[str, Any] = {"type": "array", "items": _ref(model)} if returns.many else _ref(model)
+    properties: dict[str, Any] = {"success": {"type": "boolean", "const": True}, "data": data}
+    name = f"{model}Answer"
+    if returns.many:
+        name = f"{model}List"
+    if pages:
+        name = f"{model}Page"
+        properties["cursor"] = {
+            "anyOf": [{"type": "string"}, {"type": "null"}],
+            "description": "the next page's cursor; null on the last page",
+        }
+        properties["hasMore"] = {"type": "boolean"}
+    components[name] = {
+        "type": "object",
+        "required": list(properties),
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    return name
+
+
+def admin_responses(
+    components: dict[str, Any], method: str, path: str, returns: Returns
+) -> dict[str, Any]:
+    pages = "limit" in ADMIN_QUERY.get((method, path), ())
+    envelope = {"application/json": {"schema": _ref(_envelope(components, returns, pages))}}
+    out: dict[str, Any] = {
+        str(status): {"description": SUCCESS[status], "content": envelope}
+        for status in returns.status
+    }
+    errors = set(ADMIN_ERRORS) | set(returns.errors)
+    if (method, path) in BODIES:
+        errors.add(413)
+    for status in sorted(errors):
+        out[str(status)] = {
+            "description": ERRORS[status],
+            "content": {"application/json": {"schema": ERROR}},
+        }
+    return out
+
+
 def build() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     components: dict[str, Any] = {
         "Error": {
             "type": "object",
+            "description": "Every error: the message, and fields that depend on the error",
             "required": ["success", "error"],
-            "properties": {"success": {"const": False}, "error": {"type": "string"}},
+            "properties": {
+                "success": {"type": "boolean", "const": False},
+                "error": {"type": "string"},
+            },
+            "additionalProperties": True,
         },
     }
     for version in ("v1", "v2"):
@@ -129,16 +306,13 @@ def build() -> dict[str, Any]:
         }
     }
     for method, path, _endpoint, summary in ADMIN_ROUTES:
-        pages = "limit" in ADMIN_QUERY.get((method, path), ())
+        returns = RESPONSES[(method, path)]
         op = {
+            "operationId": returns.operation_id,
             "summary": summary,
             "tags": ["admin"],
             "security": [{"adminToken": []}],
-            "responses": _responses(
-                '{"success": true, "data": [...], "cursor": "..." | null, "hasMore": bool}'
-                if pages
-                else '{"success": true, "data": ...}: the object, or the list'
-            ),
+            "responses": admin_responses(components, method, path, returns),
         }
         params = [
             {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -218,7 +392,7 @@ async def docs(_request: Request) -> Response:
         "</p><p>Machine-readable: <a href='/openapi.json'>/openapi.json</a></p>"
         "<table><tr><th>method</th><th>path</th><th>what</th><th>body</th></tr>"
         + "".join(rows)
-        + "</table><h2>Bodies</h2>"
+        + "</table><h2>Schemas: bodies and answers</h2>"
         + schemas_html
         + "</body></html>"
     )
