@@ -175,6 +175,13 @@ def test_every_admin_route_answers_as_documented(
     assert call("GET", f"/admin/webhooks/{hid}/deliveries", 200)["data"] != []
     call("POST", f"/admin/webhooks/{hid}/rotate", 200)
     call("DELETE", f"/admin/webhooks/{hid}", 200)
+    # top-ups, key changes, rotation
+    topup = call("POST", f"/admin/teams/{tid}/topups", 201, {"below": 10, "credits": 5})
+    call("GET", f"/admin/teams/{tid}/topups", 200)
+    call("DELETE", f"/admin/teams/{tid}/topups/{topup['data']['id']}", 200)
+    call("PATCH", f"/admin/keys/{key['id']}", 200, {"metadata": {"owner": "ci"}})
+    rotated = call("POST", f"/admin/keys/{key['id']}/rotate", 201, {"overlapSeconds": 60})
+    assert rotated["data"]["replaced"]["id"] == key["id"]
     call("POST", f"/admin/keys/{spare['id']}/revoke", 200)
     call("POST", "/admin/check", 409, {"keyId": spare["id"], "credits": 1})
     call("POST", "/admin/keys/nope/revoke", 404)

@@ -38,10 +38,19 @@ class ApiKey(Answer):
     cap: int | None = Field(description="credits per billing period, at most; null: no cap")
     createdAt: Instant
     revokedAt: Instant | None
+    expiresAt: Instant | None = Field(description="when it stops working; null: never")
+    rpm: int | None = Field(description="its own requests per minute; null: the team's only")
+    rotatedFrom: str | None = Field(description="the key this one replaced by a rotation")
+    metadata: dict[str, Any] | None
+    lastUsedAt: Instant | None = Field(description="its latest request (written every 10 s)")
 
 
 class NewApiKey(ApiKey):
     key: str = Field(description="the fc- key itself, shown this once")
+
+
+class RotatedKey(NewApiKey):
+    replaced: ApiKey = Field(description="the key it replaced, now expiring at its expiresAt")
 
 
 class Plan(Answer):
@@ -132,6 +141,18 @@ class AlertRule(Answer):
     kind: Literal["percent", "remaining"]
     threshold: int
     createdAt: Instant
+
+
+class TopUpRule(Answer):
+    id: str
+    teamId: str
+    below: int = Field(description="when a charge leaves fewer credits than this")
+    credits: int = Field(description="grant this many (kind topup)")
+    expiresDays: int | None
+    maxPerPeriod: int
+    createdAt: Instant
+    grantedInPeriod: int = Field(description="grants made in countedInPeriod")
+    countedInPeriod: Instant | None
 
 
 class RemovedAlertRule(Answer):

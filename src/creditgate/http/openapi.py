@@ -123,6 +123,19 @@ RESPONSES: dict[tuple[str, str], Returns] = {
         "createKey", answers.NewApiKey, status=CREATED, errors=(404, 409)
     ),
     ("POST", "/admin/keys/{key_id}/revoke"): Returns("revokeKey", answers.ApiKey, errors=NAMED),
+    ("PATCH", "/admin/keys/{key_id}"): Returns("updateKey", answers.ApiKey, errors=NAMED),
+    ("POST", "/admin/keys/{key_id}/rotate"): Returns(
+        "rotateKey", answers.RotatedKey, status=CREATED, errors=(404, 409)
+    ),
+    ("GET", "/admin/teams/{team_id}/topups"): Returns(
+        "listTopUpRules", answers.TopUpRule, many=True, errors=NAMED
+    ),
+    ("POST", "/admin/teams/{team_id}/topups"): Returns(
+        "addTopUpRule", answers.TopUpRule, status=CREATED, errors=NAMED
+    ),
+    ("DELETE", "/admin/teams/{team_id}/topups/{rule_id}"): Returns(
+        "removeTopUpRule", answers.RemovedAlertRule, errors=NAMED
+    ),
     ("POST", "/admin/teams/{team_id}/grants"): Returns(
         "grantCredits", answers.Grant, status=REPLAYABLE, errors=(404, 409)
     ),
