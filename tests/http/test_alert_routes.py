@@ -145,3 +145,22 @@ def test_top_up_rules_on_the_wire(client: TestClient, db: Database, clock: Clock
     assert balance["remainingCredits"] == 3_000 - 2_600 + 700
     assert client.delete(f"{base}/{rule['id']}", headers=ADMIN).status_code == 200
     assert client.delete(f"{base}/{rule['id']}", headers=ADMIN).status_code == 404
+
+
+def test_rotate_and_test_take_no_body_and_leave_a_disabled_endpoint_alone(
+    client: TestClient, db: Database, clock: Clock
+) -> None:
+    team, _, _ = team_with_key(db, clock.now)
+    made = client.post(
+        "/admin/webhooks", headers=ADMIN, json={"url": "http://127.0.0.1:9/x", "teamId": team.id}
+    ).json()["data"]
+    base = f"/admin/webhooks/{made['id']}"
+    assert client.post(f"{base}/rotate", headers=ADMIN, json={"x": 1}).status_code == 400
+    assert client.post(f"{base}/rotate", headers=ADMIN).status_code == 200
+    again = client.post(f"{base}/rotate", headers=ADMIN)
+    assert again.status_code == 409 and "in progress" in again.json()["error"]
+    client.delete(base, headers=ADMIN)
+    for action in ("test", "rotate"):
+        refused = client.post(f"{base}/{action}", headers=ADMIN)
+        assert refused.status_code == 409 and "is disabled" in refused.json()["error"]
+    assert client.get("/admin/webhooks?teamId=nope", headers=ADMIN).status_code == 404

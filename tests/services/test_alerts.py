@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from creditgate.domain.errors import InsufficientCredits
+from creditgate.domain.errors import Conflict, InsufficientCredits
 from creditgate.domain.instants import MS_PER_HOUR, parse_iso
-from creditgate.services import alerts, ledger, reservations
+from creditgate.services import alerts, dashboard, ledger, reservations, webhooks
 from creditgate.services.reservations import ReserveRequest
 from creditgate.storage.database import Database
 from creditgate.storage.tables import events, teams
@@ -152,3 +152,27 @@ def test_a_top_up_and_a_hold_expired_uncharged_raise_events(db: Database) -> Non
     assert [(t, d["reservationId"], d["credits"]) for t, d in kinds[1:]] == [
         ("reservation.expired", held.id, 50)
     ]
+
+
+def test_a_rule_the_team_already_has_is_refused(db: Database) -> None:
+    """Found by an outside test: duplicates were accepted and each fired for one crossing."""
+    team, key, key_id = team_with_key(db, NOW, anchor="2026-03-01")
+    with pytest.raises(Conflict, match="already has this rule: default-80"):
+        alerts.add_rule(db, team.id, "percent", 80, NOW)
+    alerts.add_rule(db, team.id, "percent", 50, NOW)
+    with pytest.raises(Conflict):
+        alerts.add_rule(db, team.id, "percent", 50, NOW)
+    alerts.add_rule(db, team.id, "percent", 50, NOW, key_id=key_id)  # a key's is another rule
+    charge(db, key, 1_650, NOW)
+    assert [r for r, _ in thresholds(db, team.id)].count("default-80") == 0
+    assert len(thresholds(db, team.id)) == 2  # the team's 50% and the key's 50%, once each
+
+
+def test_a_teams_page_does_not_name_the_operators_endpoints(db: Database) -> None:
+    """Found by an outside test: a team saw the host of the operator's every-team endpoint."""
+    team, _, _ = team_with_key(db, NOW, anchor="2026-03-01")
+    webhooks.add_endpoint(db, "http://svc:pw@billing-internal.example:8080/hook", NOW)
+    webhooks.add_endpoint(db, "https://hooks.team.example/in", NOW, team_id=team.id)
+    shown = dashboard.team_alerts(db, team.id, NOW)
+    assert shown is not None
+    assert {r.channel for r in shown.rules} == {"hooks.team.example, the operator's endpoint"}

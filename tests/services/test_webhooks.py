@@ -224,3 +224,87 @@ def test_delivery_attempts_are_counted_in_the_metrics(db: Database) -> None:
     after = (count("delivered", ""), count("failed", "http_5xx"))
     assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
     assert webhooks.pending(db) == 0
+
+
+def test_a_hanging_receiver_holds_only_its_own_deliveries(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by an outside test: a receiver trickling its answer held every team's deliveries
+    for minutes (each round waited for all its sends, and the read timeout restarted with each
+    byte); then a slow one delayed every other team's by its 10 s timeout, and its retry was
+    timed from the round's start rather than the failure."""
+    monkeypatch.setattr(webhooks, "SEND_TIMEOUT_S", 0.3)
+    hanging, fine = (
+        team_with_key(db, NOW, anchor="2026-03-01"),
+        team_with_key(db, NOW, anchor="2026-03-01", name="fine"),
+    )
+    webhooks.add_endpoint(db, "https://hang.example/in", NOW, team_id=hanging[0].id)
+    good = webhooks.add_endpoint(db, "https://fine.example/in", NOW, team_id=fine[0].id)
+    got: list[str] = []
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "hang.example":
+            await asyncio.sleep(3_600)
+        got.append(json.loads(request.content)["data"]["teamId"])
+        return httpx.Response(204)
+
+    charge(db, hanging[1], 2_400, NOW)
+    charge(db, fine[1], 2_400, NOW)
+    clock = {"now": NOW}
+
+    async def run() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client:
+            dispatcher = webhooks.Dispatcher(db, lambda: clock["now"], 0.05)
+            assert await dispatcher.round(client) == 2
+            for _ in range(100):  # the fine team's arrives while the other hangs
+                if got:
+                    break
+                await asyncio.sleep(0.01)
+            assert got == [fine[0].id]
+            clock["now"] = NOW + 1_000  # the hanging one ends (by its total bound) later
+            for _ in range(100):
+                if not dispatcher._flying:
+                    break
+                await asyncio.sleep(0.02)
+
+    asyncio.run(run())
+    assert [d.status for d in webhooks.deliveries(db, good.endpoint.id)] == ["delivered"]
+    [hung] = [d for d in webhooks.deliveries(db, webhooks.list_endpoints(db)[0].id)]
+    assert (hung.status, hung.attempts, hung.last_error) == (
+        "pending",
+        1,
+        "no answer within 0 s (TimeoutError)",
+    )
+    assert hung.next_attempt >= NOW + 1_000 + 4_000  # backoff counted from the failure
+
+
+def test_a_url_the_sender_cannot_use_is_refused_up_front(db: Database) -> None:
+    """Found by an outside test: a newline in a URL was accepted, then failed every delivery
+    round it was in (other teams got the same event again and again)."""
+    for url in (
+        "http://a.example/a\nb",
+        "http://a.example/a\tb",
+        " http://a.example/x",
+        "http://a.example:99999/",
+        "http://exa mple.example/",
+        "http://a.example/\x7f",
+    ):
+        with pytest.raises(Exception, match="url must be"):
+            webhooks.add_endpoint(db, url, NOW)
+    assert webhooks.list_endpoints(db) == []
+
+
+def test_a_second_rotation_waits_for_the_first_and_a_disabled_endpoint_is_left_alone(
+    db: Database,
+) -> None:
+    """Found by an outside test: rotating twice (or retrying the request) dropped the secret
+    receivers still used at once."""
+    team, _, _ = team_with_key(db, NOW, anchor="2026-03-01")
+    made = webhooks.add_endpoint(db, "https://hooks.example/r", NOW, team_id=team.id)
+    webhooks.rotate_secret(db, made.endpoint.id, NOW)
+    with pytest.raises(Exception, match="rotation of this endpoint's secret is in progress"):
+        webhooks.rotate_secret(db, made.endpoint.id, NOW + 60_000)
+    webhooks.rotate_secret(db, made.endpoint.id, NOW + 25 * MS_PER_HOUR)  # after the overlap
+    webhooks.remove_endpoint(db, made.endpoint.id, NOW + 26 * MS_PER_HOUR)
+    with pytest.raises(Exception, match="is disabled"):
+        webhooks.rotate_secret(db, made.endpoint.id, NOW + 50 * MS_PER_HOUR)

@@ -161,16 +161,17 @@ async def _flush_key_uses(ctx: AppContext) -> None:
 
 
 async def _deliver_webhooks(ctx: AppContext) -> None:
-    """Send what the outbox holds that is due, round after round while there is any (a
-    receiver back after an outage gets its backlog at once, in order)."""
+    """Send what the outbox holds that is due (services/webhooks.py Dispatcher): a delivery
+    that ends wakes the next round, so a receiver back after an outage gets its backlog at
+    once, in order; a slow one holds only its own deliveries."""
+    dispatcher = webhooks.Dispatcher(ctx.db, ctx.clock, ctx.webhook_seconds)
     async with httpx.AsyncClient() as client:
         while True:
-            await asyncio.sleep(ctx.webhook_seconds)
             try:
-                while await webhooks.deliver_due(ctx.db, client, ctx.clock()):
-                    pass
+                await dispatcher.run(client)
             except Exception as exc:  # a round failing must not stop the next one
                 _round_failed("webhook delivery", exc)
+                await asyncio.sleep(ctx.webhook_seconds)
 
 
 async def _join(ctx: AppContext, process_id: str) -> None:

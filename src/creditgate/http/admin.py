@@ -497,6 +497,13 @@ async def check(request: Request) -> Response:
 # --- alerts and webhooks -------------------------------------------------------------------
 
 
+async def _no_body(request: Request, ctx: AppContext) -> None:
+    """A route that takes no body: one given must be empty or `{}` (unknown fields refused)."""
+    headers = request.headers
+    if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
+        parse(schemas.Empty, await _body(request, ctx))
+
+
 async def list_alerts(request: Request) -> Response:
     ctx = await _admin(request)
     rules = await blocking(alerts.list_rules, ctx.db, request.path_params["team_id"])
@@ -556,6 +563,7 @@ async def remove_webhook(request: Request) -> Response:
 
 async def rotate_webhook(request: Request) -> Response:
     ctx = await _admin(request)
+    await _no_body(request, ctx)
     made = await blocking(
         webhooks.rotate_secret, ctx.db, request.path_params["endpoint_id"], ctx.clock()
     )
@@ -564,6 +572,7 @@ async def rotate_webhook(request: Request) -> Response:
 
 async def test_webhook(request: Request) -> Response:
     ctx = await _admin(request)
+    await _no_body(request, ctx)
     async with httpx.AsyncClient() as client:
         sent = await webhooks.send_test(
             ctx.db, client, request.path_params["endpoint_id"], ctx.clock()

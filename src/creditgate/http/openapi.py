@@ -160,7 +160,7 @@ RESPONSES: dict[tuple[str, str], Returns] = {
         "listAlertRules", answers.AlertRule, many=True, errors=NAMED
     ),
     ("POST", "/admin/teams/{team_id}/alerts"): Returns(
-        "addAlertRule", answers.AlertRule, status=CREATED, errors=NAMED
+        "addAlertRule", answers.AlertRule, status=CREATED, errors=(404, 409)
     ),
     ("DELETE", "/admin/teams/{team_id}/alerts/{rule_id}"): Returns(
         "removeAlertRule", answers.RemovedAlertRule, errors=NAMED
@@ -168,7 +168,9 @@ RESPONSES: dict[tuple[str, str], Returns] = {
     ("GET", "/admin/teams/{team_id}/alerts/fired"): Returns(
         "listFiredAlerts", answers.FiredAlert, many=True, errors=NAMED
     ),
-    ("GET", "/admin/webhooks"): Returns("listWebhooks", answers.WebhookEndpoint, many=True),
+    ("GET", "/admin/webhooks"): Returns(
+        "listWebhooks", answers.WebhookEndpoint, many=True, errors=NAMED
+    ),
     ("POST", "/admin/webhooks"): Returns(
         "addWebhook", answers.NewWebhookEndpoint, status=CREATED, errors=NAMED
     ),
@@ -176,10 +178,10 @@ RESPONSES: dict[tuple[str, str], Returns] = {
         "disableWebhook", answers.WebhookEndpoint, errors=NAMED
     ),
     ("POST", "/admin/webhooks/{endpoint_id}/rotate"): Returns(
-        "rotateWebhookSecret", answers.NewWebhookEndpoint, errors=NAMED
+        "rotateWebhookSecret", answers.NewWebhookEndpoint, errors=(404, 409)
     ),
     ("POST", "/admin/webhooks/{endpoint_id}/test"): Returns(
-        "testWebhook", answers.WebhookTest, errors=NAMED
+        "testWebhook", answers.WebhookTest, errors=(404, 409)
     ),
     ("GET", "/admin/webhooks/{endpoint_id}/deliveries"): Returns(
         "listWebhookDeliveries", answers.Delivery, many=True, errors=NAMED

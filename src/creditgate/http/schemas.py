@@ -212,3 +212,7 @@ class TopUpIn(Body):
     credits: Annotated[StrictInt, Field(ge=1, le=10**15, description="grant this many")]
     expiresDays: Annotated[StrictInt, Field(ge=1, le=3660)] | None = None
     maxPerPeriod: Annotated[StrictInt, Field(ge=1, le=1000)] = 1
+
+
+class Empty(Body):
+    """No field: a route that takes none refuses any."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from creditgate.domain.alerts import DEFAULT_PERCENTS, AlertRule, RuleKind, check_rule
-from creditgate.domain.errors import InvalidInput, NotFound
+from creditgate.domain.errors import Conflict, InvalidInput, NotFound
 from creditgate.domain.ids import new_id
 from creditgate.domain.instants import Instant
 from creditgate.storage import alerts, keys, teams
@@ -42,7 +42,11 @@ def add_rule(
             key = keys.get_key(conn, key_id)
             if key is None or key.team_id != team_id:
                 raise NotFound(f"API key {key_id} not found", keyId=key_id)
-        if len(alerts.list_rules(conn, team_id)) >= MAX_RULES:
+        existing = alerts.list_rules(conn, team_id)
+        same = [r for r in existing if (r.key_id, r.kind, r.threshold) == (key_id, parsed, value)]
+        if same:
+            raise Conflict(f"the team already has this rule: {same[0].id}", ruleId=same[0].id)
+        if len(existing) >= MAX_RULES:
             raise InvalidInput(f"a team has at most {MAX_RULES} alert rules", field="threshold")
         rule = AlertRule(new_id(now), team_id, key_id, parsed, value, now)
         alerts.insert_rule(conn, rule)

@@ -255,7 +255,11 @@ def team_alerts(db: Database, team_id: str, now: Instant) -> Alerts | None:
         and e.team_id in (None, team_id)
         and (e.event_types is None or str(EventType.THRESHOLD) in e.event_types)
     ]
-    hosts = sorted({urlsplit(e.url).hostname or e.url for e in endpoints})
+    # The team's own endpoints by host; the operator's (every team's) unnamed: their addresses
+    # are the operator's, not the team's to see.
+    hosts = sorted({urlsplit(e.url).hostname or "?" for e in endpoints if e.team_id == team_id})
+    if any(e.team_id is None for e in endpoints):
+        hosts.append("the operator's endpoint")
     channel = ", ".join(hosts) if hosts else "no webhook endpoint"
     names = {k.id: k.name for k in key_service.list_keys(db, team_id)}
     rules = [AlertRule(r.id, _condition(r, names), channel) for r in alerts.list_rules(db, team_id)]

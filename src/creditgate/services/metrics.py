@@ -66,7 +66,7 @@ def credits_charged(credits: int) -> None:
 # --- webhooks: the registration point for the webhook dispatcher -------------------------------
 
 WEBHOOK_FAILURE_REASONS: Final = frozenset(
-    {"timeout", "connect", "http_4xx", "http_5xx", "invalid_target", "other"}
+    {"timeout", "connect", "redirect", "http_4xx", "http_5xx", "invalid_target", "other"}
 )
 
 WEBHOOK_DELIVERIES: Final = Counter(

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import random
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -26,7 +28,7 @@ import orjson
 from standardwebhooks.webhooks import Webhook
 
 from creditgate.domain.alerts import EventType
-from creditgate.domain.errors import InvalidInput, NotFound
+from creditgate.domain.errors import Conflict, InvalidInput, NotFound
 from creditgate.domain.ids import new_id
 from creditgate.domain.instants import MS_PER_HOUR, Instant, format_iso
 from creditgate.services import metrics
@@ -58,13 +60,23 @@ def new_secret() -> str:
 
 
 def check_url(url: object) -> str:
+    """An http(s) URL the sender can use as given: no whitespace or control character (a
+    newline once made every delivery round fail), a host, a port in range, parsable by httpx."""
     if not isinstance(url, str) or len(url) > 2048:
         raise InvalidInput(
             "url must be an http or https URL of at most 2048 characters", field="url"
         )
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or "\x00" in url:
-        raise InvalidInput("url must be an http or https URL", field="url")
+    refused = InvalidInput("url must be an http or https URL", field="url")
+    if any(c <= " " or c == "\x7f" for c in url):
+        raise refused
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError when out of range)
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL):
+        raise refused from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise refused
     return url
 
 
@@ -107,6 +119,8 @@ def add_endpoint(
 
 def list_endpoints(db: Database, team_id: str | None = None) -> list[Endpoint]:
     with db.read() as conn:
+        if team_id is not None and teams.get_team(conn, team_id) is None:
+            raise NotFound(f"Team {team_id} not found", teamId=team_id)
         return webhooks.list_endpoints(conn, team_id)
 
 
@@ -119,15 +133,30 @@ def get_endpoint(db: Database, endpoint_id: str) -> Endpoint:
 
 
 def rotate_secret(db: Database, endpoint_id: str, now: Instant) -> NewEndpoint:
-    """A new secret; the old one keeps signing beside it for ROTATION_OVERLAP_MS."""
+    """A new secret; the old one keeps signing beside it for ROTATION_OVERLAP_MS. Refused
+    while an earlier rotation's overlap runs: a second one would drop the secret receivers may
+    still use at once (and a retried request would do just that)."""
     secret = new_secret()
     with db.write() as conn:
-        if webhooks.get_endpoint(conn, endpoint_id) is None:
-            raise NotFound(f"Webhook endpoint {endpoint_id} not found", endpointId=endpoint_id)
+        found = _usable(webhooks.get_endpoint(conn, endpoint_id), endpoint_id)
+        if found.previous_until is not None and now < found.previous_until:
+            raise Conflict(
+                "a rotation of this endpoint's secret is in progress: its previous secret "
+                f"signs until {format_iso(found.previous_until)}; rotate again after that",
+                endpointId=endpoint_id,
+            )
         webhooks.rotate(conn, endpoint_id, secret, now + ROTATION_OVERLAP_MS)
-        found = webhooks.get_endpoint(conn, endpoint_id)
-    assert found is not None
-    return NewEndpoint(found, secret)
+        rotated = webhooks.get_endpoint(conn, endpoint_id)
+    assert rotated is not None
+    return NewEndpoint(rotated, secret)
+
+
+def _usable(found: Endpoint | None, endpoint_id: str) -> Endpoint:
+    if found is None:
+        raise NotFound(f"Webhook endpoint {endpoint_id} not found", endpointId=endpoint_id)
+    if found.disabled_at is not None:
+        raise Conflict(f"Webhook endpoint {endpoint_id} is disabled", endpointId=endpoint_id)
+    return found
 
 
 def remove_endpoint(db: Database, endpoint_id: str, now: Instant) -> Endpoint:
@@ -179,28 +208,35 @@ class Sent:
 async def send(
     client: httpx.AsyncClient, endpoint: Endpoint, event_id: str, body: str, now: Instant
 ) -> Sent:
+    """POST one event; whatever happens, an answer within SEND_TIMEOUT_S (a total bound: a
+    receiver trickling its answer a byte at a time is cut off too)."""
     headers = signed_headers(endpoint, event_id, body, now)
     try:
-        answer = await client.post(
-            endpoint.url, content=body.encode(), headers=headers, timeout=SEND_TIMEOUT_S
+        async with asyncio.timeout(SEND_TIMEOUT_S):
+            answer = await client.post(endpoint.url, content=body.encode(), headers=headers)
+            await answer.aread()
+    except (TimeoutError, httpx.TimeoutException) as exc:
+        return Sent(
+            None, f"no answer within {SEND_TIMEOUT_S:.0f} s ({type(exc).__name__})", "timeout"
         )
-    except httpx.TimeoutException as exc:
-        return Sent(None, f"{type(exc).__name__}: {exc}"[:500], "timeout")
     except httpx.ConnectError as exc:
         return Sent(None, f"{type(exc).__name__}: {exc}"[:500], "connect")
-    except httpx.HTTPError as exc:
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        return Sent(None, f"{type(exc).__name__}: {exc}"[:500], "invalid_target")
+    except Exception as exc:  # anything else fails this delivery, never the round
         return Sent(None, f"{type(exc).__name__}: {exc}"[:500])
     if answer.is_success:
         return Sent(answer.status_code, None)
-    reason = "http_4xx" if answer.status_code < 500 else "http_5xx"
-    return Sent(answer.status_code, f"HTTP {answer.status_code}", reason)
+    code = answer.status_code
+    reason = "redirect" if code < 400 else "http_4xx" if code < 500 else "http_5xx"
+    return Sent(code, f"HTTP {code}", reason)
 
 
 async def send_test(
     db: Database, client: httpx.AsyncClient, endpoint_id: str, now: Instant
 ) -> Sent:
     """A `webhook.test` event sent now, outside the outbox: the answer says if it arrived."""
-    endpoint = await asyncio.to_thread(get_endpoint, db, endpoint_id)
+    endpoint = _usable(await asyncio.to_thread(get_endpoint, db, endpoint_id), endpoint_id)
     event_id = f"evt_{new_id(now).replace('-', '')}"
     data = {"endpointId": endpoint.id, "teamId": endpoint.team_id}
     message = {"type": str(EventType.TEST), "timestamp": format_iso(now), "data": data}
@@ -214,9 +250,9 @@ def retry_delay_ms(attempts: int) -> int:
     return int(base * random.uniform(0.8, 1.2))
 
 
-def _claim(db: Database, now: Instant) -> list[tuple[Delivery, Endpoint]]:
+def _claim(db: Database, now: Instant, limit: int = ROUND_LIMIT) -> list[tuple[Delivery, Endpoint]]:
     with db.write() as conn:
-        found = webhooks.due(conn, now, ROUND_LIMIT)
+        found = webhooks.due(conn, now, min(limit, ROUND_LIMIT))
         taken = [d for d in found if webhooks.claim(conn, d, now + LEASE_MS)]
         endpoints = {d.endpoint_id: webhooks.get_endpoint(conn, d.endpoint_id) for d in taken}
     return [(d, e) for d in taken if (e := endpoints[d.endpoint_id]) is not None]
@@ -244,24 +280,79 @@ def _record(db: Database, outcomes: list[tuple[Delivery, Sent]], now: Instant) -
             )
 
 
+async def deliver(
+    db: Database,
+    client: httpx.AsyncClient,
+    delivery: Delivery,
+    endpoint: Endpoint,
+    clock: Callable[[], Instant],
+) -> Sent:
+    """Send one claimed delivery and record its outcome, timed by the clock when it ended (a
+    retry's delay counts from the failure, not from the round that started it)."""
+    if endpoint.disabled_at:
+        sent = Sent(None, "endpoint disabled", "other")
+        ended = clock()
+        gone = replace(delivery, created_at=ended - DEAD_AFTER_MS)  # dead at once
+        await asyncio.to_thread(_record, db, [(gone, sent)], ended)
+        return sent
+    sent = await send(client, endpoint, delivery.event_id, delivery.payload, clock())
+    await asyncio.to_thread(_record, db, [(delivery, sent)], clock())
+    if sent.ok:
+        metrics.webhook_delivered()
+    else:
+        metrics.webhook_failed(sent.reason)
+    return sent
+
+
 async def deliver_due(db: Database, client: httpx.AsyncClient, now: Instant) -> int:
-    """One round: claim what is due (the head of each endpoint's line per team), send it side
-    by side, record each outcome. The number of deliveries attempted."""
+    """One round, waited for: claim what is due (the head of each endpoint's line per team),
+    send it side by side, record each outcome. The number of deliveries attempted. (The
+    server does not wait for rounds: see Dispatcher.)"""
     claimed = await asyncio.to_thread(_claim, db, now)
-    if not claimed:
-        return 0
-    disabled = [(d, Sent(None, "endpoint disabled")) for d, e in claimed if e.disabled_at]
-    live = [(d, e) for d, e in claimed if not e.disabled_at]
-    sent = await asyncio.gather(*(send(client, e, d.event_id, d.payload, now) for d, e in live))
-    outcomes = [(d, s) for (d, _), s in zip(live, sent, strict=True)]
-    dead = [(replace(d, created_at=now - DEAD_AFTER_MS), s) for d, s in disabled]
-    await asyncio.to_thread(_record, db, outcomes + dead, now)
-    for _, result in outcomes:
-        if result.ok:
-            metrics.webhook_delivered()
-        else:
-            metrics.webhook_failed(result.reason)
+    await asyncio.gather(*(deliver(db, client, d, e, lambda: now) for d, e in claimed))
     return len(claimed)
+
+
+class Dispatcher:
+    """The server's delivery loop: each round claims what is due and sends each delivery in a
+    task of its own, so a slow or hanging receiver holds only its own deliveries (each is
+    bounded by SEND_TIMEOUT_S, and leased meanwhile so no other round or process takes it);
+    a delivery that ends wakes the loop, so a receiver's ordered backlog flows at once."""
+
+    MAX_IN_FLIGHT = 100
+
+    def __init__(self, db: Database, clock: Callable[[], Instant], every_s: float) -> None:
+        self.db, self.clock, self.every_s = db, clock, every_s
+        self._wake = asyncio.Event()
+        self._flying: set[asyncio.Task[Sent]] = set()
+
+    async def run(self, client: httpx.AsyncClient) -> None:
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.every_s)
+                self._wake.clear()
+                await self.round(client)
+        finally:
+            for task in self._flying:
+                task.cancel()
+
+    async def round(self, client: httpx.AsyncClient) -> int:
+        room = self.MAX_IN_FLIGHT - len(self._flying)
+        if room <= 0:
+            return 0
+        claimed = await asyncio.to_thread(_claim, self.db, self.clock(), room)
+        for d, e in claimed:
+            task = asyncio.create_task(deliver(self.db, client, d, e, self.clock))
+            self._flying.add(task)
+            task.add_done_callback(self._landed)
+        return len(claimed)
+
+    def _landed(self, task: asyncio.Task[Sent]) -> None:
+        self._flying.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a webhook delivery failed unexpectedly", exc_info=task.exception())
+        self._wake.set()
 
 
 def backlog(db: Database) -> dict[str, int]:
