@@ -79,6 +79,65 @@ ADMIN_PARAMETERS: dict[str, dict[str, Any]] = {
     },
 }
 
+# The ledger listings' filters and the export's choices (http/ledger_views.py).
+ADMIN_PARAMETERS.update(
+    {
+        "from": {
+            "name": "from",
+            "in": "query",
+            "description": "from this instant, inclusive (ISO 8601 with a zone, or a date: "
+            "midnight UTC)",
+            "schema": {"type": "string", "format": "date-time"},
+        },
+        "to": {
+            "name": "to",
+            "in": "query",
+            "description": "up to this instant, exclusive; after from",
+            "schema": {"type": "string", "format": "date-time"},
+        },
+        "keyId": {
+            "name": "keyId",
+            "in": "query",
+            "description": "only this API key's rows",
+            "schema": {"type": "string"},
+        },
+        "kind": {
+            "name": "kind",
+            "in": "query",
+            "description": "entries: grant, charge, expiry or expiry_reversal; grants: plan, "
+            "pack, coupon or topup",
+            "schema": {"type": "string"},
+        },
+        "status": {
+            "name": "status",
+            "in": "query",
+            "description": "reservations: open, settled, released or expired; jobs: active, "
+            "cancelling or done",
+            "schema": {"type": "string"},
+        },
+        "what": {
+            "name": "what",
+            "in": "query",
+            "required": True,
+            "description": "entries (every line, in time order) or usage (from the rollups)",
+            "schema": {"enum": ["entries", "usage"]},
+        },
+        "by": {
+            "name": "by",
+            "in": "query",
+            "description": "usage only: per billing period, per period and key, or per period, "
+            "UTC day and key",
+            "schema": {"enum": ["period", "key", "day"], "default": "period"},
+        },
+        "format": {
+            "name": "format",
+            "in": "query",
+            "description": "CSV (a header row) or NDJSON (a JSON object a line)",
+            "schema": {"enum": ["csv", "ndjson"], "default": "csv"},
+        },
+    }
+)
+
 
 def _responses(success: str) -> dict[str, Any]:
     out: dict[str, Any] = {"200": {"description": success}}
