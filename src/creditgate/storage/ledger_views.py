@@ -35,6 +35,11 @@ class View:
     order: tuple[str, ...]
     key: str | None = None  # the key column (rows then carry the key's name too)
     kind: str | None = None  # the column `kind` or `status` filters on
+    time: str | None = None  # the column `from` and `to` bound; None: the order's first
+
+    @property
+    def time_column(self) -> str:
+        return self.time or self.order[0]
 
 
 GRANTS = View("grants", grants, ("starts_ms", "id"), kind="kind")
@@ -44,7 +49,7 @@ JOBS = View("jobs", jobs, ("created_ms", "id"), "key_id", "status")
 USAGE_BY_PERIOD = View("usage-period", usage_by_period, ("period_start_ms",))
 USAGE_BY_KEY = View("usage-key", usage_by_key, ("period_start_ms", "key_id"), "key_id")
 USAGE_BY_DAY = View(
-    "usage-day", usage_by_key_day, ("period_start_ms", "day_ms", "key_id"), "key_id"
+    "usage-day", usage_by_key_day, ("period_start_ms", "day_ms", "key_id"), "key_id", time="day_ms"
 )
 
 
@@ -60,7 +65,7 @@ class Filters:
 
 def _where(view: View, team_id: str, filters: Filters) -> list[ColumnElement[bool]]:
     c = view.table.c
-    time = c[view.order[0]]
+    time = c[view.time_column]
     found: list[ColumnElement[bool]] = [c.team_id == team_id]
     if filters.start is not None:
         found.append(time >= filters.start)
