@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from starlette.testclient import TestClient
 
@@ -325,8 +326,6 @@ def test_entries_export_as_ndjson_within_a_time_range(admin: TestClient, team: A
         f"/admin/teams/{team.team}/export?what=entries&format=ndjson"
         "&from=2026-08-01T01:00:00Z&to=2026-08-04T00:00:00Z"
     )
-    import orjson
-
     assert answer.content == b"".join(orjson.dumps(r) + b"\n" for r in rows[1:5])
 
 

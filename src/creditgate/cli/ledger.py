@@ -117,7 +117,7 @@ def export(
     if out.as_json and path is None:
         raise click.UsageError("--json needs -o FILE: stdout carries the one JSON object")
     chosen = exports.prepare(out.db, team_id, what, by, fmt, start, end)
-    show_progress = not out.as_json and sys.stderr.isatty()
+    show_progress = not out.as_json and stderr_is_a_terminal()
     total = exports.count(out.db, chosen) if show_progress else None
     if path is None:
         written = _write(out, chosen, sys.stdout.buffer, total)
@@ -128,6 +128,10 @@ def export(
         out.emit({"file": path, "rows": written, "format": fmt}, "")
     elif path is not None:
         click.echo(f"{written} rows written to {path}", err=True)
+
+
+def stderr_is_a_terminal() -> bool:
+    return sys.stderr.isatty()
 
 
 def _write(out: Output, chosen: exports.Export, sink: IO[bytes], total: int | None) -> int:
