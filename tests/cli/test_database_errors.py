@@ -194,7 +194,9 @@ def test_an_unknown_schema_revision_is_refused_even_by_migrate(
         assert current_revision(db) == "9999"
     finally:
         with db.write() as conn:
-            conn.execute(text("UPDATE alembic_version SET version_num = '0007'"))
+            conn.execute(
+                text("UPDATE alembic_version SET version_num = :head"), {"head": head_revision(db)}
+            )
 
 
 def _failure(case: str, request: pytest.FixtureRequest) -> tuple[str, str, int]:
