@@ -26,7 +26,7 @@ import orjson
 
 from creditgate.domain.errors import InvalidInput
 from creditgate.services import ledger_views
-from creditgate.services.ledger_views import Listing, as_json, wire
+from creditgate.services.ledger_views import Listing, as_json, as_values, wire
 from creditgate.storage import ledger_views as store
 from creditgate.storage.database import Database
 from creditgate.storage.ledger_views import Filters
@@ -135,10 +135,9 @@ def _csv(rows: list[list[Any]]) -> bytes:
 
 def encode(export: Export, rows: list[Any]) -> bytes:
     """Rows of one chunk, in the export's format."""
-    objects = [as_json(export.listing, r) for r in rows]
     if export.format == "ndjson":
-        return b"".join(orjson.dumps(o) + b"\n" for o in objects)
-    return _csv([["" if v is None else v for v in o.values()] for o in objects])
+        return b"".join(orjson.dumps(o) + b"\n" for o in as_json(export.listing, rows))
+    return _csv(as_values(export.listing, rows))  # the csv module writes None as an empty field
 
 
 def batches(db: Database, export: Export, size: int = CHUNK_ROWS) -> Iterator[list[Any]]:

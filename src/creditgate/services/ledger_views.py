@@ -151,11 +151,33 @@ def filters(
     return found
 
 
-def as_json(listing: Listing, row: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, column, is_instant in listing.fields:
-        value = getattr(row, column)
-        out[name] = format_iso(value) if is_instant and value is not None else value
+def as_json(listing: Listing, rows: list[Any]) -> list[dict[str, Any]]:
+    """Rows as the admin API's objects, fields named as on the wire."""
+    names = [name for name, _c, _i in listing.fields]
+    return [dict(zip(names, values, strict=True)) for values in as_values(listing, rows)]
+
+
+def as_values(listing: Listing, rows: list[Any]) -> list[list[Any]]:
+    """Each row's fields in the listing's order, instants as ISO 8601 (format_iso's text, made
+    faster for the many rows of an export: each second's text is made once per call)."""
+    if not rows:
+        return []
+    fields = rows[0]._fields
+    where = [(fields.index(column), is_instant) for _n, column, is_instant in listing.fields]
+    seconds: dict[int, str] = {}  # at most 3 a row: bounded by the chunk
+    out = []
+    for row in rows:
+        values = []
+        for index, is_instant in where:
+            value = row[index]
+            if is_instant and value is not None:
+                second, ms = divmod(value, 1000)
+                prefix = seconds.get(second)
+                if prefix is None:
+                    prefix = seconds[second] = format_iso(second * 1000)[:-4]
+                value = f"{prefix}{ms:03d}Z"
+            values.append(value)
+        out.append(values)
     return out
 
 
@@ -191,7 +213,7 @@ def page(
         kind, *(getattr(r, c) for c in order)
     )
     raw = pages.page(got, limit, position)
-    return Page([as_json(listing, r) for r in raw.items], raw.cursor)
+    return Page(as_json(listing, raw.items), raw.cursor)
 
 
 def chunks(
