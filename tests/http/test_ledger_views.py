@@ -360,3 +360,18 @@ def test_an_export_reads_in_chunks_that_meet_end_to_end(db: Database, team: Acme
             for size in (1, 2, 4):
                 assert b"".join(export.stream(db, chosen, size)) == whole, (what, by, fmt, size)
             assert export.count(db, chosen) == sum(1 for _ in whole.splitlines()) - (fmt == "csv")
+
+
+def test_openapi_describes_the_ledger_routes_and_their_parameters(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()["paths"]
+    for name, query in (
+        ("grants", ["from", "to", "kind", "limit", "cursor"]),
+        ("entries", ["from", "to", "keyId", "kind", "limit", "cursor"]),
+        ("reservations", ["from", "to", "keyId", "status", "limit", "cursor"]),
+        ("jobs", ["from", "to", "keyId", "status", "limit", "cursor"]),
+        ("export", ["what", "by", "format", "from", "to"]),
+    ):
+        op = spec[f"/admin/teams/{{team_id}}/{name}"]["get"]
+        assert [p["name"] for p in op["parameters"]] == ["team_id", *query], name
+    exported = spec["/admin/teams/{team_id}/export"]["get"]["responses"]["200"]["content"]
+    assert list(exported) == ["text/csv", "application/x-ndjson"]

@@ -239,7 +239,20 @@ def build() -> dict[str, Any]:
     }
 
 
-_DOCUMENT = build()
+def describe_streams(document: dict[str, Any]) -> dict[str, Any]:
+    """The export route answers CSV or NDJSON, not the JSON envelope (http/ledger_views.py)."""
+    op = document["paths"]["/admin/teams/{team_id}/export"]["get"]
+    op["responses"]["200"] = {
+        "description": "The rows, streamed: CSV with a header row, or one JSON object a line",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
+    return document
+
+
+_DOCUMENT = describe_streams(build())
 
 
 async def openapi_json(_request: Request) -> Response:
