@@ -1,6 +1,7 @@
 """`creditgate ledger grants|entries|reservations|jobs TEAM` and `creditgate export TEAM`.
 
-A listing prints every row, read page by page as `key list` does; `--limit N` prints one page
+A listing prints every row, read page by page as `key list` does (and held until printed: for a
+big ledger, page with `--limit` or use `export`, which streams); `--limit N` prints one page
 of N rows instead, and `--cursor C` the page after the one whose cursor C was (with `--json`,
 in the admin API's page envelope: `cursor` and `hasMore`; in text, the cursor on stderr).
 """
@@ -53,12 +54,11 @@ def _listing_command(name: str, listing: Listing) -> click.Command:
         else:
             got = fetch(cursor, pages.DEFAULT_LIMIT if limit is None else limit)
             rows, next_cursor = got.items, got.cursor
-        columns = COLUMNS[name]
-        text = table(columns, [[r[c] for c in columns] for r in rows])
         if out.as_json:
             out.emit_page(rows, next_cursor)
             return
-        click.echo(text)
+        columns = COLUMNS[name]
+        click.echo(table(columns, [[r[c] for c in columns] for r in rows]))
         if next_cursor is not None:
             click.echo(f"more: --cursor {next_cursor}", err=True)
 
