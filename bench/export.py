@@ -5,7 +5,10 @@ For each size, a team gets that many charge entries (bulk SQL, over 50 keys), th
 resident memory (ru_maxrss, from wait4) should stay flat from the smallest size to the largest,
 since the export reads keyset chunks of 5,000 rows and writes each before reading the next.
 
-    python -m bench.export [--sizes 100000,1000000,3000000] [--database sqlite|postgresql]
+    python -m bench.export [--sizes 100000,1000000,3000000] [--database sqlite|postgresql] [--http]
+
+With --http, the same export through `GET /admin/teams/{id}/export` of a `creditgate serve`
+process, whose peak RSS (VmHWM) is read at the end.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 from sqlalchemy import text
 
 from creditgate.domain.instants import now
@@ -84,10 +88,39 @@ def measure(url: str, team_id: str, out: Path) -> tuple[float, int, int]:
     return elapsed, usage.ru_maxrss * 1024, written  # ru_maxrss: KiB on Linux
 
 
+def measure_http(url: str, team_id: str) -> tuple[float, int, int]:
+    """Seconds, the server's peak RSS (VmHWM) and bytes of one GET .../export streamed from a
+    `creditgate serve` (one process) to nowhere."""
+    from tests.server import free_port, start, stop
+
+    server = start(url, "bench-admin", free_port())
+    try:
+        started = time.perf_counter()
+        received = 0
+        with httpx.stream(
+            "GET",
+            f"{server.url}/admin/teams/{team_id}/export?what=entries&format=csv",
+            headers={"Authorization": "Bearer bench-admin"},
+            timeout=3600,
+        ) as answer:
+            assert answer.status_code == 200, answer.read()
+            for chunk in answer.iter_bytes():
+                received += len(chunk)
+        elapsed = time.perf_counter() - started
+        status = Path(f"/proc/{server.process.pid}/status").read_text()
+        peak = next(
+            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")
+        )
+    finally:
+        stop(server)
+    return elapsed, peak * 1024, received
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="100000,1000000,3000000")
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--http", action="store_true", help="also through GET .../export")
     args = parser.parse_args()
     results = []
     for size in (int(s) for s in args.sizes.split(",")):
@@ -113,11 +146,25 @@ def main() -> None:
                 "peak_rss_mb": round(peak / 2**20, 1),
                 "file_mb": round((tmp / "out.csv").stat().st_size / 2**20, 1),
             }
+            if args.http:
+                http_s, http_peak, received = measure_http(url, team_id)
+                assert received == (tmp / "out.csv").stat().st_size
+                row |= {
+                    "http_export_s": round(http_s, 2),
+                    "http_rows_per_s": round(written / http_s),
+                    "server_peak_rss_mb": round(http_peak / 2**20, 1),
+                }
             results.append(row)
             print(
                 f"{row['database']:10} {row['rows']:>10,} rows  export {row['export_s']:>7} s  "
                 f"{row['rows_per_s']:>8,} rows/s  peak RSS {row['peak_rss_mb']:>6} MB  "
-                f"file {row['file_mb']} MB  (load {row['load_s']} s)",
+                f"file {row['file_mb']} MB  (load {row['load_s']} s)"
+                + (
+                    f"; HTTP {row['http_rows_per_s']:,} rows/s, server peak RSS "
+                    f"{row['server_peak_rss_mb']} MB"
+                    if args.http
+                    else ""
+                ),
                 flush=True,
             )
         finally:
