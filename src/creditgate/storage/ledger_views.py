@@ -3,7 +3,7 @@
 Every view has a stable total order (its time column, then what makes a row unique), so a page
 or an export chunk starts strictly after the last row of the one before: no row is skipped or
 repeated however many rows there are, and each chunk is one short read. The indexes these
-orders need are the tables' (entries and reservations by team and time: migration 0009).
+orders need are the tables' (entries and reservations by team and time: migration 0010).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """indexes for listing and exporting a team's entries and reservations in time order
 
-Revision ID: 0009
-Revises: 0007 (to become 0008 when merged beside it: the revision is kept free for that)
+Revision ID: 0010
+Revises: 0007 on this branch; 0009 once merged (main has 0008_topups and 0009_key_lifecycle)
 Create Date: 2026-12-02 10:00:00
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0007"  # MERGE: "0008" once that revision is on main
+revision = "0010"
+down_revision = "0007"  # MERGE: "0009" (main's 0009_key_lifecycle)
 branch_labels = None
 depends_on = None
 
