@@ -175,6 +175,12 @@ def test_every_admin_route_answers_as_documented(
     assert call("GET", f"/admin/webhooks/{hid}/deliveries", 200)["data"] != []
     call("POST", f"/admin/webhooks/{hid}/rotate", 200)
     call("DELETE", f"/admin/webhooks/{hid}", 200)
+    # the ledger on view and on export
+    for listing in ("grants", "entries", "reservations", "jobs"):
+        assert "data" in call("GET", f"/admin/teams/{tid}/{listing}?limit=2", 200)
+    call("GET", "/admin/teams/nope/entries", 404)
+    exported = client.get(f"/admin/teams/{tid}/export?what=entries&format=ndjson", headers=ADMIN)
+    assert exported.status_code == 200 and exported.text.count("\n") >= 3
     # top-ups, key changes, rotation
     topup = call("POST", f"/admin/teams/{tid}/topups", 201, {"below": 10, "credits": 5})
     call("GET", f"/admin/teams/{tid}/topups", 200)

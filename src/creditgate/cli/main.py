@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from creditgate import __version__
 from creditgate.app import serve as serve_app
+from creditgate.cli import ledger as ledger_commands
 from creditgate.cli.output import Output, command_options, fail, table
 from creditgate.domain.errors import InvalidInput
 from creditgate.domain.instants import Instant, InvalidInstant, format_iso, now, parse_iso
@@ -988,3 +989,9 @@ def verify(out: Output) -> None:
     out.emit(
         {"checks": report.checks, "differences": []}, "\n".join(f"ok  {c}" for c in report.checks)
     )
+
+
+# --- the ledger on view and its export (cli/ledger.py) ----------------------------------------
+
+main.add_command(ledger_commands.ledger)
+main.add_command(ledger_commands.export)

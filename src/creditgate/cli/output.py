@@ -83,6 +83,10 @@ class Output:
         """Every row of a listing, shaped as the admin API's last page of it."""
         self._print({"data": rows, "cursor": None, "hasMore": False}, text)
 
+    def emit_page(self, rows: list[dict[str, Any]], cursor: str | None) -> None:
+        """One page of a listing, as the admin API answers it (`cursor` null on the last)."""
+        self._print({"data": rows, "cursor": cursor, "hasMore": cursor is not None}, "")
+
     def _print(self, envelope: dict[str, Any], text: str) -> None:
         if self.as_json:
             click.echo(orjson.dumps({"success": True, **envelope}).decode())

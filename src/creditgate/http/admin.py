@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Route
 
 from creditgate.domain.errors import STATUS, InvalidInput, LedgerError
 from creditgate.domain.plans import Plan
-from creditgate.http import schemas
+from creditgate.http import ledger_views, schemas
 from creditgate.services import (
     account,
     alerts,
@@ -727,6 +727,12 @@ ADMIN_ROUTES: list[tuple[str, str, Any, str]] = [
         "The endpoint's deliveries, newest first: status, attempts, last answer",
     ),
 ]
+
+
+# --- the ledger on view and its export (http/ledger_views.py) ------------------------------
+
+QUERY.update(ledger_views.QUERY)
+ADMIN_ROUTES += ledger_views.routes(_admin)
 
 
 def routes() -> list[BaseRoute]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from creditgate.services import ledger_views
 
 Instant = str  # ISO 8601 UTC, milliseconds, e.g. 2026-08-01T00:00:00.000Z
 
@@ -204,3 +206,24 @@ class Delivery(Answer):
     nextAttemptAt: Instant | None
     deliveredAt: Instant | None
     createdAt: Instant
+
+
+def _ledger_rows(name: str, listing: Any) -> type[Answer]:
+    """A ledger listing's row (services/ledger_views.py), its fields as the listing names
+    them: instants as ISO 8601 text, the rest text or whole numbers, any of them null."""
+    fields: dict[str, Any] = {
+        field: ((Instant | None) if is_instant else (str | int | None), ...)
+        for field, _column, is_instant in listing.fields
+    }
+    model: type[Answer] = create_model(name, __base__=Answer, **fields)
+    return model
+
+
+GrantRow = _ledger_rows("GrantRow", ledger_views.GRANTS)
+EntryRow = _ledger_rows("EntryRow", ledger_views.ENTRIES)
+ReservationRow = _ledger_rows("ReservationRow", ledger_views.RESERVATIONS)
+JobRow = _ledger_rows("JobRow", ledger_views.JOBS)
+
+
+class ExportStream(Answer):
+    """Not JSON: the export's 200 is described as CSV or NDJSON (openapi.describe_streams)."""

@@ -83,6 +83,65 @@ ADMIN_PARAMETERS: dict[str, dict[str, Any]] = {
     },
 }
 
+# The ledger listings' filters and the export's choices (http/ledger_views.py).
+ADMIN_PARAMETERS.update(
+    {
+        "from": {
+            "name": "from",
+            "in": "query",
+            "description": "from this instant, inclusive (ISO 8601 with a zone, or a date: "
+            "midnight UTC)",
+            "schema": {"type": "string", "format": "date-time"},
+        },
+        "to": {
+            "name": "to",
+            "in": "query",
+            "description": "up to this instant, exclusive; after from",
+            "schema": {"type": "string", "format": "date-time"},
+        },
+        "keyId": {
+            "name": "keyId",
+            "in": "query",
+            "description": "only this API key's rows",
+            "schema": {"type": "string"},
+        },
+        "kind": {
+            "name": "kind",
+            "in": "query",
+            "description": "entries: grant, charge, expiry or expiry_reversal; grants: plan, "
+            "pack, coupon or topup",
+            "schema": {"type": "string"},
+        },
+        "status": {
+            "name": "status",
+            "in": "query",
+            "description": "reservations: open, settled, released or expired; jobs: active, "
+            "cancelling or done",
+            "schema": {"type": "string"},
+        },
+        "what": {
+            "name": "what",
+            "in": "query",
+            "required": True,
+            "description": "entries (every line, in time order) or usage (from the rollups)",
+            "schema": {"enum": ["entries", "usage"]},
+        },
+        "by": {
+            "name": "by",
+            "in": "query",
+            "description": "usage only: per billing period, per period and key, or per period, "
+            "UTC day and key",
+            "schema": {"enum": ["period", "key", "day"], "default": "period"},
+        },
+        "format": {
+            "name": "format",
+            "in": "query",
+            "description": "CSV (a header row) or NDJSON (a JSON object a line)",
+            "schema": {"enum": ["csv", "ndjson"], "default": "csv"},
+        },
+    }
+)
+
 
 @dataclass(frozen=True)
 class Returns:
@@ -126,6 +185,21 @@ RESPONSES: dict[tuple[str, str], Returns] = {
     ("PATCH", "/admin/keys/{key_id}"): Returns("updateKey", answers.ApiKey, errors=NAMED),
     ("POST", "/admin/keys/{key_id}/rotate"): Returns(
         "rotateKey", answers.RotatedKey, status=CREATED, errors=(404, 409)
+    ),
+    ("GET", "/admin/teams/{team_id}/grants"): Returns(
+        "listGrants", answers.GrantRow, many=True, errors=NAMED
+    ),
+    ("GET", "/admin/teams/{team_id}/entries"): Returns(
+        "listEntries", answers.EntryRow, many=True, errors=NAMED
+    ),
+    ("GET", "/admin/teams/{team_id}/reservations"): Returns(
+        "listReservations", answers.ReservationRow, many=True, errors=NAMED
+    ),
+    ("GET", "/admin/teams/{team_id}/jobs"): Returns(
+        "listJobs", answers.JobRow, many=True, errors=NAMED
+    ),
+    ("GET", "/admin/teams/{team_id}/export"): Returns(
+        "exportLedger", answers.ExportStream, errors=NAMED
     ),
     ("GET", "/admin/teams/{team_id}/topups"): Returns(
         "listTopUpRules", answers.TopUpRule, many=True, errors=NAMED
@@ -372,7 +446,20 @@ def build() -> dict[str, Any]:
     }
 
 
-_DOCUMENT = build()
+def describe_streams(document: dict[str, Any]) -> dict[str, Any]:
+    """The export route answers CSV or NDJSON, not the JSON envelope (http/ledger_views.py)."""
+    op = document["paths"]["/admin/teams/{team_id}/export"]["get"]
+    op["responses"]["200"] = {
+        "description": "The rows, streamed: CSV with a header row, or one JSON object a line",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
+    return document
+
+
+_DOCUMENT = describe_streams(build())
 
 
 async def openapi_json(_request: Request) -> Response:

@@ -122,6 +122,8 @@ entries = Table(
     Column("recorded_ms", BigInteger, nullable=False),
     Column("reservation_id", String(36), nullable=True),  # the hold a settlement charged
     Index(None, "team_id", "kind", "occurred_ms"),
+    # A team's ledger in time order, page by page (storage/ledger_views.py; migration 0010).
+    Index(None, "team_id", "occurred_ms", "movement_id", "line"),
 )
 
 idempotency = Table(
@@ -200,6 +202,7 @@ reservations = Table(
     Index(None, "status", "expires_ms"),
     Index(None, "team_id", "job_id"),
     Index(None, "owner"),
+    Index(None, "team_id", "created_ms", "id"),  # listed in time order (migration 0010)
 )
 
 # Asynchronous upstream jobs (crawl, batch scrape, extract, agent) the gateway follows: each
