@@ -15,7 +15,7 @@ import standardwebhooks.webhooks
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from creditgate.domain.instants import MS_PER_HOUR, parse_iso
-from creditgate.services import metrics, webhooks
+from creditgate.services import ledger, metrics, webhooks
 from creditgate.storage.database import Database
 from tests.helpers import charge, team_with_key
 
@@ -308,3 +308,22 @@ def test_a_second_rotation_waits_for_the_first_and_a_disabled_endpoint_is_left_a
     webhooks.remove_endpoint(db, made.endpoint.id, NOW + 26 * MS_PER_HOUR)
     with pytest.raises(Exception, match="is disabled"):
         webhooks.rotate_secret(db, made.endpoint.id, NOW + 50 * MS_PER_HOUR)
+
+
+def test_the_delivery_log_pages_through_every_delivery(db: Database) -> None:
+    """Found by an outside test: the log showed the latest 100 only, without a cursor."""
+    team, _, _ = team_with_key(db, NOW, anchor="2026-03-01")
+    endpoint = webhooks.add_endpoint(db, "https://hooks.example/p", NOW, team_id=team.id)
+    for n in range(5):
+        ledger.grant(db, ledger.GrantRequest(team.id, 10 + n), NOW + n)
+    seen: list[int] = []
+    cursor = None
+    while True:
+        page = webhooks.page_deliveries(db, endpoint.endpoint.id, 2, cursor)
+        seen += [d.event_seq for d in page.items]
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    assert seen == [5, 4, 3, 2, 1]
+    with pytest.raises(Exception, match="Invalid cursor"):
+        webhooks.page_deliveries(db, endpoint.endpoint.id, 2, "not-a-cursor")

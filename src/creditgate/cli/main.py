@@ -692,8 +692,10 @@ def webhook_test(out: Output, endpoint_id: str) -> None:
 @click.argument("endpoint_id")
 @command_options
 def webhook_deliveries(out: Output, endpoint_id: str) -> None:
-    """The endpoint's deliveries, newest first."""
-    found = webhooks.deliveries(out.db, endpoint_id)
+    """The endpoint's deliveries, newest first (every one, read page by page)."""
+    found = pages.every(
+        lambda cursor: webhooks.page_deliveries(out.db, endpoint_id, pages.MAX_LIMIT, cursor)
+    )
     out.emit_list(
         [delivery_json(d) for d in found],
         table(

@@ -55,6 +55,7 @@ QUERY: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/admin/teams/{team_id}/keys"): PAGE_QUERY,
     ("GET", "/admin/teams/{team_id}/usage"): ("byKey",),
     ("GET", "/admin/webhooks"): ("teamId",),
+    ("GET", "/admin/webhooks/{endpoint_id}/deliveries"): PAGE_QUERY,
 }
 
 
@@ -582,8 +583,9 @@ async def test_webhook(request: Request) -> Response:
 
 async def webhook_deliveries(request: Request) -> Response:
     ctx = await _admin(request)
-    found = await blocking(webhooks.deliveries, ctx.db, request.path_params["endpoint_id"])
-    return ok(data=[delivery_json(d) for d in found])
+    endpoint_id = request.path_params["endpoint_id"]
+    found = await blocking(webhooks.page_deliveries, ctx.db, endpoint_id, *_page_query(request))
+    return _page([delivery_json(d) for d in found.items], found.cursor)
 
 
 async def list_topups(request: Request) -> Response:

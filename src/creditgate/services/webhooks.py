@@ -31,7 +31,8 @@ from creditgate.domain.alerts import EventType
 from creditgate.domain.errors import Conflict, InvalidInput, NotFound
 from creditgate.domain.ids import new_id
 from creditgate.domain.instants import MS_PER_HOUR, Instant, format_iso
-from creditgate.services import metrics
+from creditgate.services import metrics, pages
+from creditgate.services.pages import Page
 from creditgate.storage import teams, webhooks
 from creditgate.storage.database import Database
 from creditgate.storage.webhooks import Delivery, Endpoint
@@ -171,9 +172,27 @@ def remove_endpoint(db: Database, endpoint_id: str, now: Instant) -> Endpoint:
 
 
 def deliveries(db: Database, endpoint_id: str, limit: int = 100) -> list[Delivery]:
+    """The endpoint's latest `limit` deliveries, newest first."""
+    return page_deliveries(db, endpoint_id, limit).items
+
+
+def page_deliveries(
+    db: Database, endpoint_id: str, limit: int = pages.DEFAULT_LIMIT, cursor: str | None = None
+) -> Page[Delivery]:
+    """The endpoint's deliveries, newest first, `limit` at a time from `cursor`."""
+    pages.check_limit(limit)
+    before = None
+    if cursor is not None:
+        created, team_id, seq = pages.decode_cursor("deliveries", cursor, int, str, int)
+        before = (int(created), str(team_id), int(seq))
     get_endpoint(db, endpoint_id)
     with db.read() as conn:
-        return webhooks.list_deliveries(conn, endpoint_id, limit)
+        found = webhooks.list_deliveries(conn, endpoint_id, limit + 1, before)
+    return pages.page(
+        found,
+        limit,
+        lambda d: pages.encode_cursor("deliveries", d.created_at, d.team_id, d.event_seq),
+    )
 
 
 # --- sending ---------------------------------------------------------------------------------

@@ -179,10 +179,24 @@ def record(
     )
 
 
-def list_deliveries(conn: Connection, endpoint_id: str, limit: int = 100) -> list[Delivery]:
-    sql = _DELIVERY + " WHERE d.endpoint_id = :e ORDER BY d.created_ms DESC, d.event_seq DESC"
-    rows = conn.execute(text(sql + " LIMIT :limit"), {"e": endpoint_id, "limit": limit})
-    return [Delivery(*r) for r in rows]
+def list_deliveries(
+    conn: Connection,
+    endpoint_id: str,
+    limit: int = 100,
+    before: tuple[int, str, int] | None = None,
+) -> list[Delivery]:
+    """The endpoint's deliveries, newest first (created, then team, then event number), from
+    after `before`, the sort key where the previous page ended."""
+    where = "WHERE d.endpoint_id = :e"
+    params: dict[str, object] = {"e": endpoint_id, "limit": limit}
+    if before is not None:
+        where += (
+            " AND (d.created_ms < :c OR (d.created_ms = :c AND (d.team_id < :t"
+            " OR (d.team_id = :t AND d.event_seq < :s))))"
+        )
+        params.update(c=before[0], t=before[1], s=before[2])
+    order = " ORDER BY d.created_ms DESC, d.team_id DESC, d.event_seq DESC LIMIT :limit"
+    return [Delivery(*r) for r in conn.execute(text(_DELIVERY + " " + where + order), params)]
 
 
 def backlog(conn: Connection) -> dict[str, int]:
