@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from creditgate.domain.errors import Conflict, InsufficientCredits
+from creditgate.domain.errors import Conflict, InsufficientCredits, NotFound
 from creditgate.domain.instants import MS_PER_HOUR, parse_iso
-from creditgate.services import alerts, dashboard, ledger, reservations, webhooks
+from creditgate.services import alerts, dashboard, ledger, reservations, topups, webhooks
 from creditgate.services.reservations import ReserveRequest
 from creditgate.storage.database import Database
 from creditgate.storage.tables import events, teams
@@ -176,3 +176,15 @@ def test_a_teams_page_does_not_name_the_operators_endpoints(db: Database) -> Non
     shown = dashboard.team_alerts(db, team.id, NOW)
     assert shown is not None
     assert {r.channel for r in shown.rules} == {"hooks.team.example, the operator's endpoint"}
+
+
+def test_a_rule_on_another_teams_key_or_for_no_team_is_refused(db: Database) -> None:
+    team, _, _ = team_with_key(db, NOW, anchor="2026-03-01")
+    _, _, other_key = team_with_key(db, NOW, anchor="2026-03-01", name="other")
+    with pytest.raises(NotFound):
+        alerts.add_rule(db, team.id, "percent", 50, NOW, key_id=other_key)
+    with pytest.raises(NotFound):
+        alerts.add_rule(db, "no-such-team", "percent", 50, NOW)
+    with pytest.raises(NotFound):
+        topups.add_rule(db, "no-such-team", 10, 10, NOW)
+    assert [r.id for r in alerts.list_rules(db, team.id)] == ["default-80", "default-100"]

@@ -42,7 +42,7 @@ def charge_batch(
             try:
                 if isinstance(event, LedgerError):
                     raise event
-                ledger.check_charge(event)  # before the key is looked up: check 1 comes first
+                charge = Charge(event, now)  # its input checked before its key is looked up
                 if event.key not in found:
                     try:
                         found[event.key] = find_key(tx, event.key)
@@ -51,7 +51,7 @@ def charge_batch(
                 key = found[event.key]
                 if isinstance(key, LedgerError):
                     raise key
-                charges.append((index, Charge(event, now, key)))
+                charges.append((index, charge.for_key(key)))
             except LedgerError as exc:
                 outcomes[index] = EventOutcome(index, "rejected", error=exc)
     done = ledger.run_all(db, [op for _, op in charges])

@@ -279,6 +279,11 @@ class Charge:
         self.request, self.now, self._key = request, now, key
         self._guard: tuple[str, str] | None = None
 
+    def for_key(self, key: ApiKey) -> Charge:
+        """The same charge, its key already found (a batch looks each key up once)."""
+        self._key = key
+        return self
+
     def find(self, tx: Tx) -> str:
         if self._key is None:
             self._key = find_key(tx, self.request.key)
@@ -433,11 +438,12 @@ def grant(db: Database, request: GrantRequest, now: Instant) -> GrantResult:
     return result
 
 
-# --- rolling forward -------------------------------------------------------------------------
+# --- operations on a team by its id ---------------------------------------------------------
 
 
-class RollForward:
-    """Nothing but step 2: the team's new periods' credits, expired grants and holds."""
+class TeamOperation:
+    """An operation that names its team by id, reads nothing beyond the book's own rows and
+    takes no idempotency key (an operator's or the server's own act): subclasses give `apply`."""
 
     def __init__(self, team_id: str, now: Instant) -> None:
         self.team_id, self.now = team_id, now
@@ -451,31 +457,24 @@ class RollForward:
     def idempotency(self) -> tuple[str, str] | None:
         return None
 
-    def replayed(self, stored: dict[str, Any]) -> tuple[Team, Plan]:
-        raise AssertionError("rolling forward is never replayed")
+    def replayed(self, stored: dict[str, Any]) -> Any:
+        raise AssertionError(f"{type(self).__name__} takes no idempotency key")
+
+
+class RollForward(TeamOperation):
+    """Nothing but step 2: the team's new periods' credits, expired grants and holds."""
 
     def apply(self, book: Book) -> tuple[Team, Plan]:
         return book.rolled_team(), book.plan
 
 
-class ChangePlan:
+class ChangePlan(TeamOperation):
     """Move a team to another plan (domain/book.py Book.change_plan): limits at once, the new
     plan's credits from the next period, or, `at_once`, the current period raised to them."""
 
     def __init__(self, team_id: str, plan: Plan, now: Instant, *, at_once: bool) -> None:
-        self.team_id, self.plan, self.now, self.at_once = team_id, plan, now, at_once
-
-    def find(self, tx: Tx) -> str:
-        return self.team_id
-
-    def wants(self) -> Wants:
-        return Wants()
-
-    def idempotency(self) -> tuple[str, str] | None:
-        return None
-
-    def replayed(self, stored: dict[str, Any]) -> int:
-        raise AssertionError("a plan change is never replayed")
+        super().__init__(team_id, now)
+        self.plan, self.at_once = plan, at_once
 
     def apply(self, book: Book) -> int:
         return book.change_plan(self.plan, self.at_once)

@@ -32,6 +32,7 @@ from creditgate.domain.instants import Instant
 from creditgate.domain.reservations import HoldStatus, Reservation
 from creditgate.domain.teams import ApiKey
 from creditgate.services.ledger import (
+    TeamOperation,
     check_amount,
     check_idempotency_key,
     check_texts,
@@ -436,23 +437,8 @@ def get(db: Database, reservation_id: str, now: Instant) -> ReservationView:
     return view(book.reservation(reservation_id), book)
 
 
-class ExpireHolds:
+class ExpireHolds(TeamOperation):
     """Nothing but rolling forward: closes the team's holds past their time-to-live."""
-
-    def __init__(self, team_id: str, now: Instant) -> None:
-        self.team_id, self.now = team_id, now
-
-    def find(self, tx: Tx) -> str:
-        return self.team_id
-
-    def wants(self) -> Wants:
-        return Wants()
-
-    def idempotency(self) -> tuple[str, str] | None:
-        return None
-
-    def replayed(self, stored: dict[str, Any]) -> int:
-        raise AssertionError("never replayed")
 
     def apply(self, book: Book) -> int:
         return book.holds_expired
