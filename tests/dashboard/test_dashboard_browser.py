@@ -192,9 +192,10 @@ def check_team_page(page: Page, url: str, seeded: Seeded, key: str) -> None:
     queue = account(url, key, "/v2/team/queue-status")
     assert number(text_of(page, "running")) == queue["activeJobsInQueue"]
     assert number(text_of(page, "max-concurrency")) == queue["maxConcurrency"]
+    assert number(text_of(page, "waiting")) == queue["waitingJobsInQueue"]
     assert text_of(page, "last-charge") == queue["mostRecentSuccess"]
     holds = table(page, "holds")
-    assert len(holds) == queue["activeJobsInQueue"] == 1
+    assert sum(number(h["slots"]) for h in holds) == queue["activeJobsInQueue"] == 1
     assert (number(holds[0]["credits"]), number(holds[0]["holding"])) == (30, 30)
 
     activity = account(url, key, "/v2/team/activity?limit=20")["data"]

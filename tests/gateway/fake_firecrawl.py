@@ -22,6 +22,14 @@ through `next`, and are as long as the site (`unlimited_total` pages) or their `
 batch: its URLs). A cancelled job reads "cancelled" at once, but its pages in flight still
 finish: `after_cancel` more pages, one per status poll, then it stops moving.
 
+With `state.workers` set, pages take real time instead: every page (a scrape's, or one of a
+crawl's or batch's) runs on one of that many workers for `page_seconds`, shared by everyone, as
+a self-hosted Firecrawl's worker pool is; a crawl or batch runs at most its `maxConcurrency`
+pages at once (all the workers if it names none), its status reports what has finished, and a
+cancel lets its pages in flight finish. The pool records, per team (the target URL's host),
+the pages in flight, their peak, and how long each page waited for a worker
+(`state.pool`).
+
 `state.billed` is what this Firecrawl bills for each piece of work (a job's id, a scrape's id, a
 search's or map's own id): the figure it reports, or where it reports none (map, v1 search) what
 it bills all the same (1 per map, 1 per search result).
@@ -32,12 +40,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
+import time
 import uuid
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -60,6 +71,43 @@ class Crawl:
     url: str = ""
     in_flight: int = 0  # pages still to finish after a cancel
     done_at_cancel: int | None = None  # pages completed when the cancel arrived
+    max_concurrency: int | None = None  # as the request asked
+
+
+def team_of(url: str) -> str:
+    """The team a page is for, as the tests name their targets: the URL's host."""
+    return urlsplit(url).hostname or ""
+
+
+@dataclass
+class WorkerPool:
+    """The upstream's workers, shared by every team, and what they were busy with."""
+
+    size: int
+    page_seconds: float
+    busy: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    peak: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    waits: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    total_busy: int = 0
+    total_peak: int = 0
+    _free: asyncio.Semaphore | None = None  # made in the server's own event loop
+
+    async def scrape(self, team: str) -> None:
+        """One page: wait for a worker, then take `page_seconds` on it."""
+        if self._free is None:
+            self._free = asyncio.Semaphore(self.size)
+        asked = time.monotonic()
+        async with self._free:
+            self.waits[team].append(time.monotonic() - asked)
+            self.busy[team] += 1
+            self.total_busy += 1
+            self.peak[team] = max(self.peak[team], self.busy[team])
+            self.total_peak = max(self.total_peak, self.total_busy)
+            try:
+                await asyncio.sleep(self.page_seconds)
+            finally:
+                self.busy[team] -= 1
+                self.total_busy -= 1
 
 
 @dataclass
@@ -81,6 +129,12 @@ class FakeState:
     pages_per_poll: int = 1
     scrapes: dict[str, dict[str, Any]] = field(default_factory=dict)
     billed: dict[str, int] = field(default_factory=dict)
+    pool: WorkerPool | None = None  # pages take real time on shared workers (see above)
+    running: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def use_workers(self, size: int, page_seconds: float) -> WorkerPool:
+        self.pool = WorkerPool(size, page_seconds)
+        return self.pool
 
     def headers_named(self, name: str) -> list[str]:
         """Every value of one header the fake received, across all requests."""
@@ -257,6 +311,11 @@ def _limit(body: dict[str, Any]) -> int | str | None:
     return value if isinstance(value, int) and value > 0 else "invalid"
 
 
+def _max_concurrency(body: dict[str, Any]) -> int | None:
+    value = body.get("maxConcurrency")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def _bad_request(message: str) -> JSONResponse:
     return JSONResponse(
         {"success": False, "error": "Bad Request", "details": [{"message": message}]},
@@ -299,6 +358,8 @@ def make_app(state: FakeState) -> ExpressRouter:
                 },
                 status_code=500,
             )
+        if state.pool is not None and url.startswith("http"):
+            await state.pool.scrape(team_of(url))
         if "slow" in url:
             await asyncio.sleep(2)
         if "wait" in url:
@@ -385,8 +446,10 @@ def make_app(state: FakeState) -> ExpressRouter:
             return CutShort(answer, keep=0)
         # The site has `unlimited_total` pages: a crawl takes them all, or `limit` of them.
         total = state.unlimited_total if limit is None else min(int(limit), state.unlimited_total)
-        state.crawls[job_id] = Crawl(total, kind="crawl", url=url)
+        crawl = Crawl(total, kind="crawl", url=url, max_concurrency=_max_concurrency(body))
+        state.crawls[job_id] = crawl
         state.billed[job_id] = 0
+        run_pages(crawl, [url] * total)
         return JSONResponse(answer)
 
     async def start_batch(request: Request) -> Response:
@@ -408,8 +471,12 @@ def make_app(state: FakeState) -> ExpressRouter:
         }
         if any("drop" in u for u in urls):
             return CutShort(answer, keep=0)
-        state.crawls[job_id] = Crawl(len(urls), kind="batch_scrape", url=urls[0])
+        batch = Crawl(
+            len(urls), kind="batch_scrape", url=urls[0], max_concurrency=_max_concurrency(body)
+        )
+        state.crawls[job_id] = batch
         state.billed[job_id] = 0
+        run_pages(batch, urls)
         return JSONResponse(answer)
 
     def start_task(kind: str) -> Handler:
@@ -425,8 +492,34 @@ def make_app(state: FakeState) -> ExpressRouter:
 
         return start
 
+    def run_pages(crawl: Crawl, urls: list[str]) -> None:
+        """With a worker pool, the job's pages run in the background: at most its
+        maxConcurrency at once (else as many as the workers take), each on a worker."""
+        pool = state.pool
+        if pool is None:
+            return
+        own = asyncio.Semaphore(crawl.max_concurrency or pool.size)
+
+        async def page(url: str) -> None:
+            async with own:
+                if crawl.status == "cancelled":
+                    return  # not started before the cancel: never runs
+                await pool.scrape(team_of(url))
+                crawl.completed += 1
+
+        async def run() -> None:
+            await asyncio.gather(*(page(u) for u in urls))
+            if crawl.status == "scraping":
+                crawl.status = "completed"
+
+        task = asyncio.create_task(run())
+        state.running.add(task)
+        task.add_done_callback(state.running.discard)
+
     def advance(crawl: Crawl) -> None:
-        """One status poll's worth of progress."""
+        """One status poll's worth of progress (with a worker pool, the pages make it)."""
+        if state.pool is not None:
+            return
         if crawl.status == "scraping":
             crawl.completed = min(crawl.completed + state.pages_per_poll, crawl.total)
             if crawl.completed == crawl.total:
@@ -603,8 +696,24 @@ def make_app(state: FakeState) -> ExpressRouter:
         await record(request)
         return JSONResponse({"success": True, "creditsUsed": 7})
 
+    async def pool_report(request: Request) -> Response:
+        """The worker pool's record (not Firecrawl's: for a person trying the gateway by hand)."""
+        pool = state.pool
+        if pool is None:
+            return JSONResponse({"workers": None})
+        return JSONResponse(
+            {
+                "workers": pool.size,
+                "busy": dict(pool.busy),
+                "peak": dict(pool.peak),
+                "totalPeak": pool.total_peak,
+                "longestWait": {team: max(w) for team, w in pool.waits.items() if w},
+            }
+        )
+
     router = ExpressRouter(state)
     add = router.add
+    add("GET", "/_fake/pool", pool_report)
     add("GET", "/", fixed("SCRAPERS-JS: Hello, world! K8s!"))
     add("GET", "/test", fixed("Hello, world!"))
     add("GET", "/is-production", fixed({"isProduction": False}))
@@ -652,5 +761,15 @@ def make_app(state: FakeState) -> ExpressRouter:
     return router
 
 
-# For `python -m uvicorn tests.gateway.fake_firecrawl:app` (bench/): a standalone fake.
-app = make_app(FakeState())
+def standalone() -> ExpressRouter:
+    """For `python -m uvicorn tests.gateway.fake_firecrawl:app` (bench/): a standalone fake;
+    FAKE_FIRECRAWL_WORKERS (and FAKE_FIRECRAWL_PAGE_SECONDS, default 0.1) give it a worker
+    pool, whose record `GET /_fake/pool` answers."""
+    state = FakeState()
+    workers = os.environ.get("FAKE_FIRECRAWL_WORKERS")
+    if workers:
+        state.use_workers(int(workers), float(os.environ.get("FAKE_FIRECRAWL_PAGE_SECONDS", "0.1")))
+    return make_app(state)
+
+
+app = standalone()

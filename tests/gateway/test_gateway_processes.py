@@ -109,3 +109,49 @@ def test_two_gateways_share_the_rate_limit_and_the_concurrency(
     finally:
         for g in gateways:
             stop(g)
+
+
+def test_two_gateways_share_the_teams_page_slots_and_its_queue(
+    pg: Database, postgres_url: str, fake: Fake, redis_url: str
+) -> None:
+    """A crawl through one process takes the plan's 4 page slots; a scrape through the other
+    waits for one, and either process's queue-status counts it as waiting (the queue is in
+    Redis); upstream the team never has more than 4 pages in flight."""
+    pool = fake.state.use_workers(100, page_seconds=1.0)
+    plans.create_plan(pg, Plan("four", 1000, "month", 4, 100, 100), now())
+    _, key, _ = team_with_key(pg, now(), plan="four")
+    env = gateway_env(fake, CREDITGATE_REDIS_URL=redis_url)
+    one, other = (start(postgres_url, ADMIN_TOKEN, free_port(), extra_env=env) for _ in range(2))
+    try:
+        crawl = httpx.post(
+            f"{one.url}/v2/crawl",
+            json={"url": "https://team.example", "limit": 4},
+            headers=bearer(key),
+            timeout=10,
+        )
+        assert crawl.status_code == 200, crawl.text
+        scraped: list[int] = []
+
+        def scrape() -> None:
+            answer = httpx.post(
+                f"{other.url}/v2/scrape",
+                json={"url": "https://team.example/page"},
+                headers=bearer(key),
+                timeout=30,
+            )
+            scraped.append(answer.status_code)
+
+        waiter = threading.Thread(target=scrape)
+        waiter.start()
+        seen: list[dict[str, int]] = []
+        deadline = time.monotonic() + 10
+        while not seen or seen[-1]["waitingJobsInQueue"] != 1:
+            assert time.monotonic() < deadline, f"the scrape never showed as waiting: {seen}"
+            seen.append(httpx.get(f"{one.url}/v2/team/queue-status", headers=bearer(key)).json())
+        assert seen[-1]["activeJobsInQueue"] == 4
+        waiter.join()
+        assert scraped == [200]
+        assert pool.peak["team.example"] == 4
+    finally:
+        stop(one)
+        stop(other)

@@ -104,13 +104,18 @@ def test_a_route_called_with_another_method_is_refused_and_never_forwarded(
 
 
 def _b_jobs(gateway: Gateway, key_b: str) -> dict[str, str]:
-    """Team B starts one job of every async product; its ids by product."""
+    """Team B starts one job of every async product; its ids by product. Each takes one of
+    its plan's five page slots (maxConcurrency 1), so all five run at once."""
     scraped = post(gateway, key_b, "/v2/scrape", {"url": "https://b.example/page"})
     assert scraped.status_code == 200, scraped.text
     ids = {"scrape": scraped.json()["data"]["metadata"]["scrapeId"]}
-    ids["crawl"] = start_crawl(gateway, key_b, {"url": "https://b.example", "limit": 4})
+    one = {"maxConcurrency": 1}
+    ids["crawl"] = start_crawl(gateway, key_b, {"url": "https://b.example", "limit": 4, **one})
     ids["batch"] = start_crawl(
-        gateway, key_b, {"urls": ["https://b.example/1", "https://b.example/2"]}, "/v2/batch/scrape"
+        gateway,
+        key_b,
+        {"urls": ["https://b.example/1", "https://b.example/2"], **one},
+        "/v2/batch/scrape",
     )
     for product, path, body in (
         ("extract", "/v2/extract", {"urls": ["https://b.example"], "prompt": "p"}),

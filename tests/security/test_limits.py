@@ -185,7 +185,8 @@ def test_a_crawl_without_a_limit_is_cancelled_upstream_when_the_team_cannot_pay_
     gateway.ctx.follow_seconds = 0.3
     team, key, _ = team_with_key(db, now(), plan=make_plan(db, "forty", 40))
     other = keys.create_key(db, team.id, now(), name="other").secret
-    job_id = start_crawl(gateway, key, {"url": "https://site.example"})
+    # Two of the plan's five page slots: the other key scrapes in the rest meanwhile.
+    job_id = start_crawl(gateway, key, {"url": "https://site.example", "maxConcurrency": 2})
     assert fake.state.crawls[job_id].total == 40  # forwarded with what the team can pay: 40
     lowest = [remaining(db, team.id)]
     stop = threading.Event()

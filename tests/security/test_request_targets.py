@@ -220,4 +220,4 @@ def test_the_canonical_spelling_still_starts_a_held_crawl(
     outcome, answer = attempt(gateway, fake, "POST", "/v2/crawl", key, crawl_body(limit=2))
     assert (outcome.status, outcome.forwarded) == (200, (("POST", "/v2/crawl"),))
     assert answer.json()["url"].startswith(gateway.url)
-    assert open_holds(db, team.id) == 1
+    assert open_holds(db, team.id) == 2  # a slot for each of its two pages

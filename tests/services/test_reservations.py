@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from creditgate.domain.errors import Conflict, IdempotencyConflict, InsufficientCredits
+from creditgate.domain.errors import (
+    ConcurrencyLimited,
+    Conflict,
+    IdempotencyConflict,
+    InsufficientCredits,
+    InvalidInput,
+)
 from creditgate.services import account, keys, ledger, reservations, teams
 from creditgate.services.reservations import ReserveRequest
 from creditgate.storage.database import Database
@@ -152,3 +158,48 @@ def test_grants_still_count_under_open_holds_after_a_period_change(
     clock.set("2026-09-01T00:00:00Z")
     assert available(db, team.id, clock.now) == 3000 + 100 - 2000
     assert reservations.settle(db, held.id, 50, clock.now, final=True).remaining_credits == 3050
+
+
+def test_a_hold_takes_the_slots_it_asks_for_or_those_left_and_none_when_none_are(
+    db: Database, clock: Clock
+) -> None:
+    """Plan concurrency counts pages: a hold asking 3 slots of 5 takes 3; the next asking 5
+    takes the 2 left; the next is refused (429) and changes nothing. Every way a hold closes
+    (settled, released, expired) gives its slots back."""
+    team, key, _ = team_with_key(db, clock.now)  # hobby: concurrency 5
+    crawl = reservations.reserve(db, ReserveRequest(key, 10, slots=3), clock.now, max_open=5)
+    batch = reservations.reserve(db, ReserveRequest(key, 10, slots=5), clock.now, max_open=5)
+    assert (crawl.slots, batch.slots) == (3, 2)
+    with pytest.raises(ConcurrencyLimited) as refused:
+        reservations.reserve(db, ReserveRequest(key, 10), clock.now, max_open=5)
+    assert refused.value.details == {"running": 5, "maxConcurrency": 5}
+    assert available(db, team.id, clock.now) == 3000 - 20  # the refusal held nothing
+    assert active(db, team.id, clock.now) == 5
+    reservations.settle(db, crawl.id, 4, clock.now, final=True)
+    assert active(db, team.id, clock.now) == 2
+    short = reservations.reserve(
+        db, ReserveRequest(key, 1, slots=5, ttl_ms=1_000), clock.now, max_open=5
+    )
+    assert short.slots == 3
+    reservations.release(db, batch.id, clock.now)
+    assert active(db, team.id, clock.now) == 3
+    clock.advance(1_001)  # the short hold expires: its slots are free again at once
+    assert active(db, team.id, clock.now) == 0
+    again = reservations.reserve(db, ReserveRequest(key, 1, slots=5), clock.now, max_open=5)
+    assert again.slots == 5
+
+
+def test_without_a_concurrency_bound_a_hold_takes_what_it_asks(db: Database, clock: Clock) -> None:
+    """The metering API's holds (no max_open) take their slots without a bound; a request
+    for no slot, or more than any plan could have, is refused as bad input."""
+    team, key, _ = team_with_key(db, clock.now)
+    held = reservations.reserve(db, ReserveRequest(key, 1, slots=7), clock.now)
+    assert held.slots == 7 and active(db, team.id, clock.now) == 7
+    for slots in (0, -1, 10_000_001):
+        with pytest.raises(InvalidInput):
+            reservations.reserve(db, ReserveRequest(key, 1, slots=slots), clock.now)
+    assert active(db, team.id, clock.now) == 7
+
+
+def active(db: Database, team_id: str, now: int) -> int:
+    return account.queue_status(db, teams.get_team(db, team_id), now).active

@@ -93,16 +93,18 @@ def test_open_holds_are_read_from_the_database_at_scrape_time(
 ) -> None:
     _, key, _ = team_with_key(db, clock.now)
     _other, other_key, _ = team_with_key(db, clock.now, name="other")
-    first = reservations.reserve(db, reservations.ReserveRequest(key, 10), clock.now)
+    first = reservations.reserve(db, reservations.ReserveRequest(key, 10, slots=3), clock.now)
     reservations.reserve(db, reservations.ReserveRequest(other_key, 25, ttl_ms=1000), clock.now)
     reservations.settle(db, first.id, 4, clock.now, final=False)
     samples = read(client)
     assert value(samples, "creditgate_reservations_open") == 2
     assert value(samples, "creditgate_reservations_held_credits") == 6 + 25
+    assert value(samples, "creditgate_page_slots_in_use") == 3 + 1
     clock.advance(2000)  # the second expired: it holds nothing any more
     samples = read(client)
     assert value(samples, "creditgate_reservations_open") == 1
     assert value(samples, "creditgate_reservations_held_credits") == 6
+    assert value(samples, "creditgate_page_slots_in_use") == 3
     reservations.release(db, first.id, clock.now)
     assert value(read(client), "creditgate_reservations_open") == 0
 

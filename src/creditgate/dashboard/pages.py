@@ -256,7 +256,8 @@ async def team_page(request: Request) -> Response:
     ctx = context(request)
     now = ctx.clock()
     try:
-        view = await blocking(dashboard.team_view, ctx.db, team_id, now)
+        queued = await ctx.limiter.queued(team_id)  # requests waiting for a slot (queue-status)
+        view = await blocking(dashboard.team_view, ctx.db, team_id, now, queued)
     except NotFound:
         return _not_found(viewer)
     grants = await blocking(dashboard.grants, ctx.db, team_id) if viewer.is_admin else None

@@ -132,7 +132,7 @@ class HoldTotals:
 
     held: int = 0  # credits held by open, unexpired reservations
     by_key: dict[str, int] = field(default_factory=dict)
-    running: int = 0  # open, unexpired reservations
+    running: int = 0  # slots of open, unexpired reservations: concurrency in use
     expired: int = 0  # open reservations past their time-to-live, to be closed
 
 
@@ -518,7 +518,7 @@ class Book:
         self.changes.new_holds.append(reservation)
         self._new_holds.add(reservation.id)
         self.reservations[reservation.id] = reservation
-        self._hold_moved(reservation.key_id, reservation.holding, 1)
+        self._hold_moved(reservation.key_id, reservation.holding, reservation.slots)
 
     def change_hold(self, after: Reservation) -> None:
         """Store the reservation's new state; what it holds moves the team's totals."""
@@ -532,7 +532,8 @@ class Book:
             self.changes.holds[after.id] = after
         was_open = before.status == HoldStatus.OPEN and before.expires_at > self.now
         is_open = after.status == HoldStatus.OPEN and after.expires_at > self.now
-        self._hold_moved(after.key_id, after.holding - before.holding, int(is_open) - int(was_open))
+        slots = after.slots * int(is_open) - before.slots * int(was_open)
+        self._hold_moved(after.key_id, after.holding - before.holding, slots)
 
     def change_plan(self, plan: Plan, at_once: bool) -> int:
         """Move the team to `plan`; the credits it added (0 unless `at_once` raised them).

@@ -64,12 +64,13 @@ class NoBalance(LedgerError):
 
 
 class ConcurrencyLimited(LedgerError):
-    """The team already runs as many jobs as its plan allows."""
+    """Every slot of the team's plan concurrency is taken: as many pages are in flight as its
+    plan allows (domain/concurrency.py)."""
 
     def __init__(self, running: int, limit: int) -> None:
         super().__init__(
-            f"Concurrency limit reached: {running} of {limit} jobs are running. Retry when one "
-            "finishes, or upgrade your plan at https://firecrawl.dev/pricing.",
+            f"Concurrency limit reached: {running} of {limit} concurrent pages are in flight. "
+            "Retry when one finishes, or upgrade your plan at https://firecrawl.dev/pricing.",
             running=running,
             maxConcurrency=limit,
         )

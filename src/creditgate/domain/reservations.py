@@ -31,6 +31,7 @@ class Reservation:
     expires_at: Instant
     closed_at: Instant | None
     owner: str | None = None  # the gateway process whose request holds it
+    slots: int = 1  # pages it may have in flight upstream: its share of the plan's concurrency
 
     @property
     def holding(self) -> int:

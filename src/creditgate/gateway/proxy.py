@@ -3,7 +3,9 @@
 Deny by default: a request is forwarded only when its canonical path (web/edge.py) is a row
 of the route table, to the path built from that row; anything else is a 404 that never leaves.
 Admission runs in this order: the key (401/403), the plan's requests per minute (429), a valid
-body (400), the concurrency queue and the credit hold (429/402). A database transaction is
+body (400), the concurrency queue and the credit hold (429/402): concurrency is counted in
+pages in flight, and a crawl is forwarded with the slots it holds as its `maxConcurrency`
+(domain/concurrency.py). A database transaction is
 never held across the upstream call: the hold commits before forwarding, and the settlement is
 its own transaction after the answer.
 """
@@ -22,7 +24,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from creditgate.domain import pricing, requests
+from creditgate.domain import concurrency, pricing, requests
 from creditgate.domain.errors import ConcurrencyLimited, Conflict
 from creditgate.domain.routes import JOB_ID, Match, RouteKind, RouteRow
 from creditgate.services import account, jobs, reservations
@@ -170,12 +172,15 @@ async def _metered(
     plan = _HoldPlan(pricing.estimate(row.endpoint, parsed))
     if row.endpoint == "crawl":
         parsed, plan = await _plan_crawl(ctx, snap, parsed)
-        body = orjson.dumps(parsed)
     target = parsed.get("url") or parsed.get("query") or parsed.get("prompt")
     logged = fields(request)
     target = target if isinstance(target, str) else None
-    held = await _reserve(ctx, snap, row, plan.first, target, logged)
+    slots = concurrency.wanted_slots(row.endpoint, parsed, snap.plan.concurrency)
+    held = await _reserve(ctx, snap, row, plan.first, slots, target, logged)
     logged.held = held.credits
+    capped = concurrency.forwarded_body(row.endpoint, parsed, held.slots)
+    if capped is not None:  # the upstream runs no more of its pages at once than it holds
+        parsed, body = capped, orjson.dumps(capped)
     release = _releaser(ctx, snap.team.id, held.id)
     try:
         response = await upstream.open(
@@ -428,10 +433,12 @@ async def _reserve(
     snap: account.Snapshot,
     row: RouteRow,
     cost: int,
+    slots: int,
     target: str | None,
     logged: RequestFields,
 ) -> ReservationView:
-    """Hold credits; while the team runs its plan's concurrency, wait in a bounded queue."""
+    """Hold credits and up to `slots` of the team's concurrency (domain/concurrency.py);
+    while none is free, wait in a bounded queue."""
     request = ReserveRequest(
         key=snap.key.id,
         credits=max(cost, 1),
@@ -439,6 +446,7 @@ async def _reserve(
         api_version=row.version,
         target=target[:2048] if target else None,
         ttl_ms=ASYNC_TTL_MS if row.kind is RouteKind.JOB_START else SYNC_TTL_MS,
+        slots=slots,
     )
     queued = False
     deadline = time.monotonic() + ctx.queue_wait_seconds
@@ -531,7 +539,8 @@ async def _apply(
     used = _reported(payload, pricing.reported_job_cost)
     status = payload.get("status")
     status = status if isinstance(status, str) else None
-    verdict = await blocking(jobs.apply_report, ctx.db, job, used, status, ctx.clock())
+    pending = concurrency.pending_pages(payload)
+    verdict = await blocking(jobs.apply_report, ctx.db, job, used, status, ctx.clock(), pending)
     if verdict is jobs.Next.CANCEL and job.cancel_path is not None:
         log.info("job %s: the team cannot pay for more pages; cancelling it upstream", job.id)
         try:

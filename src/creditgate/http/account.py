@@ -194,11 +194,16 @@ async def token_history(request: Request) -> Response:
 
 
 async def queue_status(request: Request) -> Response:
+    """Counted in pages, as Firecrawl counts them: active = the slots the team's open holds
+    take; waiting = pages its jobs found beyond their slots, and requests queued for one."""
     snap, _ = await _caller(request)
+    ctx = context(request)
+    waiting = await blocking(account.waiting_pages, ctx.db, snap.team.id)
+    waiting += await ctx.limiter.queued(snap.team.id)
     return ok(
-        jobsInQueue=snap.running,
+        jobsInQueue=snap.running + waiting,
         activeJobsInQueue=snap.running,
-        waitingJobsInQueue=0,
+        waitingJobsInQueue=waiting,
         maxConcurrency=snap.plan.concurrency,
         mostRecentSuccess=_iso(snap.team.last_charge_at),
     )
@@ -249,8 +254,8 @@ ACCOUNT_ROUTES: list[tuple[str, Any, str]] = [
     ("/team/token-usage", token_usage, "Tokens remaining (credits x 15)"),
     ("/team/credit-usage/historical", credit_history, "Credits used per billing period"),
     ("/team/token-usage/historical", token_history, "Tokens used per billing period"),
-    ("/team/queue-status", queue_status, "The team's jobs in the queue"),
-    ("/concurrency-check", concurrency_check, "Jobs running now and the plan's limit"),
+    ("/team/queue-status", queue_status, "The team's pages in flight and waiting"),
+    ("/concurrency-check", concurrency_check, "Pages in flight now and the plan's limit"),
 ]
 
 

@@ -276,7 +276,8 @@ ERRORS: dict[int, str] = {
     409: "Conflict: the idempotency key was used with other content, a duplicate, a revoked key "
     "or a closed reservation",
     413: "The body is too large (or a batch has too many events)",
-    429: "The team runs as many jobs as its plan allows (running, maxConcurrency)",
+    429: "Every slot of the plan's concurrency is taken: that many pages are in flight "
+    "(running, maxConcurrency)",
     500: "A bug: the error holds an id to find it in the logs",
     503: "The database is unavailable; retry shortly",
 }

@@ -24,7 +24,7 @@ from creditgate.domain.periods import Period, period_at, periods_between
 from creditgate.domain.plans import Plan
 from creditgate.domain.teams import Team
 from creditgate.services.ledger import roll_forward_now
-from creditgate.storage import keys, ledger, plans, reservations, snapshots, teams, usage
+from creditgate.storage import jobs, keys, ledger, plans, reservations, snapshots, teams, usage
 from creditgate.storage.database import Database
 
 TimeRange = Literal["day", "week", "month"]
@@ -268,12 +268,21 @@ def usage_window(db: Database, team: Team, time_range: str, now: Instant) -> Usa
     return UsageWindow(time_range, "hour" if bin_ms == MS_PER_HOUR else "day", start, end, rows)
 
 
-def queue_status(db: Database, team: Team, now: Instant) -> QueueStatus:
+def queue_status(db: Database, team: Team, now: Instant, queued: int = 0) -> QueueStatus:
+    """Pages in flight (the open holds' slots) and waiting: the pages the team's jobs found
+    beyond their slots, and `queued` requests waiting for a slot at the gateway."""
     team, plan = current_team(db, team, now)
     with db.read() as conn:
         fresh = teams.get_team(conn, team.id) or team
-        running = reservations.count_open(conn, team.id, now)
-    return QueueStatus(running, 0, plan.concurrency, fresh.last_charge_at)
+        active = reservations.slots_in_use(conn, team.id, now)
+        waiting = jobs.waiting_pages(conn, team.id)
+    return QueueStatus(active, waiting + queued, plan.concurrency, fresh.last_charge_at)
+
+
+def waiting_pages(db: Database, team_id: str) -> int:
+    """Pages the team's jobs have found and not started (they wait for one of its slots)."""
+    with db.read() as conn:
+        return jobs.waiting_pages(conn, team_id)
 
 
 def activity(

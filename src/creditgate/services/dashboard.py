@@ -54,6 +54,7 @@ class OpenHold:
     credits: int  # held when opened
     settled: int
     holding: int  # still held: credits less settled, never below zero
+    slots: int  # pages it may have in flight: its share of the plan's concurrency
     created_at: Instant
     expires_at: Instant
 
@@ -116,13 +117,14 @@ class Overview:
     truncated: bool  # more than MAX_TEAMS teams: only the first were read
 
 
-def team_view(db: Database, team_id: str, now: Instant) -> TeamView:
-    """A team's page: NotFound for an unknown team."""
+def team_view(db: Database, team_id: str, now: Instant, queued: int = 0) -> TeamView:
+    """A team's page: NotFound for an unknown team. `queued`: requests waiting for a page
+    slot at the gateway (the limiter's count), as queue-status counts them."""
     team, plan = account.current_team(db, team_service.get_team(db, team_id), now)
     credit = account.credit_usage(db, team, now)
     history = account.history(db, team, False, now)
     by_key = account.history(db, team, True, now)
-    queue = account.queue_status(db, team, now)
+    queue = account.queue_status(db, team, now, queued)
     recent = account.activity(db, team, now, None, ACTIVITY_SHOWN, None).rows
     team_keys = key_service.list_keys(db, team.id)
     names = {k.id: k.name for k in team_keys}
@@ -146,6 +148,7 @@ def team_view(db: Database, team_id: str, now: Instant) -> TeamView:
             r.amount,
             r.settled,
             max(r.amount - r.settled, 0),
+            r.slots,
             r.created_at,
             r.expires_at,
         )

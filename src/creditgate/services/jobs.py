@@ -108,9 +108,15 @@ def mark_cancelled(db: Database, job: Job) -> None:
 
 
 def apply_report(
-    db: Database, job: Job, credits_used: int | None, status: str | None, now: Instant
+    db: Database,
+    job: Job,
+    credits_used: int | None,
+    status: str | None,
+    now: Instant,
+    pending: int | None = None,
 ) -> Next:
-    """Settle what the upstream says the job has cost in all; close it once it has ended."""
+    """Settle what the upstream says the job has cost in all; close it once it has ended.
+    `pending`: pages it reports found and not yet done (total - completed), if it does."""
     with db.read() as conn:  # the raw rows, in one read: no balance is needed to decide
         held = reservations_store.get_reservation(conn, job.reservation_id)
         current = jobs.get_team_job(conn, job.team_id, job.id) or job
@@ -119,6 +125,8 @@ def apply_report(
         return Next.DONE
     total = held.settled if credits_used is None else credits_used
     cancelled = status == CANCELLED or current.status is JobStatus.CANCELLING
+    if pending is not None:  # a cancelled job's unscraped pages never run: none waits
+        _note_waiting(db, current, 0 if cancelled else max(pending - held.slots, 0))
     if cancelled:
         return _settle_cancelled(db, current, held.settled, total, now)
     finished = status in FINISHED
@@ -131,6 +139,13 @@ def apply_report(
         _finish(db, job)
         return Next.DONE
     return _grow(db, current, held.amount, total, now)
+
+
+def _note_waiting(db: Database, job: Job, pages: int) -> None:
+    """Pages beyond the job's slots wait upstream: queue-status counts them as waiting."""
+    if pages != job.waiting_pages:
+        with db.write() as conn:
+            jobs.set_waiting_pages(conn, job.team_id, job.id, pages)
 
 
 def _settle_cancelled(db: Database, job: Job, settled: int, total: int, now: Instant) -> Next:

@@ -138,7 +138,7 @@ class DatabaseCollector(Collector):
     def _reservations(self) -> Iterator[Metric]:
         try:
             with self.db.read() as conn:
-                count, held = reservation_rows.open_totals(conn, self.clock())
+                count, held, slots = reservation_rows.open_totals(conn, self.clock())
         except Exception as exc:
             log.warning("metrics: open reservations could not be read (%s)", type(exc).__name__)
             return
@@ -151,6 +151,11 @@ class DatabaseCollector(Collector):
             "creditgate_reservations_held_credits",
             "Credits the open, unexpired reservations keep aside, from the database.",
             value=held,
+        )
+        yield GaugeMetricFamily(
+            "creditgate_page_slots_in_use",
+            "Pages every team may have in flight upstream now: the open holds' slots.",
+            value=slots,
         )
 
     def _webhook_backlog(self) -> Iterator[Metric]:

@@ -51,6 +51,7 @@ __all__ = ["Check", "ReservationView", "ReserveRequest", "release", "reserve", "
 
 DEFAULT_TTL_MS = 60 * 60 * 1000
 MAX_TTL_MS = 7 * 24 * 60 * 60 * 1000
+MAX_SLOTS = 10_000_000  # as a plan's concurrency at most (services/plans.py MAX_LIMIT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ class ReserveRequest:
     job_id: str | None = None
     target: str | None = None
     idempotency_key: str | None = None
+    slots: int = 1  # pages it wants in flight at once (a crawl's maxConcurrency); see Reserve
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ class ReservationView:
     overage: int  # charged beyond what was reserved and free, by the last settlement
     remaining_credits: int
     replayed: bool = False
+    slots: int = 1  # granted: at most what was asked, and what the plan's concurrency had free
 
 
 def view(r: Reservation, book: Book, overage: int = 0) -> ReservationView:
@@ -96,6 +99,7 @@ def view(r: Reservation, book: Book, overage: int = 0) -> ReservationView:
         closed_at=r.closed_at,
         overage=overage,
         remaining_credits=book.available_now(),
+        slots=r.slots,
     )
 
 
@@ -138,7 +142,9 @@ class _OnReservation:
 
 
 class Reserve:
-    """Hold credits; with `max_open`, refused while the team has that many holds open.
+    """Hold credits. With `max_open` (the plan's concurrency, in pages): the hold takes
+    `request.slots` of the team's free slots, or as many as are free, and is refused while
+    none is (every open hold's slots count until it closes or expires).
     `owner`: the gateway process whose request holds it (released if that process dies)."""
 
     def __init__(
@@ -160,6 +166,8 @@ class Reserve:
         check_idempotency_key(request.idempotency_key)
         if not 1_000 <= request.ttl_ms <= MAX_TTL_MS:
             raise InvalidInput("ttl must be between 1 second and 7 days", field="ttlSeconds")
+        if not 1 <= request.slots <= MAX_SLOTS:
+            raise InvalidInput(f"slots must be between 1 and {MAX_SLOTS}", field="slots")
         self.request, self.now, self.max_open, self.owner = request, now, max_open, owner
         self._key = key
 
@@ -190,8 +198,11 @@ class Reserve:
         key = book.active_key(self._key.id)
         if book.team.suspended:
             raise TeamSuspended()
-        if self.max_open is not None and book.running >= self.max_open:
-            raise ConcurrencyLimited(book.running, self.max_open)
+        slots = r.slots
+        if self.max_open is not None:
+            if book.running >= self.max_open:
+                raise ConcurrencyLimited(book.running, self.max_open)
+            slots = min(slots, self.max_open - book.running)
         verdict = book.admit(key, r.credits)
         if not verdict.allowed:
             raise InsufficientCredits(
@@ -212,6 +223,7 @@ class Reserve:
             expires_at=book.now + r.ttl_ms,
             closed_at=None,
             owner=self.owner,
+            slots=slots,
         )
         book.open_hold(held)
         result = view(held, book)

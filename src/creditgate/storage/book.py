@@ -45,11 +45,11 @@ WHERE team_id = :team
 _HOLDS = """
 SELECT key_id,
        SUM(CASE WHEN expires_ms > :now AND amount > settled THEN amount - settled ELSE 0 END),
-       SUM(CASE WHEN expires_ms > :now THEN 1 ELSE 0 END),
+       SUM(CASE WHEN expires_ms > :now THEN slots ELSE 0 END),
        SUM(CASE WHEN expires_ms <= :now THEN 1 ELSE 0 END)
 FROM reservations WHERE team_id = :team AND status = 'open' GROUP BY key_id"""
 _RESERVATION_COLUMNS = """id, team_id, key_id, amount, settled, status, endpoint, api_version,
-       job_id, target, created_ms, expires_ms, closed_ms, owner"""
+       job_id, target, created_ms, expires_ms, closed_ms, owner, slots"""
 _EXPIRED = f"""
 SELECT {_RESERVATION_COLUMNS} FROM reservations
 WHERE team_id = :team AND status = 'open' AND expires_ms <= :now"""
@@ -267,7 +267,7 @@ WHERE team_id = :team AND status = 'open' AND expires_ms <= :now"""
 _INSERT_HOLD = f"""
 INSERT INTO reservations ({_RESERVATION_COLUMNS})
 VALUES (:id, :team, :key, :amount, :settled, :status, :endpoint, :version, :job, :target,
-        :created, :expires, :closed, :owner)"""
+        :created, :expires, :closed, :owner, :slots)"""
 _CHANGE_HOLD = """
 UPDATE reservations SET amount = :amount, settled = :settled, status = :status,
                         closed_ms = :closed, job_id = :job, owner = :owner
@@ -505,6 +505,7 @@ def _hold_row(r: Reservation) -> Params:
         "expires": r.expires_at,
         "closed": r.closed_at,
         "owner": r.owner,
+        "slots": r.slots,
     }
 
 

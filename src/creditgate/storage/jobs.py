@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from creditgate.domain.instants import Instant
 from creditgate.storage.tables import jobs, reservations
@@ -35,6 +35,7 @@ class Job:
     hold_ceiling: int | None = None  # the most the hold grows to
     quiet_polls: int = 0
     cancel_path: str | None = None
+    waiting_pages: int = 0  # found and not yet scraped beyond its slots, at its last report
 
 
 def _from_row(row: object) -> Job:
@@ -53,6 +54,7 @@ def _from_row(row: object) -> Job:
         m["hold_ceiling"],
         m["quiet_polls"],
         m["cancel_path"],
+        m["waiting_pages"],
     )
 
 
@@ -124,6 +126,22 @@ def set_quiet_polls(conn: Connection, team_id: str, job_id: str, polls: int) -> 
     conn.execute(
         update(jobs).where(jobs.c.team_id == team_id, jobs.c.id == job_id).values(quiet_polls=polls)
     )
+
+
+def set_waiting_pages(conn: Connection, team_id: str, job_id: str, pages: int) -> None:
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.team_id == team_id, jobs.c.id == job_id)
+        .values(waiting_pages=pages)
+    )
+
+
+def waiting_pages(conn: Connection, team_id: str) -> int:
+    """Pages the team's followed jobs have found and not started, at their last reports."""
+    query = select(func.coalesce(func.sum(jobs.c.waiting_pages), 0)).where(
+        jobs.c.team_id == team_id, jobs.c.status.in_(FOLLOWED)
+    )
+    return int(conn.execute(query).scalar_one())
 
 
 def active_of_team(conn: Connection, team_id: str, endpoint: str) -> list[tuple[str, str | None]]:

@@ -39,6 +39,7 @@ def _from_row(row: object) -> Reservation:
         expires_at=m["expires_ms"],
         closed_at=m["closed_ms"],
         owner=m["owner"],
+        slots=m["slots"],
     )
 
 
@@ -75,28 +76,29 @@ def team_hold(conn: Connection, team_id: str, now: Instant) -> int:
 @cache
 def _open_totals() -> Select[Any]:
     held = func.coalesce(func.sum(reservations.c.amount - reservations.c.settled), 0)
-    return select(func.count(), held).select_from(reservations).where(*_open_at())
+    slots = func.coalesce(func.sum(reservations.c.slots), 0)
+    return select(func.count(), held, slots).select_from(reservations).where(*_open_at())
 
 
-def open_totals(conn: Connection, now: Instant) -> tuple[int, int]:
-    """Every team's open, unexpired reservations: how many, and the credits they still keep
-    aside (what is held less what was settled). One aggregate over the (status, expires_ms)
-    index: it reads the open rows only, however many closed ones the table keeps."""
-    count, held = conn.execute(_open_totals(), {"now": now}).one()
-    return int(count), int(held)
+def open_totals(conn: Connection, now: Instant) -> tuple[int, int, int]:
+    """Every team's open, unexpired reservations: how many, the credits they still keep
+    aside (what is held less what was settled), and their page slots. One aggregate over the
+    (status, expires_ms) index: it reads the open rows only, however many closed ones the
+    table keeps."""
+    count, held, slots = conn.execute(_open_totals(), {"now": now}).one()
+    return int(count), int(held), int(slots)
 
 
 @cache
-def _count_open() -> Select[Any]:
-    return (
-        select(func.count())
-        .select_from(reservations)
-        .where(reservations.c.team_id == bindparam("team"), *_open_at())
+def _slots_in_use() -> Select[Any]:
+    return select(func.coalesce(func.sum(reservations.c.slots), 0)).where(
+        reservations.c.team_id == bindparam("team"), *_open_at()
     )
 
 
-def count_open(conn: Connection, team_id: str, now: Instant) -> int:
-    return int(conn.execute(_count_open(), {"team": team_id, "now": now}).scalar_one())
+def slots_in_use(conn: Connection, team_id: str, now: Instant) -> int:
+    """The slots of the team's open, unexpired holds: pages it may have in flight."""
+    return int(conn.execute(_slots_in_use(), {"team": team_id, "now": now}).scalar_one())
 
 
 def teams_with_expired(conn: Connection, now: Instant, limit: int) -> list[str]:

@@ -34,7 +34,7 @@ SELECT k.id, k.team_id, k.name, k.hint, k.cap, k.created_ms, k.revoked_ms,
        (SELECT COALESCE(SUM(g.remaining), 0) FROM grants g WHERE {_LIVE}),
        (SELECT COALESCE(SUM(r.amount - r.settled), 0) FROM reservations r
          WHERE {_OPEN} AND r.amount > r.settled),
-       (SELECT COUNT(*) FROM reservations r WHERE {_OPEN}),
+       (SELECT COALESCE(SUM(r.slots), 0) FROM reservations r WHERE {_OPEN}),
        (SELECT g.amount FROM grants g WHERE {_LIVE} AND g.kind = 'plan'
          ORDER BY g.starts_ms DESC LIMIT 1),
        (SELECT MIN(g.starts_ms) FROM grants g WHERE g.team_id = t.id AND g.starts_ms > :now),
@@ -54,7 +54,7 @@ class Snapshot:
     has_grants: bool
     live_balance: int  # unexpired grants' remaining credits
     held: int  # open reservations
-    running: int  # open reservations: the team's jobs
+    running: int  # the open reservations' slots: pages the team may have in flight
     plan_grant: int | None  # the current period's plan credits, if granted
 
 

@@ -197,6 +197,9 @@ reservations = Table(
     # The gateway process whose request holds it (NULL once a job or a client owns it): when
     # that process stops beating, its requests will never settle and their holds are released.
     Column("owner", String(36), nullable=True),
+    # Pages it may have in flight upstream: 1 for a request, a crawl's maxConcurrency for a
+    # crawl or batch scrape. The team's open holds' slots are its plan concurrency in use.
+    Column("slots", Integer, nullable=False, server_default="1"),
     Index(None, "id", unique=True),
     Index(None, "team_id", "status", "expires_ms"),
     Index(None, "status", "expires_ms"),
@@ -226,6 +229,9 @@ jobs = Table(
     # Polls in a row whose reported total did not move, once the job is cancelled.
     Column("quiet_polls", Integer, nullable=False, server_default="0"),
     Column("cancel_path", String(300), nullable=True),  # DELETE here cancels it upstream
+    # Pages found and not yet scraped beyond the job's slots, at its last report: queue-status
+    # counts them as waiting, as Firecrawl counts the pages in a team's concurrency queue.
+    Column("waiting_pages", Integer, nullable=False, server_default="0"),
     Index(None, "id", unique=True),
     Index(None, "status", "next_poll_ms"),
 )

@@ -51,6 +51,7 @@ class Limiter(Protocol):
     async def hit(self, subject: str, mode: str, limit: int, now: Instant) -> Decision: ...
     async def enter_queue(self, subject: str, bound: int) -> bool: ...
     async def leave_queue(self, subject: str) -> None: ...
+    async def queued(self, subject: str) -> int: ...
 
 
 class MemoryLimiter:
@@ -88,6 +89,9 @@ class MemoryLimiter:
     def waiting(self, subject: str) -> int:
         with self._lock:
             return self._waiting.get(subject, 0)
+
+    async def queued(self, subject: str) -> int:
+        return self.waiting(subject)
 
 
 class RedisLimiter:
@@ -180,6 +184,20 @@ class RedisLimiter:
                 await self._redis.decr(f"creditgate:waiting:{subject}")
         except self._failures as exc:
             self._failed(exc)
+
+    async def queued(self, subject: str) -> int:
+        """Requests waiting for a slot, in every process (and in this one while Redis fails)."""
+        here = self._memory.waiting(subject)
+        if not self._usable():
+            return here
+        try:
+            async with asyncio.timeout(self._timeout * 2):
+                shared = await self._redis.get(f"creditgate:waiting:{subject}")
+        except self._failures as exc:
+            self._failed(exc)
+            return here
+        self._answered()
+        return here + max(int(shared or 0), 0)
 
     async def ping(self) -> None:
         """Readiness: Redis answers a PING within the limiter's bound; raises otherwise."""
