@@ -10,8 +10,6 @@ crawl's `maxConcurrency: 5` caps it at 5, and two such crawls stack to 10.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -23,6 +21,8 @@ from creditgate.storage.database import Database
 from tests.gateway.conftest import Fake, Gateway
 from tests.gateway.fake_firecrawl import FakeState, make_app
 from tests.helpers import bearer, team_with_key
+from tests.security.support import post, wait_until
+from tests.security.support import start_crawl as start
 from tests.server import app_in_thread
 
 
@@ -31,29 +31,11 @@ def pages_plan(db: Database, plan_id: str, concurrency: int) -> str:
     return plan_id
 
 
-def post(gateway: Gateway, key: str, path: str, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"{gateway.url}{path}", json=body, headers=bearer(key), timeout=15)
-
-
-def start(gateway: Gateway, key: str, body: dict[str, Any], path: str = "/v2/crawl") -> str:
-    started = post(gateway, key, path, body)
-    assert started.status_code == 200, started.text
-    job_id: str = started.json()["id"]
-    return job_id
-
-
 def account(gateway: Gateway, key: str, path: str) -> dict[str, Any]:
     answer = httpx.get(f"{gateway.url}{path}", headers=bearer(key), timeout=10)
     assert answer.status_code == 200, answer.text
     payload: dict[str, Any] = answer.json()
     return payload
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.02)
 
 
 def finished(fake: Fake, *job_ids: str) -> bool:
