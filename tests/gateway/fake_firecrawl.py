@@ -764,8 +764,9 @@ def make_app(state: FakeState) -> ExpressRouter:
 def standalone() -> ExpressRouter:
     """For `python -m uvicorn tests.gateway.fake_firecrawl:app` (bench/): a standalone fake;
     FAKE_FIRECRAWL_WORKERS (and FAKE_FIRECRAWL_PAGE_SECONDS, default 0.1) give it a worker
-    pool, whose record `GET /_fake/pool` answers."""
-    state = FakeState()
+    pool, whose record `GET /_fake/pool` answers; FAKE_FIRECRAWL_SITE_PAGES sets how many
+    pages a crawl finds (40)."""
+    state = FakeState(unlimited_total=int(os.environ.get("FAKE_FIRECRAWL_SITE_PAGES", "40")))
     workers = os.environ.get("FAKE_FIRECRAWL_WORKERS")
     if workers:
         state.use_workers(int(workers), float(os.environ.get("FAKE_FIRECRAWL_PAGE_SECONDS", "0.1")))
