@@ -3,11 +3,10 @@
 Deny by default: a request is forwarded only when its canonical path (web/edge.py) is a row
 of the route table, to the path built from that row; anything else is a 404 that never leaves.
 Admission runs in this order: the key (401/403), the plan's requests per minute (429), a valid
-body (400), the concurrency queue and the credit hold (429/402): concurrency is counted in
-pages in flight, and a crawl is forwarded with the slots it holds as its `maxConcurrency`
-(domain/concurrency.py). A database transaction is
-never held across the upstream call: the hold commits before forwarding, and the settlement is
-its own transaction after the answer.
+body (400), the concurrency queue and the credit hold (429/402). Concurrency is counted in
+pages in flight: a crawl is forwarded with the slots it holds as its `maxConcurrency`
+(domain/concurrency.py). A database transaction is never held across the upstream call: the
+hold commits before forwarding, and the settlement is its own transaction after the answer.
 """
 
 from __future__ import annotations
