@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="share rate limits between processes")
     queue_wait_seconds: float = 30.0
     follow_seconds: float = 1.0
+    page_grace_seconds: float = Field(
+        60.0,
+        description="how long a page may still run upstream after creditgate stopped waiting "
+        "for it (a cancel, a timeout): its slot stays taken that long",
+    )
     webhook_seconds: float = Field(
         1.0, description="how often due webhook deliveries are sent (0: never, from this process)"
     )

@@ -46,6 +46,7 @@ def gateway(db: Database, fake: Fake) -> Iterator[Gateway]:
         upstream=Upstream(fake.url, UPSTREAM_KEY, timeout_s=1.0),
         follow_seconds=0.2,
         queue_wait_seconds=3.0,
+        page_grace_seconds=0.5,  # a cancelled job's pages may run this long (tests set more)
     )
     with app_in_thread(create_app(ctx)) as url:
         yield Gateway(url, ctx)

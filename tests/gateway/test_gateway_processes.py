@@ -24,7 +24,12 @@ REDIS_URL = os.environ.get("CREDITGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/
 
 
 def gateway_env(fake: Fake, **extra: str) -> dict[str, str]:
-    return {"CREDITGATE_UPSTREAM_URL": fake.url, "CREDITGATE_FOLLOW_SECONDS": "0.2", **extra}
+    return {
+        "CREDITGATE_UPSTREAM_URL": fake.url,
+        "CREDITGATE_FOLLOW_SECONDS": "0.2",
+        "CREDITGATE_PAGE_GRACE_SECONDS": "0.5",
+        **extra,
+    }
 
 
 def test_a_crawl_is_settled_exactly_once_across_a_gateway_restart(

@@ -191,17 +191,31 @@ def test_queue_status_and_concurrency_check_count_pages(
     )
 
 
-def test_a_cancelled_crawl_gives_its_slots_back_once_its_pages_in_flight_end(
+def test_a_cancelled_crawl_keeps_its_slots_while_its_pages_in_flight_may_run(
     db: Database, fake: Fake, gateway: Gateway
 ) -> None:
-    fake.state.use_workers(100, page_seconds=0.3)
+    """Finding (outside test): pages longer than three polls kept running upstream after a
+    cancel while the crawl's slots were given back (its total had stopped moving), and a
+    second crawl of the team ran 8 pages on a plan of 4. Now the slots stay the page grace
+    after the cancel, and the pages finishing meanwhile are charged."""
+    gateway.ctx.page_grace_seconds = 2.5
+    gateway.ctx.queue_wait_seconds = 0.1  # a request finding no slot is refused at once
+    pool = fake.state.use_workers(100, page_seconds=1.5)
     _, key, _ = team_with_key(db, now(), plan=pages_plan(db, "four", 4))
     job = start(gateway, key, {"url": "https://team.example", "limit": 40})
+    wait_until(lambda: pool.busy["team.example"] == 4, "its pages run")
     cancelled = httpx.delete(f"{gateway.url}/v2/crawl/{job}", headers=bearer(key), timeout=10)
     assert cancelled.status_code == 200
     assert account(gateway, key, "/v2/team/queue-status")["waitingJobsInQueue"] == 0
-    wait_until(lambda: idle(gateway, key), "its slots are given back")
-    assert fake.state.crawls[job].completed < 40
+    while pool.busy["team.example"]:  # the pages in flight finish upstream, after the cancel
+        assert account(gateway, key, "/v2/concurrency-check")["concurrency"] == 4
+        refused = post(gateway, key, "/v2/crawl", {"url": "https://team.example", "limit": 4})
+        assert refused.status_code == 429  # no slot for another crawl meanwhile
+    wait_until(lambda: idle(gateway, key), "its slots are given back after the grace")
+    assert pool.peak["team.example"] == 4
+    assert fake.state.crawls[job].completed == 4  # the pages in flight did finish
+    used = account(gateway, key, "/v2/team/credit-usage")["data"]
+    assert used["planCredits"] - used["remainingCredits"] == 4  # and all four are charged
 
 
 # --- fairness between teams on a shared upstream --------------------------------------------

@@ -47,6 +47,7 @@ def app_from_settings(settings: Settings) -> Starlette:
             limiter=limiter,
             queue_wait_seconds=settings.queue_wait_seconds,
             follow_seconds=settings.follow_seconds,
+            page_grace_seconds=settings.page_grace_seconds,
             webhook_seconds=settings.webhook_seconds,
             routes=table_with(parse_extra_routes(settings.routes)),
             public_url=settings.public_url,

@@ -48,7 +48,7 @@ from creditgate.web.upstream import (
 log = logging.getLogger("creditgate.gateway")
 
 SYNC_TTL_MS = 15 * 60 * 1000
-ASYNC_TTL_MS = 24 * 60 * 60 * 1000
+ASYNC_TTL_MS = jobs.JOB_HOLD_MS  # renewed while the job is followed
 MAX_BODY = 10 << 20
 BODY_TIMEOUT_S = 30.0  # a client that has not sent its body by then is cut off (408)
 NOT_FOUND = "Not Found"
@@ -502,7 +502,7 @@ async def _job_route(
     payload = answer.json()
     if job is not None and answer.status < 300:
         if row.kind is RouteKind.JOB_CANCEL:
-            await blocking(jobs.mark_cancelled, ctx.db, job)
+            await blocking(jobs.mark_cancelled, ctx.db, job, ctx.clock())
             await follow(ctx, upstream, job)  # settle what was done so far; the rest follows
         elif _is_status_of(row, job) and isinstance(payload, dict):
             await _apply(ctx, upstream, job, payload)  # through v1 or v2, whichever was read
@@ -539,7 +539,9 @@ async def _apply(
     status = payload.get("status")
     status = status if isinstance(status, str) else None
     pending = concurrency.pending_pages(payload)
-    verdict = await blocking(jobs.apply_report, ctx.db, job, used, status, ctx.clock(), pending)
+    verdict = await blocking(
+        jobs.apply_report, ctx.db, job, used, status, ctx.clock(), pending, ctx.page_grace_ms
+    )
     if verdict is jobs.Next.CANCEL and job.cancel_path is not None:
         log.info("job %s: the team cannot pay for more pages; cancelling it upstream", job.id)
         try:
@@ -547,7 +549,7 @@ async def _apply(
         except UpstreamFailed as exc:
             log.warning("job %s: cancel failed: %s", job.id, exc.error)
             return
-        await blocking(jobs.mark_cancelled, ctx.db, job)
+        await blocking(jobs.mark_cancelled, ctx.db, job, ctx.clock())
 
 
 def _rewrite_links(payload: dict[str, Any], upstream_base: str, own_base: str) -> None:

@@ -6,7 +6,13 @@ processes polling the same job, or a poll replayed after a restart, charge each 
 
 Ending: a completed or failed job is settled for good at its first report as such. A cancelled
 one is not: pages in flight at the cancel still finish and are billed upstream, so it is
-followed until its reported total has not moved for QUIET_POLLS polls in a row.
+followed until its reported total has not moved for QUIET_POLLS polls in a row and the page
+grace has passed since the cancel (a page can run that long): until then it keeps its hold and
+its page slots.
+
+A job's hold lasts JOB_HOLD_MS and is renewed by each report while the job runs: a crawl
+longer than a day keeps its credits and slots; a job whose upstream stopped answering for a
+day lets them go.
 
 A growing hold (a crawl without a limit): the job holds `hold_step` credits beyond what it has
 used, up to `hold_ceiling` (the limit it was forwarded with, so the upstream itself stops
@@ -35,6 +41,8 @@ FINISHED = ("completed", "failed")
 CANCELLED = "cancelled"
 QUIET_POLLS = 3
 FIRST_POLL_MS = 1_000
+JOB_HOLD_MS = 24 * 60 * 60 * 1000  # a job's hold lasts this long past its last report
+RENEW_BEFORE_MS = 60 * 60 * 1000  # a report renews the hold when less than this is left
 
 
 class Next(StrEnum):
@@ -99,12 +107,13 @@ def team_job(db: Database, team_id: str, job_id: str) -> Job | None:
         return jobs.get_team_job(conn, team_id, job_id)
 
 
-def mark_cancelled(db: Database, job: Job) -> None:
-    """The job was cancelled upstream: follow it until its total stops moving."""
+def mark_cancelled(db: Database, job: Job, now: Instant) -> None:
+    """The job was cancelled upstream: follow it until its total stops moving and its pages
+    in flight can have finished."""
     with db.write() as conn:
         current = jobs.get_team_job(conn, job.team_id, job.id)
         if current is not None and current.status is JobStatus.ACTIVE:
-            jobs.set_status(conn, job.team_id, job.id, JobStatus.CANCELLING)
+            jobs.set_cancelled(conn, job.team_id, job.id, now)
 
 
 def apply_report(
@@ -114,21 +123,25 @@ def apply_report(
     status: str | None,
     now: Instant,
     pending: int | None = None,
+    grace_ms: int = 0,
 ) -> Next:
     """Settle what the upstream says the job has cost in all; close it once it has ended.
-    `pending`: pages it reports found and not yet done (total - completed), if it does."""
+    `pending`: pages it reports found and not yet done (total - completed), if it does.
+    `grace_ms`: how long a page may still run after a cancel (the page grace)."""
     with db.read() as conn:  # the raw rows, in one read: no balance is needed to decide
         held = reservations_store.get_reservation(conn, job.reservation_id)
         current = jobs.get_team_job(conn, job.team_id, job.id) or job
     if held is None or held.status != "open" or current.status is JobStatus.DONE:
         _finish(db, job)
         return Next.DONE
+    if held.expires_at - now < RENEW_BEFORE_MS:  # still running: keep its credits and slots
+        reservations.prolong(db, held.id, now + JOB_HOLD_MS, now)
     total = held.settled if credits_used is None else credits_used
     cancelled = status == CANCELLED or current.status is JobStatus.CANCELLING
     if pending is not None:  # a cancelled job's unscraped pages never run: none waits
         _note_waiting(db, current, 0 if cancelled else max(pending - held.slots, 0))
     if cancelled:
-        return _settle_cancelled(db, current, held.settled, total, now)
+        return _settle_cancelled(db, current, held.settled, total, now, grace_ms)
     finished = status in FINISHED
     try:
         if total > held.settled or finished:
@@ -148,9 +161,12 @@ def _note_waiting(db: Database, job: Job, pages: int) -> None:
             jobs.set_waiting_pages(conn, job.team_id, job.id, pages)
 
 
-def _settle_cancelled(db: Database, job: Job, settled: int, total: int, now: Instant) -> Next:
+def _settle_cancelled(
+    db: Database, job: Job, settled: int, total: int, now: Instant, grace_ms: int
+) -> Next:
     quiet = job.quiet_polls + 1 if total <= settled else 0
-    final = quiet >= QUIET_POLLS
+    since = now if job.cancelled_at is None else job.cancelled_at
+    final = quiet >= QUIET_POLLS and now >= since + grace_ms
     try:
         if total > settled or final:
             reservations.settle(db, job.reservation_id, total, now, final=final, as_total=True)
@@ -160,8 +176,8 @@ def _settle_cancelled(db: Database, job: Job, settled: int, total: int, now: Ins
         _finish(db, job)
         return Next.DONE
     with db.write() as conn:
-        if job.status is not JobStatus.CANCELLING:
-            jobs.set_status(conn, job.team_id, job.id, JobStatus.CANCELLING)
+        if job.status is not JobStatus.CANCELLING or job.cancelled_at is None:
+            jobs.set_cancelled(conn, job.team_id, job.id, now)
         jobs.set_quiet_polls(conn, job.team_id, job.id, quiet)
     return Next.FOLLOW
 

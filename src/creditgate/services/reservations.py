@@ -390,6 +390,28 @@ def extend(db: Database, reservation_id: str, more: int, now: Instant) -> bool:
     return result
 
 
+class Prolong(_OnReservation):
+    """Keep an open hold until `until` (the job it pays for still runs): its credits and
+    slots stay held. False, and nothing changed, if it is closed, already past its time (it
+    held nothing since: it is not revived), or lasts that long already."""
+
+    def __init__(self, reservation_id: str, until: Instant, now: Instant) -> None:
+        super().__init__(reservation_id, now, None)
+        self.until = until
+
+    def apply(self, book: Book) -> bool:
+        current = book.reservation(self.reservation_id)
+        if current.status != HoldStatus.OPEN or not book.now < current.expires_at < self.until:
+            return False
+        book.change_hold(replace(current, expires_at=self.until))
+        return True
+
+
+def prolong(db: Database, reservation_id: str, until: Instant, now: Instant) -> bool:
+    result: bool = run(db, Prolong(reservation_id, until, now))
+    return result
+
+
 class ReleaseOrphan(_OnReservation):
     """Release a hold whose gateway process is not among `live`: it stopped (kill -9, a
     crash) and will never settle it. A job may have taken it over since: then it stays."""

@@ -270,7 +270,8 @@ VALUES (:id, :team, :key, :amount, :settled, :status, :endpoint, :version, :job,
         :created, :expires, :closed, :owner, :slots)"""
 _CHANGE_HOLD = """
 UPDATE reservations SET amount = :amount, settled = :settled, status = :status,
-                        closed_ms = :closed, job_id = :job, owner = :owner
+                        closed_ms = :closed, job_id = :job, owner = :owner,
+                        expires_ms = :expires
 WHERE team_id = :team AND id = :id"""
 _REMEMBER = """
 INSERT INTO idempotency (team_id, key, request_hash, movement_id, response, created_ms)
@@ -523,7 +524,17 @@ def _save_holds(out: Writes, team: str, now: Instant, changes: Changes) -> None:
     )
 
 
-_CHANGED_HOLD_FIELDS = {"team", "id", "amount", "settled", "status", "closed", "job", "owner"}
+_CHANGED_HOLD_FIELDS = {
+    "team",
+    "id",
+    "amount",
+    "settled",
+    "status",
+    "closed",
+    "job",
+    "owner",
+    "expires",
+}
 
 
 # --- finding what an operation names, before the lock ---------------------------------------

@@ -36,6 +36,7 @@ class Job:
     quiet_polls: int = 0
     cancel_path: str | None = None
     waiting_pages: int = 0  # found and not yet scraped beyond its slots, at its last report
+    cancelled_at: Instant | None = None
 
 
 def _from_row(row: object) -> Job:
@@ -55,6 +56,7 @@ def _from_row(row: object) -> Job:
         m["quiet_polls"],
         m["cancel_path"],
         m["waiting_pages"],
+        m["cancelled_ms"],
     )
 
 
@@ -119,6 +121,19 @@ def set_status(conn: Connection, team_id: str, job_id: str, status: JobStatus) -
         update(jobs)
         .where(jobs.c.team_id == team_id, jobs.c.id == job_id)
         .values(status=status, quiet_polls=0)
+    )
+
+
+def set_cancelled(conn: Connection, team_id: str, job_id: str, now: Instant) -> None:
+    """Cancelling from `now`, unless it was already (the first cancel's instant stays)."""
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.team_id == team_id, jobs.c.id == job_id)
+        .values(
+            status=JobStatus.CANCELLING,
+            quiet_polls=0,
+            cancelled_ms=func.coalesce(jobs.c.cancelled_ms, now),
+        )
     )
 
 

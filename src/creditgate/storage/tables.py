@@ -232,6 +232,9 @@ jobs = Table(
     # Pages found and not yet scraped beyond the job's slots, at its last report: queue-status
     # counts them as waiting, as Firecrawl counts the pages in a team's concurrency queue.
     Column("waiting_pages", Integer, nullable=False, server_default="0"),
+    # When it was cancelled: its slots (and hold) stay until its pages in flight can have
+    # finished, the page grace after this, not merely until its total stops moving.
+    Column("cancelled_ms", BigInteger, nullable=True),
     Index(None, "id", unique=True),
     Index(None, "status", "next_poll_ms"),
 )

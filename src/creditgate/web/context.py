@@ -37,6 +37,9 @@ class AppContext:
     upstream: Upstream | None = None  # the Firecrawl the gateway fronts; None: no gateway
     queue_wait_seconds: float = 30.0  # how long a request waits for a concurrency slot
     follow_seconds: float = 1.0  # how often the gateway polls its open upstream jobs
+    # How long a page may still run upstream once creditgate stopped waiting for it (a job
+    # cancelled, an answer timed out): its slot stays taken, its pages are still charged.
+    page_grace_seconds: float = 60.0
     webhook_seconds: float = 1.0  # how often due webhook deliveries are sent; 0: never
     routes: RouteTable = DEFAULT_TABLE  # what the gateway forwards; nothing else is
     public_url: str | None = None  # where clients reach the gateway (rewritten links)
@@ -55,6 +58,10 @@ class AppContext:
         if self.writer is not None:
             return await self.writer.run(op, team_id)
         return await run_in_threadpool(ledger.run, self.db, op)
+
+    @property
+    def page_grace_ms(self) -> int:
+        return max(int(self.page_grace_seconds * 1000), 0)
 
     @property
     def poll_ms(self) -> int:

@@ -1,4 +1,4 @@
-"""page concurrency: the slots a hold takes (pages in flight), the pages a job has waiting
+"""page concurrency: the slots a hold takes (pages in flight), a job's pages waiting, its cancel
 
 Revision ID: 0011
 Revises: 0010
@@ -23,10 +23,12 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("waiting_pages", sa.Integer(), nullable=False, server_default="0")
         )
+        batch_op.add_column(sa.Column("cancelled_ms", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("cancelled_ms")
         batch_op.drop_column("waiting_pages")
     with op.batch_alter_table("reservations", schema=None) as batch_op:
         batch_op.drop_column("slots")
