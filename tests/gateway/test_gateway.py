@@ -130,9 +130,13 @@ def test_requests_beyond_the_concurrency_wait_in_a_bounded_queue(
 ) -> None:
     _, key, _ = team_with_key(db, now(), plan=small_plan(db, concurrency=1))
     results: list[int] = []
+    refused: list[httpx.Response] = []
 
     def slow() -> None:
-        results.append(scrape(gateway, key, "https://example.com/wait").status_code)
+        answer = scrape(gateway, key, "https://example.com/wait")
+        results.append(answer.status_code)
+        if answer.status_code == 429:
+            refused.append(answer)
 
     threads = [threading.Thread(target=slow) for _ in range(3)]
     for t in threads:
@@ -141,8 +145,16 @@ def test_requests_beyond_the_concurrency_wait_in_a_bounded_queue(
     for t in threads:
         t.join()
     # One runs, one waits its turn (the queue holds as many as the plan's concurrency), one
-    # finds the queue full.
+    # finds the queue full: told to retry in a second (a slot frees when a page ends).
     assert sorted(results) == [200, 200, 429]
+    assert refused[0].headers["Retry-After"] == "1"
+    assert refused[0].json() == {
+        "success": False,
+        "error": "Concurrency limit reached: 1 of 1 concurrent pages are in flight. Retry when "
+        "one finishes, or upgrade your plan at https://firecrawl.dev/pricing.",
+        "running": 1,
+        "maxConcurrency": 1,
+    }
 
 
 def test_a_keys_cap_applies_through_the_gateway(db: Database, fake: Fake, gateway: Gateway) -> None:
@@ -165,12 +177,44 @@ def test_a_keys_cap_applies_through_the_gateway(db: Database, fake: Fake, gatewa
 def test_no_answer_from_the_upstream_charges_nothing(
     db: Database, fake: Fake, gateway: Gateway, url: str, status: int
 ) -> None:
+    """Nothing is charged. The upstream got the request and may still be scraping the page
+    (outside test: a retry after a 504 ran 4 pages upstream on a plan of 2), so its hold and
+    page slot stay the page grace (0.5 s here), then are released."""
     team, key, _ = team_with_key(db, now())
+    started = time.monotonic()
     response = scrape(gateway, key, url)
     assert response.status_code == status
     assert response.json()["success"] is False
+    assert account.queue_status(db, teams.get_team(db, team.id), now()).active == 1
+    while account.queue_status(db, teams.get_team(db, team.id), now()).active:
+        assert time.monotonic() - started < 10, "the slot was never given back"
+        time.sleep(0.05)
     assert remaining(db, team.id) == 3000
+    assert history_of(db, team.id) == []  # nothing charged, ever
+
+
+def history_of(db: Database, team_id: str) -> list[int]:
+    return [r.credits for r in account.history(db, teams.get_team(db, team_id), False, now())]
+
+
+def test_an_upstream_that_cannot_be_reached_gives_the_slot_back_at_once(db: Database) -> None:
+    """It never got the request: nothing can be running there."""
+    from creditgate.app.asgi import create_app
+    from creditgate.web.context import AppContext
+    from creditgate.web.upstream import Upstream
+    from tests.server import app_in_thread, free_port
+
+    ctx = AppContext(db=db, upstream=Upstream(f"http://127.0.0.1:{free_port()}", None))
+    team, key, _ = team_with_key(db, now())
+    with app_in_thread(create_app(ctx)) as url:
+        body = {"url": "https://e.com"}
+        response = httpx.post(f"{url}/v2/scrape", json=body, headers=bearer(key))
+    assert (response.status_code, response.json()["error"]) == (
+        502,
+        "The upstream Firecrawl could not be reached.",
+    )
     assert account.queue_status(db, teams.get_team(db, team.id), now()).active == 0
+    assert remaining(db, team.id) == 3000
 
 
 def test_an_upstream_5xx_passes_through_with_its_code_and_charges_nothing(

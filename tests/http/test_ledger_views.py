@@ -174,6 +174,7 @@ def test_grants_reservations_and_jobs_are_listed_with_their_filters(
             "createdAt": "2026-08-04T00:00:00.000Z",
             "expiresAt": "2026-08-04T01:00:00.000Z",
             "closedAt": "2026-08-04T00:01:00.000Z",
+            "slots": 1,
         },
         {
             "id": job_hold,
@@ -189,6 +190,7 @@ def test_grants_reservations_and_jobs_are_listed_with_their_filters(
             "createdAt": "2026-08-04T00:02:00.000Z",
             "expiresAt": "2026-08-04T01:02:00.000Z",
             "closedAt": None,
+            "slots": 1,
         },
     ]
     path = f"/admin/teams/{team.team}/reservations"

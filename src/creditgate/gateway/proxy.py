@@ -36,7 +36,6 @@ from creditgate.web.metrics import UNMATCHED, Outcome, UpstreamError
 from creditgate.web.requestlog import RequestFields, fields
 from creditgate.web.responses import JSON, fail
 from creditgate.web.upstream import (
-    DROPPED,
     Answer,
     Upstream,
     UpstreamFailed,
@@ -186,7 +185,7 @@ async def _metered(
             row.method, row.upstream_path(None), "", _forwarded(request), body
         )
     except UpstreamFailed as exc:
-        await release()
+        await (_release_later(ctx, release) if exc.may_still_run else release())
         logged.outcome = Outcome.UPSTREAM_FAILED
         return fail(exc.status, exc.error)
     if response.status_code >= 300:  # refused or failed upstream: passed on, costs nothing
@@ -231,6 +230,7 @@ async def _plan_crawl(
 
 
 Release = Callable[[], Awaitable[None]]
+_LINGERING: set[asyncio.Task[None]] = set()
 
 
 def _releaser(ctx: AppContext, team_id: str, reservation_id: str) -> Release:
@@ -240,6 +240,21 @@ def _releaser(ctx: AppContext, team_id: str, reservation_id: str) -> Release:
     return release
 
 
+async def _release_later(ctx: AppContext, release: Release) -> None:
+    """The upstream stopped answering but may still be scraping the pages (a timeout, a
+    dropped connection): the hold, with its page slots, stays the page grace, then is
+    released. Nothing is charged. (If this process dies meanwhile, its holds are released
+    as orphans.)"""
+
+    async def later() -> None:
+        await asyncio.sleep(ctx.page_grace_seconds)
+        await release()
+
+    task = asyncio.create_task(later())
+    _LINGERING.add(task)
+    task.add_done_callback(_LINGERING.discard)
+
+
 async def _read(response: httpx.Response, on_failure: Release) -> Answer | Response:
     """The whole answer, or (after `on_failure`) creditgate's 502/504 if it never arrives."""
     try:
@@ -247,7 +262,7 @@ async def _read(response: httpx.Response, on_failure: Release) -> Answer | Respo
     except httpx.HTTPError as exc:
         await on_failure()
         failed = failure(exc)
-        return fail(failed.status, DROPPED if failed.status == 502 else failed.error)
+        return fail(failed.status, failed.error)
     finally:
         await response.aclose()
     return Answer(response.status_code, kept_headers(response), content)
@@ -265,7 +280,8 @@ async def _job_started(
     """An async job's start: record it as the team's, to follow; its status link points at
     the gateway."""
     release = _releaser(ctx, snap.team.id, held.id)
-    answer = await _read(response, release)
+    # A start whose answer broke off may have started the job: its slots stay the grace.
+    answer = await _read(response, lambda: _release_later(ctx, release))
     if isinstance(answer, Response):
         fields(request).outcome = Outcome.UPSTREAM_FAILED
         return answer
@@ -463,21 +479,26 @@ async def _reserve(
                 if queued:
                     logged.outcome = Outcome.QUEUED
                 return view
-            except ConcurrencyLimited:
+            except ConcurrencyLimited as limited:
                 if not queued:
                     queued = await ctx.limiter.enter_queue(
                         snap.team.id, max(snap.plan.concurrency, 1)
                     )
                     if not queued:
                         logged.outcome = Outcome.QUEUE_FULL
-                        raise
+                        raise _retry_soon(limited) from None
                 if time.monotonic() >= deadline:
                     logged.outcome = Outcome.QUEUE_FULL
-                    raise
+                    raise _retry_soon(limited) from None
                 await asyncio.sleep(0.05)
     finally:
         if queued:
             await ctx.limiter.leave_queue(snap.team.id)
+
+
+def _retry_soon(limited: ConcurrencyLimited) -> HTTPError:
+    """The 429 of a full queue: a slot frees when a page ends, so retry in a second."""
+    return HTTPError(429, limited.message, headers={"Retry-After": "1"}, **limited.details)
 
 
 async def _job_route(

@@ -427,6 +427,7 @@ def reservation_json(view: reservations.ReservationView) -> dict[str, Any]:
         "closedAt": iso(view.closed_at),
         "overage": view.overage,
         "remainingCredits": view.remaining_credits,
+        "slots": view.slots,
     }
 
 

@@ -125,6 +125,7 @@ class Reservation(Answer):
     closedAt: Instant | None
     overage: int
     remainingCredits: int
+    slots: int = Field(description="page slots of the plan's concurrency it takes while open")
 
 
 class CheckVerdict(Answer):

@@ -101,6 +101,7 @@ RESERVATIONS = Listing(
         wire("createdAt", "created_ms", True),
         wire("expiresAt", "expires_ms", True),
         wire("closedAt", "closed_ms", True),
+        wire("slots", "slots"),
     ),
     (int, str),
     tuple(str(s) for s in HoldStatus),

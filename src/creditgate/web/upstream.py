@@ -49,25 +49,28 @@ DROPPED = "The upstream Firecrawl dropped its answer."
 
 
 class UpstreamFailed(Exception):
-    """No answer at all: refused, dropped or timed out."""
+    """No answer at all: refused, dropped or timed out. `may_still_run`: the request reached
+    the upstream, which may still be working on it (it timed out or dropped the connection);
+    False when it never got there."""
 
-    def __init__(self, status: int, error: str) -> None:
+    def __init__(self, status: int, error: str, may_still_run: bool = False) -> None:
         super().__init__(error)
         self.status = status
         self.error = error
+        self.may_still_run = may_still_run
 
 
 def failure(exc: httpx.HTTPError) -> UpstreamFailed:
     """The answer to give for an upstream call that failed, the failure counted (each call
     site translates a failure once)."""
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        metrics.upstream_failed(UpstreamError.CONNECT)  # never sent
+        return UpstreamFailed(502, UNREACHABLE)
     if isinstance(exc, httpx.TimeoutException):
         metrics.upstream_failed(UpstreamError.TIMEOUT)
-        return UpstreamFailed(504, TIMED_OUT)
-    if isinstance(exc, httpx.ConnectError):
-        metrics.upstream_failed(UpstreamError.CONNECT)
-    else:
-        metrics.upstream_failed(UpstreamError.DROPPED)
-    return UpstreamFailed(502, DROPPED if isinstance(exc, httpx.ReadError) else UNREACHABLE)
+        return UpstreamFailed(504, TIMED_OUT, may_still_run=True)
+    metrics.upstream_failed(UpstreamError.DROPPED)
+    return UpstreamFailed(502, DROPPED, may_still_run=True)
 
 
 @dataclass(frozen=True, slots=True)
