@@ -12,6 +12,7 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from creditgate.domain.instants import now
 from creditgate.services import keys
@@ -279,3 +280,36 @@ def test_job_reads_are_rate_limited_apart_from_the_work(
         for _ in range(11)
     ]
     assert statuses == [200] * 10 + [429]
+
+
+@pytest.mark.parametrize(
+    ("how", "credits", "spent"), [("revoked", 30, 15), ("rotated out", 1000, 0)]
+)
+def test_a_crawl_without_a_limit_stops_growing_when_its_key_is_revoked_or_rotated_out(
+    db: Database, fake: Fake, gateway: Gateway, how: str, credits: int, spent: int
+) -> None:
+    """Findings (second outside test): revoking the key behind a crawl without a limit made
+    every extension of its hold fail as an error ("API key ... is revoked"), so the crawl was
+    never cancelled and ran to its forwarded limit: a 30-credit team without overage ended at
+    -15. A key rotated out (overlap 0) still grew its crawl's hold, though the README says it
+    cannot past the old key's expiry. Now a revoked or expired key's hold cannot grow, and the
+    crawl is cancelled upstream with half a step left, as when the team cannot pay: it never
+    goes below zero."""
+    team, key, key_id = team_with_key(db, now(), plan=make_plan(db, f"p{credits}", credits))
+    other = keys.create_key(db, team.id, now(), name="other")
+    job_id = start_crawl(gateway, key, {"url": "https://site.example"})
+    if spent:
+        charge(db, other.secret, spent, now())
+    if how == "revoked":
+        keys.revoke_key(db, key_id, now())
+    else:
+        keys.rotate_key(db, key_id, now(), overlap_seconds=0)
+    wait_until(
+        lambda: ("DELETE", f"/v2/crawl/{job_id}") in fake.state.paths,
+        "creditgate cancels the crawl upstream",
+        timeout=30,
+    )
+    settled(db, team.id, timeout=30)
+    assert fake.state.crawls[job_id].completed < 20  # a first step of 10 pages, then cancelled
+    assert charged(db, team.id) == fake.state.billed[job_id] + spent <= credits
+    assert remaining(db, team.id) == credits - charged(db, team.id) >= 0

@@ -365,7 +365,8 @@ def release(
 
 class Extend(_OnReservation):
     """Hold `more` credits on an open reservation, admitted as a new hold would be (team
-    balance, then the key's cap); False, and nothing changed, if they do not fit."""
+    balance, then the key's cap); False, and nothing changed, if they do not fit, or if the
+    key that holds it is revoked or expired (its crawl may not grow: it is cancelled)."""
 
     def __init__(self, reservation_id: str, more: int, now: Instant) -> None:
         check_amount(more, allow_zero=False)
@@ -377,9 +378,10 @@ class Extend(_OnReservation):
 
     def apply(self, book: Book) -> bool:
         current = book.reservation(self.reservation_id)
-        if current.status != HoldStatus.OPEN or book.team.suspended:
+        key = book.key(current.key_id)
+        if current.status != HoldStatus.OPEN or book.team.suspended or not key.live_at(book.now):
             return False
-        if not book.admit(book.active_key(current.key_id), self.more).allowed:
+        if not book.admit(key, self.more).allowed:
             return False
         book.change_hold(replace(current, amount=current.amount + self.more))
         return True

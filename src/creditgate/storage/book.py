@@ -172,7 +172,7 @@ def _keys_sql(team_id: str, wants: Wants) -> tuple[str, Params]:
     held = in_list("h", list(wants.reservations), params) if wants.reservations else "NULL"
     sql = f"""
 SELECT k.id, k.name, k.hint, k.cap, k.created_ms, k.revoked_ms, u.period_start_ms, u.credits,
-       k.cap_fired_period_ms
+       k.cap_fired_period_ms, k.expires_ms
 FROM api_keys k LEFT JOIN api_keys s
   ON s.team_id = k.team_id AND (s.id = k.id OR s.lineage_id = k.lineage_id)
 LEFT JOIN usage_by_key u
@@ -190,7 +190,7 @@ def _keys(
     usage: dict[tuple[str, Instant], int] = {}
     cap_fired: dict[str, Instant | None] = {}
     for r in rows:
-        keys[r[0]] = ApiKey(r[0], team_id, r[1], r[2], r[3], r[4], r[5])
+        keys[r[0]] = ApiKey(r[0], team_id, r[1], r[2], r[3], r[4], r[5], expires_at=r[9])
         cap_fired[r[0]] = r[8]
         if r[6] is not None:  # one row per key of the chain and period: summed
             usage[(r[0], r[6])] = usage.get((r[0], r[6]), 0) + int(r[7])
