@@ -27,6 +27,7 @@ from sqlalchemy import create_engine, text
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.server import free_port, start, stop
 
+from bench import bulk
 from bench.load import wrk, wrk_post
 from creditgate.domain.errors import Conflict
 from creditgate.domain.instants import from_datetime, now, to_datetime
@@ -288,17 +289,12 @@ def bench_reservations(pg_url: str, seconds: float) -> list[Row]:
 def load_history(url: str, charges: int) -> tuple[str, str]:
     """A team with `charges` charges over 13 periods and 50 keys, written in bulk SQL."""
     db = Database(url)
-    upgrade(db)
-    with db.write() as conn:
-        conn.execute(text("DELETE FROM plans WHERE id = 'bench'"))
-    plans.create_plan(db, Plan("bench", 10**9, "month", 100, 10**6, 10**6), now())
     # 13 periods (12 closed and the current one): the anchor a year back, the most a team
     # may be created with (366 days).
     today = to_datetime(now())
     leap_day = (today.month, today.day) == (2, 29)
     anchor = from_datetime(today.replace(year=today.year - 1, day=28 if leap_day else today.day))
-    team = teams.create_team(db, "big", now(), plan_id="bench", anchor=anchor)
-    key_ids = [keys.create_key(db, team.id, now(), name=f"key-{i:02d}").key.id for i in range(50)]
+    team, key_ids = bulk.big_team(db, "bench", anchor)
     first_key = keys.create_key(db, team.id, now(), name="reader").secret
     with db.write() as conn:
         starts = [
@@ -310,22 +306,13 @@ def load_history(url: str, charges: int) -> tuple[str, str]:
                 {"t": team.id},
             )
         ]
-        conn.execute(text("CREATE TEMP TABLE bench_keys (n INTEGER, id VARCHAR(36))"))
-        conn.execute(
-            text("INSERT INTO bench_keys VALUES (:n, :id)"),
-            [{"n": i, "id": k} for i, k in enumerate(key_ids)],
-        )
+        bulk.key_table(conn, key_ids)
         conn.execute(text("CREATE TEMP TABLE bench_periods (n INTEGER, start BIGINT)"))
         conn.execute(
             text("INSERT INTO bench_periods VALUES (:n, :s)"),
             [{"n": i, "s": s} for i, s in enumerate(starts[:13])],
         )
-        series = (
-            "SELECT generate_series(0, :n - 1) AS i"
-            if db.dialect == "postgresql"
-            else "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < :n - 1)"
-            " SELECT i FROM s"
-        )
+        series = bulk.numbers(db)
         conn.execute(
             text(
                 "INSERT INTO entries (team_id, movement_id, line, kind, amount, key_id, "
@@ -353,9 +340,7 @@ def load_history(url: str, charges: int) -> tuple[str, str]:
             ),
             {"t": team.id},
         )
-    if db.dialect == "postgresql":
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE"))
+    bulk.analyze(db)
     db.dispose()
     return team.id, first_key
 

@@ -25,34 +25,18 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
+from bench import bulk
 from creditgate.domain.instants import now
-from creditgate.domain.plans import Plan
-from creditgate.services import keys, plans, teams
 from creditgate.storage.database import Database
-from creditgate.storage.migrate import upgrade
 
 
 def load(url: str, rows: int) -> str:
     """A team with `rows` 1-credit charges over 50 keys, one every 10 ms from its anchor."""
     db = Database(url)
-    upgrade(db)
+    team, key_ids = bulk.big_team(db, "bench-export", now() - 10**9)
+    series = bulk.numbers(db)
     with db.write() as conn:
-        conn.execute(text("DELETE FROM plans WHERE id = 'bench-export'"))
-    plans.create_plan(db, Plan("bench-export", 10**9, "month", 100, 10**6, 10**6), now())
-    team = teams.create_team(db, "big", now(), plan_id="bench-export", anchor=now() - 10**9)
-    key_ids = [keys.create_key(db, team.id, now(), name=f"key-{i:02d}").key.id for i in range(50)]
-    series = (
-        "SELECT generate_series(0, :n - 1) AS i"
-        if db.dialect == "postgresql"
-        else "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < :n - 1)"
-        " SELECT i FROM s"
-    )
-    with db.write() as conn:
-        conn.execute(text("CREATE TEMP TABLE bench_keys (n INTEGER, id VARCHAR(36))"))
-        conn.execute(
-            text("INSERT INTO bench_keys VALUES (:n, :id)"),
-            [{"n": i, "id": k} for i, k in enumerate(key_ids)],
-        )
+        bulk.key_table(conn, key_ids)
         conn.execute(
             text(
                 "INSERT INTO entries (team_id, movement_id, line, kind, amount, key_id, "
@@ -63,9 +47,7 @@ def load(url: str, rows: int) -> str:
             ),
             {"t": team.id, "n": rows, "start": team.anchor},
         )
-    if db.dialect == "postgresql":
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE"))
+    bulk.analyze(db)
     db.dispose()
     return team.id
 

@@ -32,6 +32,26 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "CREDITGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def reachable_redis(url: str, *, flush: bool = False) -> str:
+    """`url` if Redis answers there (its database emptied with `flush`); otherwise the test
+    fails under CI=true, and is skipped elsewhere."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url)
+        if flush:
+            client.flushdb()
+        else:
+            client.ping()
+    except redis.RedisError as exc:
+        if IN_CI:
+            pytest.fail(f"Redis is not reachable at {url}: {exc}")
+        pytest.skip(f"Redis is not reachable at {url}")
+    return url
+
+
 ADMIN_TOKEN = "test-admin-token"
 START = parse_iso("2026-08-01T00:00:00Z")
 

@@ -131,16 +131,17 @@ def test_only_storage_builds_sql() -> None:
             assert sql <= {"sqlalchemy.Connection"}, f"{path} imports {sql}"
 
 
+HTTP_FACES = (
+    "starlette",
+    "creditgate.web",
+    "creditgate.http",
+    "creditgate.gateway",
+    "creditgate.dashboard",
+)
+
+
 def test_storage_and_services_know_nothing_of_http() -> None:
-    banned = (
-        "starlette",
-        "creditgate.web",
-        "creditgate.http",
-        "creditgate.gateway",
-        "creditgate.dashboard",
-        f"creditgate.{COMPOSITION_ROOT}",
-        "creditgate.cli",
-    )
+    banned = (*HTTP_FACES, f"creditgate.{COMPOSITION_ROOT}", "creditgate.cli")
     for layer in ("storage", "services"):
         assert importers(layer, banned) == {}, layer
 
@@ -169,14 +170,7 @@ def test_the_top_level_packages_import_each_other_without_a_cycle() -> None:
 
 def test_the_cli_reaches_http_only_through_the_composition_root() -> None:
     """The CLI starts the server through `creditgate.app`; it shares no HTTP module."""
-    banned = (
-        "starlette",
-        "creditgate.web",
-        "creditgate.http",
-        "creditgate.gateway",
-        "creditgate.dashboard",
-    )
-    assert importers("cli", banned) == {}
+    assert importers("cli", HTTP_FACES) == {}
 
 
 def test_the_dashboard_imports_neither_other_face_and_no_sql() -> None:

@@ -125,18 +125,12 @@ def test_the_plans_rate_limit_gives_429_with_retry_after(
     assert len(fake.state.requests) == 2
 
 
-def test_requests_beyond_the_concurrency_wait_in_a_bounded_queue(
-    db: Database, fake: Fake, gateway: Gateway
-) -> None:
-    _, key, _ = team_with_key(db, now(), plan=small_plan(db, concurrency=1))
-    results: list[int] = []
-    refused: list[httpx.Response] = []
+def three_half_second_scrapes(gateway: Gateway, key: str) -> list[httpx.Response]:
+    """Three scrapes of half a second each, sent in order 50 ms apart, answers by status."""
+    answers: list[httpx.Response] = []
 
     def slow() -> None:
-        answer = scrape(gateway, key, "https://example.com/wait")
-        results.append(answer.status_code)
-        if answer.status_code == 429:
-            refused.append(answer)
+        answers.append(scrape(gateway, key, "https://example.com/wait"))
 
     threads = [threading.Thread(target=slow) for _ in range(3)]
     for t in threads:
@@ -144,9 +138,18 @@ def test_requests_beyond_the_concurrency_wait_in_a_bounded_queue(
         time.sleep(0.05)  # in order, all three well within the first one's half second
     for t in threads:
         t.join()
+    return sorted(answers, key=lambda a: a.status_code)
+
+
+def test_requests_beyond_the_concurrency_wait_in_a_bounded_queue(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    _, key, _ = team_with_key(db, now(), plan=small_plan(db, concurrency=1))
+    answers = three_half_second_scrapes(gateway, key)
     # One runs, one waits its turn (the queue holds as many as the plan's concurrency), one
     # finds the queue full: told to retry in a second (a slot frees when a page ends).
-    assert sorted(results) == [200, 200, 429]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    refused = answers[2:]
     assert refused[0].headers["Retry-After"] == "1"
     assert refused[0].json() == {
         "success": False,

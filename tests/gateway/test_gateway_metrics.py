@@ -3,15 +3,12 @@ and outcome, credits charged once committed, upstream failures by kind."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import httpx
 
 from creditgate.domain.instants import now
 from creditgate.storage.database import Database
 from tests.gateway.conftest import Fake, Gateway, early_in_a_minute
-from tests.gateway.test_gateway import remaining, scrape, small_plan
+from tests.gateway.test_gateway import remaining, scrape, small_plan, three_half_second_scrapes
 from tests.helpers import bearer, team_with_key
 from tests.metrics_support import Series, requests, value
 from tests.metrics_support import scrape as read_metrics
@@ -101,18 +98,8 @@ def test_a_request_that_waited_in_the_queue_is_counted_as_queued_and_a_full_queu
 ) -> None:
     _, key, _ = team_with_key(db, now(), plan=small_plan(db, concurrency=1))
     before = read_metrics(gateway.url)
-    results: list[int] = []
-
-    def slow() -> None:
-        results.append(scrape(gateway, key, "https://example.com/wait").status_code)
-
-    threads = [threading.Thread(target=slow) for _ in range(3)]
-    for t in threads:
-        t.start()
-        time.sleep(0.05)  # in order, all three well within the first one's half second
-    for t in threads:
-        t.join()
-    assert sorted(results) == [200, 200, 429]
+    answers = three_half_second_scrapes(gateway, key)
+    assert [a.status_code for a in answers] == [200, 200, 429]
     after = read_metrics(gateway.url)
     for outcome, status in (("admitted", 200), ("queued", 200), ("queue_full", 429)):
         delta = requests(after, "/v2/scrape", status, outcome)

@@ -9,13 +9,12 @@ import time
 
 import httpx
 import pytest
-import redis
 
 from creditgate.domain.instants import now
 from creditgate.domain.plans import Plan
 from creditgate.services import account, plans, teams
 from creditgate.storage.database import Database
-from tests.conftest import ADMIN_TOKEN, IN_CI
+from tests.conftest import ADMIN_TOKEN, reachable_redis
 from tests.gateway.conftest import Fake, early_in_a_minute
 from tests.helpers import bearer, team_with_key
 from tests.server import free_port, start, stop
@@ -68,13 +67,7 @@ def test_a_crawl_is_settled_exactly_once_across_a_gateway_restart(
 
 @pytest.fixture
 def redis_url() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL).ping()
-    except redis.RedisError as exc:
-        if IN_CI:
-            pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
-    return REDIS_URL
+    return reachable_redis(REDIS_URL)
 
 
 def test_two_gateways_share_the_rate_limit_and_the_concurrency(

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-import redis
 from sqlalchemy import func, select
 
 from creditgate.domain.instants import now
@@ -38,7 +37,7 @@ from creditgate.domain.plans import Plan
 from creditgate.services import keys, ledger, plans, teams
 from creditgate.storage.database import Database
 from creditgate.storage.tables import entries, processes, reservations
-from tests.conftest import ADMIN_TOKEN, IN_CI
+from tests.conftest import ADMIN_TOKEN, IN_CI, reachable_redis
 from tests.gateway.conftest import Fake
 from tests.gateway.fake_firecrawl import FakeState, make_app
 from tests.guarantees.test_crash import Charge, check_ledger
@@ -61,13 +60,7 @@ RELEASE_WITHIN = 10.0  # the survivors' sweep runs every 0.3 s: the dead one's h
 
 @pytest.fixture
 def deploy_redis() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL).flushdb()
-    except redis.RedisError as exc:
-        if IN_CI:
-            pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
-    return REDIS_URL
+    return reachable_redis(REDIS_URL, flush=True)
 
 
 @pytest.fixture

@@ -36,8 +36,7 @@ def add_rule(
         field = "threshold" if "threshold" in str(exc) else "kind"
         raise InvalidInput(str(exc), field=field) from None
     with db.write() as conn:
-        if teams.get_team(conn, team_id) is None:
-            raise NotFound(f"Team {team_id} not found", teamId=team_id)
+        teams.require_team(conn, team_id)
         if key_id is not None:
             key = keys.get_key(conn, key_id)
             if key is None or key.team_id != team_id:
@@ -55,8 +54,7 @@ def add_rule(
 
 def list_rules(db: Database, team_id: str) -> list[AlertRule]:
     with db.read() as conn:
-        if teams.get_team(conn, team_id) is None:
-            raise NotFound(f"Team {team_id} not found", teamId=team_id)
+        teams.require_team(conn, team_id)
         return alerts.list_rules(conn, team_id)
 
 
@@ -68,6 +66,5 @@ def remove_rule(db: Database, team_id: str, rule_id: str) -> None:
 
 def fired(db: Database, team_id: str, limit: int = 100) -> list[FiredRow]:
     with db.read() as conn:
-        if teams.get_team(conn, team_id) is None:
-            raise NotFound(f"Team {team_id} not found", teamId=team_id)
+        teams.require_team(conn, team_id)
         return alerts.list_fired(conn, team_id, limit)

@@ -215,8 +215,7 @@ def _default_name(conn: Connection, team_id: str) -> str:
 
 def list_keys(db: Database, team_id: str) -> list[ApiKey]:
     with db.read() as conn:
-        if teams.get_team(conn, team_id) is None:
-            raise NotFound(f"Team {team_id} not found", teamId=team_id)
+        teams.require_team(conn, team_id)
         return keys.list_keys(conn, team_id)
 
 
@@ -230,8 +229,7 @@ def page_keys(
         created, key_id = pages.decode_cursor("keys", cursor, int, str)
         after = (int(created), str(key_id))
     with db.read() as conn:
-        if teams.get_team(conn, team_id) is None:
-            raise NotFound(f"Team {team_id} not found", teamId=team_id)
+        teams.require_team(conn, team_id)
         found = keys.list_keys(conn, team_id, after, limit + 1)
     return pages.page(found, limit, lambda k: pages.encode_cursor("keys", k.created_at, k.id))
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from creditgate.domain.book import EntryKind
-from creditgate.domain.errors import InvalidInput, NotFound
+from creditgate.domain.errors import InvalidInput
 from creditgate.domain.grants import GRANT_KINDS
 from creditgate.domain.instants import InvalidInstant, format_iso, parse_iso
 from creditgate.domain.reservations import HoldStatus
@@ -190,8 +190,7 @@ def _cursor_kind(listing: Listing, found: Filters) -> str:
 
 def require_team(db: Database, team_id: str) -> None:
     with db.read() as conn:
-        if teams.get_team(conn, team_id) is None:
-            raise NotFound(f"Team {team_id} not found", teamId=team_id)
+        teams.require_team(conn, team_id)
 
 
 def page(

@@ -68,10 +68,7 @@ def create_team(
 
 def get_team(db: Database, team_id: str) -> Team:
     with db.read() as conn:
-        team = teams.get_team(conn, team_id)
-    if team is None:
-        raise NotFound(f"Team {team_id} not found", teamId=team_id)
-    return team
+        return teams.require_team(conn, team_id)
 
 
 def list_teams(db: Database) -> list[Team]:

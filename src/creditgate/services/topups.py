@@ -31,8 +31,7 @@ def add_rule(
     assert isinstance(below, int) and isinstance(credits, int) and isinstance(max_per_period, int)
     assert expires_days is None or isinstance(expires_days, int)
     with db.write() as conn:
-        if teams.get_team(conn, team_id) is None:
-            raise NotFound(f"Team {team_id} not found", teamId=team_id)
+        teams.require_team(conn, team_id)
         if len(topups.list_rules(conn, team_id)) >= MAX_RULES:
             raise InvalidInput(f"a team has at most {MAX_RULES} top-up rules", field="below")
         rule = TopUpRule(new_id(now), team_id, below, credits, expires_days, max_per_period, now)
@@ -43,8 +42,7 @@ def add_rule(
 def list_rules(db: Database, team_id: str) -> list[tuple[TopUpRule, Instant | None, int]]:
     """The team's rules, each with the period its count is of and how many it granted then."""
     with db.read() as conn:
-        if teams.get_team(conn, team_id) is None:
-            raise NotFound(f"Team {team_id} not found", teamId=team_id)
+        teams.require_team(conn, team_id)
         return topups.list_rules(conn, team_id)
 
 

@@ -112,16 +112,16 @@ def add_endpoint(
         disabled_at=None,
     )
     with db.write() as conn:
-        if team_id is not None and teams.get_team(conn, team_id) is None:
-            raise NotFound(f"Team {team_id} not found", teamId=team_id)
+        if team_id is not None:
+            teams.require_team(conn, team_id)
         webhooks.insert_endpoint(conn, endpoint)
     return NewEndpoint(endpoint, endpoint.secret)
 
 
 def list_endpoints(db: Database, team_id: str | None = None) -> list[Endpoint]:
     with db.read() as conn:
-        if team_id is not None and teams.get_team(conn, team_id) is None:
-            raise NotFound(f"Team {team_id} not found", teamId=team_id)
+        if team_id is not None:
+            teams.require_team(conn, team_id)
         return webhooks.list_endpoints(conn, team_id)
 
 

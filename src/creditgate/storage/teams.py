@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, insert, select, update
 
+from creditgate.domain.errors import NotFound
 from creditgate.domain.teams import Team
 from creditgate.storage.rows import team_from_row
 from creditgate.storage.tables import teams
@@ -44,6 +45,14 @@ def get_team_for_update(conn: Connection, team_id: str) -> Team | None:
     """Lock the team's row: every credit-moving write of one team goes through this lock."""
     row = conn.execute(_by_id(True), {"id": team_id}).first()
     return None if row is None else team_from_row(row)
+
+
+def require_team(conn: Connection, team_id: str) -> Team:
+    """The team, or NotFound: what every operation naming a team by id checks first."""
+    team = get_team(conn, team_id)
+    if team is None:
+        raise NotFound(f"Team {team_id} not found", teamId=team_id)
+    return team
 
 
 def list_teams(conn: Connection, after: str | None = None, limit: int | None = None) -> list[Team]:
