@@ -1,9 +1,9 @@
 """How long a team's dashboard page takes to compute when its current period holds N charges.
 
-The daily chart reads the current period's charge entries per key and UTC day (there is no
-per-key-per-day rollup); this measures that read alone and the whole page's service call
-(services/dashboard.py:team_view) for a team whose N charges all fall in the current period,
-spread over its first 20 days and 50 keys: the worst case for that read.
+The daily chart reads the current period's per-key-per-day rollup (usage_by_key_day, written
+here in bulk beside the other rollups); this measures that read alone and the whole page's
+service call (services/dashboard.py:team_view) for a team whose N charges all fall in the
+current period, spread over its first 20 days and 50 keys.
 
     python -m bench.dashboard --charges 1000000 [--database-url URL] [--runs 20]
 """
@@ -18,37 +18,22 @@ from collections.abc import Callable
 
 from sqlalchemy import text
 
+from bench import bulk
 from creditgate.domain.instants import MS_PER_DAY, now
 from creditgate.domain.periods import period_at
-from creditgate.domain.plans import Plan
-from creditgate.services import dashboard, keys, plans, teams
+from creditgate.services import dashboard, teams
 from creditgate.storage import usage
 from creditgate.storage.database import Database
-from creditgate.storage.migrate import upgrade
 
 SPAN_MS = 20 * MS_PER_DAY
 
 
 def load(db: Database, charges: int) -> str:
     """A team with `charges` 1-credit charges in its current period, over 50 keys."""
-    upgrade(db)
+    team, key_ids = bulk.big_team(db, "bench-dash", now() - SPAN_MS)
+    series = bulk.numbers(db)
     with db.write() as conn:
-        conn.execute(text("DELETE FROM plans WHERE id = 'bench-dash'"))
-    plans.create_plan(db, Plan("bench-dash", 10**9, "month", 100, 10**6, 10**6), now())
-    team = teams.create_team(db, "big", now(), plan_id="bench-dash", anchor=now() - SPAN_MS)
-    key_ids = [keys.create_key(db, team.id, now(), name=f"key-{i:02d}").key.id for i in range(50)]
-    series = (
-        "SELECT generate_series(0, :n - 1) AS i"
-        if db.dialect == "postgresql"
-        else "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < :n - 1)"
-        " SELECT i FROM s"
-    )
-    with db.write() as conn:
-        conn.execute(text("CREATE TEMP TABLE bench_keys (n INTEGER, id VARCHAR(36))"))
-        conn.execute(
-            text("INSERT INTO bench_keys VALUES (:n, :id)"),
-            [{"n": i, "id": k} for i, k in enumerate(key_ids)],
-        )
+        bulk.key_table(conn, key_ids)
         conn.execute(
             text(
                 "INSERT INTO entries (team_id, movement_id, line, kind, amount, key_id, "
@@ -66,6 +51,11 @@ def load(db: Database, charges: int) -> str:
             "INSERT INTO usage_by_period (team_id, period_start_ms, credits) "
             "SELECT team_id, period_start_ms, sum(credits) FROM usage_by_key "
             "WHERE team_id = :t GROUP BY team_id, period_start_ms",
+            "INSERT INTO usage_by_key_day (team_id, period_start_ms, key_id, day_ms, credits, "
+            "last_ms) SELECT team_id, period_start_ms, key_id, occurred_ms - occurred_ms % "
+            "86400000, -sum(amount), max(occurred_ms) FROM entries "
+            "WHERE team_id = :t AND kind = 'charge' "
+            "GROUP BY team_id, period_start_ms, key_id, occurred_ms - occurred_ms % 86400000",
             "INSERT INTO usage_by_hour (team_id, hour_ms, credits) "
             "SELECT team_id, occurred_ms - occurred_ms % 3600000, -sum(amount) FROM entries "
             "WHERE team_id = :t AND kind = 'charge' "
@@ -74,9 +64,7 @@ def load(db: Database, charges: int) -> str:
             "UPDATE grants SET remaining = remaining - :n WHERE team_id = :t AND kind = 'plan'",
         ):
             conn.execute(text(sql), {"t": team.id, "n": charges})
-    if db.dialect == "postgresql":
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE"))
+    bulk.analyze(db)
     return team.id
 
 
