@@ -286,3 +286,23 @@ def test_without_the_gateway_the_free_teams_crawls_take_the_upstream() -> None:
         wait_until(lambda: all(c.status != "scraping" for c in state.crawls.values()), "done")
     assert pool.peak["free.example"] > 2
     assert max(pool.waits["standard.example"]) >= 0.05
+
+
+def test_another_teams_slots_are_neither_seen_nor_taken(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    """Team A's crawl takes all its plan's slots; team B's queue-status and concurrency-check
+    show none of them, and B's scrape is admitted at once."""
+    pool = fake.state.use_workers(100, page_seconds=0.5)
+    _, key_a, _ = team_with_key(db, now(), plan=pages_plan(db, "four", 4), name="a")
+    _, key_b, _ = team_with_key(db, now(), plan="four", name="b")
+    job = start(gateway, key_a, {"url": "https://a.example", "limit": 8})
+    httpx.get(f"{gateway.url}/v2/crawl/{job}", headers=bearer(key_a), timeout=10)  # a report
+    assert account(gateway, key_a, "/v2/concurrency-check")["concurrency"] == 4
+    seen_by_b = account(gateway, key_b, "/v2/team/queue-status")
+    assert (seen_by_b["activeJobsInQueue"], seen_by_b["waitingJobsInQueue"]) == (0, 0)
+    assert account(gateway, key_b, "/v2/concurrency-check")["concurrency"] == 0
+    scraped = post(gateway, key_b, "/v2/scrape", {"url": "https://b.example/page"})
+    assert scraped.status_code == 200
+    wait_until(lambda: finished(fake, job), "the crawl has run")
+    assert (pool.peak["a.example"], pool.peak["b.example"]) == (4, 1)

@@ -58,3 +58,18 @@ def test_a_failing_redis_leaves_rate_limits_to_the_process_and_logs_once(
     records = [(r.name, r.levelname) for r in caplog.records]
     assert records == [("creditgate.limits", "ERROR")]
     assert caplog.records[0].getMessage().startswith("Redis failed (")
+
+
+def test_queue_status_answers_from_the_process_when_redis_fails(
+    ctx: AppContext, client: TestClient, db: Database, clock: Clock, redis_url: str
+) -> None:
+    """queue-status reads the queue's length from Redis (issue #12): down or frozen, it still
+    answers at once, with this process's own count."""
+    _team, key, _key_id = team_with_key(db, clock.now)
+    ctx.limiter = limits.RedisLimiter(redis_url)
+    started = time.monotonic()
+    answer = client.get("/v2/team/queue-status", headers=bearer(key))
+    assert time.monotonic() - started < 2, "a frozen Redis must not hold queue-status"
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["jobsInQueue"], body["activeJobsInQueue"], body["waitingJobsInQueue"]) == (0, 0, 0)

@@ -248,7 +248,10 @@ async def _release_later(ctx: AppContext, release: Release) -> None:
 
     async def later() -> None:
         await asyncio.sleep(ctx.page_grace_seconds)
-        await release()
+        try:
+            await release()
+        except Exception:  # the database is down: the hold lapses at its time-to-live instead
+            log.warning("a hold could not be released after the page grace", exc_info=True)
 
     task = asyncio.create_task(later())
     _LINGERING.add(task)
