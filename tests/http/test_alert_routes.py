@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from datetime import datetime, tzinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +14,8 @@ import standardwebhooks.webhooks
 from standardwebhooks.webhooks import Webhook
 from starlette.testclient import TestClient
 
+from creditgate.domain.plans import Plan
+from creditgate.services import plans
 from creditgate.storage.database import Database
 from tests.conftest import ADMIN_TOKEN, Clock
 from tests.helpers import bearer, charge, team_with_key
@@ -164,3 +167,76 @@ def test_rotate_and_test_take_no_body_and_leave_a_disabled_endpoint_alone(
         refused = client.post(f"{base}/{action}", headers=ADMIN)
         assert refused.status_code == 409 and "is disabled" in refused.json()["error"]
     assert client.get("/admin/webhooks?teamId=nope", headers=ADMIN).status_code == 404
+
+
+def test_the_alert_payloads_the_account_api_and_the_dashboard_say_one_remaining(
+    client: TestClient, db: Database, clock: Clock
+) -> None:
+    """Issue #17, item 5: a settlement's alerts read the balance after its own hold closed.
+    The 80% payload said -9 where 4 were left, the 100% payload and the dashboard's alert
+    said -4 where 0 were."""
+    plans.create_plan(db, Plan("twenty", 20, "month", 5, 100, 100), clock.now)
+    team, key, _ = team_with_key(db, clock.now, plan="twenty")
+    page = client.get("/dashboard/signin")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    signed = client.post(
+        "/dashboard/signin",
+        data={"csrf": csrf.group(1), "token": ADMIN_TOKEN},
+        follow_redirects=False,
+    )
+    assert signed.status_code == 303
+
+    def remaining_everywhere() -> dict[str, int]:
+        """Each face's remaining now."""
+        fired = client.get(f"/admin/teams/{team.id}/alerts/fired", headers=ADMIN).json()["data"]
+        v1 = client.get("/v1/team/credit-usage", headers=bearer(key)).json()["data"]
+        v2 = client.get("/v2/team/credit-usage", headers=bearer(key)).json()["data"]
+        balance = client.get(f"/admin/teams/{team.id}/balance", headers=ADMIN).json()["data"]
+        html = client.get(f"/dashboard/teams/{team.id}").text
+        shown = re.search(r'data-testid="remaining">(-?[\d,]+)<', html)
+        line = re.search(r'data-col="detail">[\d,]+ used, (-?[\d,]+) left', html)
+        assert shown is not None and line is not None
+        return {
+            "newest alert's payload": fired[0]["event"]["data"]["remainingCredits"],
+            "v1 credit-usage": v1["remaining_credits"],
+            "v2 credit-usage": v2["remainingCredits"],
+            "admin balance": balance["remainingCredits"],
+            "dashboard": int(shown.group(1).replace(",", "")),
+            "dashboard's newest alert": int(line.group(1).replace(",", "")),
+        }
+
+    def everywhere(n: int) -> dict[str, int]:
+        return dict.fromkeys(
+            (
+                "newest alert's payload",
+                "v1 credit-usage",
+                "v2 credit-usage",
+                "admin balance",
+                "dashboard",
+                "dashboard's newest alert",
+            ),
+            n,
+        )
+
+    def settle_a_hold(credits: int, settled: int) -> dict[str, Any]:
+        held = client.post(
+            "/admin/reservations", headers=ADMIN, json={"key": key, "credits": credits}
+        )
+        assert held.status_code == 201
+        done = client.post(
+            f"/admin/reservations/{held.json()['data']['id']}/settle",
+            headers=ADMIN,
+            json={"credits": settled, "final": True},
+        )
+        assert done.status_code == 200
+        data: dict[str, Any] = done.json()["data"]
+        return data
+
+    charge(db, key, 7, clock.now)  # 13 left
+    assert settle_a_hold(13, 9)["remainingCredits"] == 4  # 16 used: 80%
+    assert remaining_everywhere() == everywhere(4)
+    assert settle_a_hold(4, 4)["remainingCredits"] == 0  # 20 used: 100%
+    assert remaining_everywhere() == everywhere(0)
+    fired = client.get(f"/admin/teams/{team.id}/alerts/fired", headers=ADMIN).json()["data"]
+    assert [f["ruleId"] for f in fired] == ["default-100", "default-80"]

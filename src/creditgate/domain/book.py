@@ -423,15 +423,16 @@ class Book:
         at: Instant,
         details: Details,
         *,
-        held: int | None = None,
         overage_ok: bool = False,
         check_cap: bool = True,
-        reservation_id: str | None = None,
+        settles: Reservation | None = None,
     ) -> Posted:
         """Spend `credits` at `at` for `key`. Raises, changing nothing, if it does not fit.
 
-        `held` is what open reservations keep aside from live credits (default: all of the
-        team's); a settlement passes what others hold, so it may spend its own hold.
+        Open reservations keep their credits aside from it. `settles`: the reservation this
+        charge settles, in its state after it. The charge may spend what that one holds, and
+        its hold is changed (reduced, or closed) before alerts and top-ups read the balance,
+        so they read the one remaining the operation leaves (`available_now`).
         """
         billing_period = self._period_at(at)
         if billing_period is None:
@@ -445,11 +446,12 @@ class Book:
             used = self.key_usage.get(usage_key, 0) + self.key_held.get(key.id, 0)
             if used + credits > key.cap:
                 raise InsufficientCredits(credits, max(key.cap - used, 0), reason="key cap")
-        held = self.held if held is None else held
+        held = self.held - (0 if settles is None else self.reservations[settles.id].holding)
         active = [g for g in self.grants.values() if g.active_at(at)]
         parts = spend.allocate(active, credits, at, self.now, held=held, allow_overage=overage_ok)
         fits = spend.available(active, at, self.now, held)
         movement_id = new_id(self.now)
+        reservation_id = None if settles is None else settles.id
         charged = [
             Line(
                 movement_id,
@@ -507,6 +509,8 @@ class Book:
         self._period_used[billing_period.start] = (
             self._period_used.get(billing_period.start, 0) + credits
         )
+        if settles is not None:
+            self.change_hold(settles)
         current = self.current_period()
         if credits and current is not None and billing_period.start == current.start:
             self._check_alerts(key, current, movement_id)

@@ -296,20 +296,18 @@ class Settle(_OnReservation):
             current = replace(current, job_id=self.job_id)
             if not self.final:  # the job, followed by any process, owns the hold from now on
                 owner = None
-        posted = book.charge(
+        after = replace(current, settled=current.settled + credits, owner=owner)
+        if self.final:
+            after = replace(after, status=HoldStatus.SETTLED, closed_at=book.now)
+        posted = book.charge(  # spends the hold, then changes it to `after`, then alerts
             book.key(current.key_id),
             credits,
             book.now,
             Details(current.endpoint, current.api_version, current.job_id, current.target),
-            held=book.held - current.holding,
             overage_ok=True,
             check_cap=False,
-            reservation_id=current.id,
+            settles=after,
         )
-        after = replace(current, settled=current.settled + credits, owner=owner)
-        if self.final:
-            after = replace(after, status=HoldStatus.SETTLED, closed_at=book.now)
-        book.change_hold(after)
         result = view(after, book, overage=posted.overage)
         guard = self.idempotency()
         if guard is not None:
