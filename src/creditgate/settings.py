@@ -80,6 +80,9 @@ class Settings(BaseSettings):
         1.0, description="how often due webhook deliveries are sent (0: never, from this process)"
     )
     routes: str | None = Field(None, description="extra gateway routes: a JSON list")
+    prices: str | None = Field(
+        None, description="extra price table rows: a JSON object (README, 'The price table')"
+    )
     metering: bool = Field(True, description="off: the gateway only authenticates and forwards")
     public_url: str | None = Field(None, description="where clients reach the gateway")
     trusted_proxies: str | None = Field(

@@ -12,14 +12,20 @@ board under `/admin/<key>/queues`): none of them may ever be reached through the
 Targets steer it. A scrape URL containing `fail` makes every engine fail (500 with
 `SCRAPE_ALL_ENGINES_FAILED`); `slow` answers after two seconds (past the gateway's timeout in
 tests); `wait` after half a second; `drop` closes the connection without an answer; `truncate`
-sends a 200 whose body stops mid-JSON; `liar` reports `creditsUsed: -5` (`liar-huge`: 10**20);
+sends a 200 whose body stops mid-JSON; `liar` reports `creditsUsed: -5` (`liar-huge`: 10**20,
+`liar-billion`: 10**9, `liar-many`: 1,001 documents of 10**9 each);
 `missing` is a 404 page (still charged); `pdf` is a three-page PDF; `big` is a 4 MiB answer sent
 in chunks. A crawl or batch URL containing `drop` drops the connection after the answer's head;
 `fail` is a 500 `CRAWL_FAILED`.
 
-Crawls and batch scrapes gain `pages_per_poll` pages per status poll (1 credit each), page
+Pages are billed as Firecrawl's billing code bills them (`page_cost`, firecrawl-api.md §3, both
+builds' items at once), independently of creditgate's price table. Crawls and batch scrapes gain
+`pages_per_poll` pages per status poll (each billed at its page cost; `creditsUsed` the sum), page
 through `next`, and are as long as the site (`unlimited_total` pages) or their `limit` if less (a
-batch: its URLs). A cancelled job reads "cancelled" at once, but its pages in flight still
+batch: its URLs); a crawl whose URL contains `liar` reports `creditsUsed: 10**9`. llms.txt and
+deep research report no credit figure, as Firecrawl's do: llms.txt lists `LLMSTXT_URLS` pages
+(at most `maxUrls`) in its text, deep research analyses `DEEP_RESEARCH_URLS` sources; each is
+billed by §3's rule. A cancelled job reads "cancelled" at once, but its pages in flight still
 finish: `after_cancel` more pages, one per status poll, then it stops moving.
 
 With `state.workers` set, pages take real time instead: every page (a scrape's, or one of a
@@ -55,7 +61,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.types import Message, Receive, Scope, Send
 
 CRAWL_LIKE = ("crawl", "batch_scrape")
-TASK_CREDITS = {"llmstxt": 2, "deep_research": 3}
+LLMSTXT_URLS = 4  # pages an llms.txt generation finds and lists
+DEEP_RESEARCH_URLS = 6  # sources a deep research analyses
 EXTRACT_TOKENS = 45  # 3 credits at 15 tokens a credit
 
 
@@ -72,6 +79,9 @@ class Crawl:
     in_flight: int = 0  # pages still to finish after a cancel
     done_at_cancel: int | None = None  # pages completed when the cancel arrived
     max_concurrency: int | None = None  # as the request asked
+    page_price: int = 1  # what each of its pages is billed (page_cost of its options)
+    max_urls: int | None = None  # llms.txt, deep research: the request's maxUrls
+    liar: bool = False  # reports a billion credits
 
 
 def team_of(url: str) -> str:
@@ -157,10 +167,44 @@ def document(url: str, credits: int, status: int = 200) -> dict[str, Any]:
     }
 
 
-def page_cost(url: str, body: dict[str, Any]) -> int:
-    formats = body.get("formats") or []
-    cost = 5 if "json" in formats or {"type": "json"} in formats else 1
-    return cost + (2 if "pdf" in url else 0)
+def page_cost(url: str, options: dict[str, Any]) -> int:
+    """What Firecrawl bills for one page scraped with these options (firecrawl-api.md §3,
+    `calculateCreditsToBeBilled`, with the later releases' items too): json (or a
+    changeTracking format in json mode) makes the page 5, deterministicJson 10; then +1 for
+    zero data retention, +1 per PDF page after the first (a `pdf` URL has three), +4 for a
+    stealth proxy, +4 for each of the question/query, highlights, audio and video formats, +4
+    for redactPII, +4 for lockdown."""
+    formats = [f for f in options.get("formats") or [] if isinstance(f, str | dict)]
+    names = {f if isinstance(f, str) else f.get("type") for f in formats}
+    tracking = next(
+        (f for f in formats if isinstance(f, dict) and f.get("type") == "changeTracking"), {}
+    )
+    legacy = options.get("changeTrackingOptions")
+    modes = (
+        tracking.get("modes") or (legacy.get("modes") if isinstance(legacy, dict) else None) or []
+    )
+    json_mode = "changeTracking" in names and "json" in modes
+    cost = 5 if names & {"json", "extract"} or json_mode else 1
+    if options.get("deterministicJson"):
+        cost = 10
+    if options.get("zeroDataRetention") is True:
+        cost += 1
+    if "pdf" in url and options.get("parsePDF") is not False:
+        cost += 2
+    if options.get("proxy") == "stealth":
+        cost += 4
+    cost += 4 * len(names & {"question", "query", "highlights", "audio", "video"})
+    cost += 4 * sum(1 for flag in ("redactPII", "lockdown") if options.get(flag))
+    return cost
+
+
+def crawl_page_options(body: dict[str, Any]) -> dict[str, Any]:
+    """A crawl's pages are scraped with its scrapeOptions (and its zeroDataRetention)."""
+    nested = body.get("scrapeOptions")
+    options = dict(nested) if isinstance(nested, dict) else {}
+    if body.get("zeroDataRetention") is True:
+        options["zeroDataRetention"] = True
+    return options
 
 
 # --- answers that are not answers: a dropped connection, a body cut short -------------------
@@ -375,8 +419,14 @@ def make_app(state: FakeState) -> ExpressRouter:
         doc = document(url, page_cost(url, body), status)
         if "truncate" in url:  # billed by nobody: the answer never arrives whole
             return CutShort({"success": True, "data": doc})
+        if "liar-many" in url:  # 1,001 documents claiming a billion credits each
+            many = [document(f"{url}/{i}", 10**9) for i in range(1001)]
+            state.billed[doc["metadata"]["scrapeId"]] = page_cost(url, body)
+            return JSONResponse({"success": True, "data": many})
         if "liar" in url:
-            doc["metadata"]["creditsUsed"] = 10**20 if "liar-huge" in url else -5
+            lies = {"liar-huge": 10**20, "liar-billion": 10**9}
+            figure = next((v for k, v in lies.items() if k in url), -5)
+            doc["metadata"]["creditsUsed"] = figure
             state.billed[doc["metadata"]["scrapeId"]] = page_cost(url, body)
         else:
             state.billed[doc["metadata"]["scrapeId"]] = doc["metadata"]["creditsUsed"]
@@ -446,7 +496,14 @@ def make_app(state: FakeState) -> ExpressRouter:
             return CutShort(answer, keep=0)
         # The site has `unlimited_total` pages: a crawl takes them all, or `limit` of them.
         total = state.unlimited_total if limit is None else min(int(limit), state.unlimited_total)
-        crawl = Crawl(total, kind="crawl", url=url, max_concurrency=_max_concurrency(body))
+        crawl = Crawl(
+            total,
+            kind="crawl",
+            url=url,
+            max_concurrency=_max_concurrency(body),
+            page_price=page_cost(url, crawl_page_options(body)),
+            liar="liar" in url,
+        )
         state.crawls[job_id] = crawl
         state.billed[job_id] = 0
         run_pages(crawl, [url] * total)
@@ -472,7 +529,11 @@ def make_app(state: FakeState) -> ExpressRouter:
         if any("drop" in u for u in urls):
             return CutShort(answer, keep=0)
         batch = Crawl(
-            len(urls), kind="batch_scrape", url=urls[0], max_concurrency=_max_concurrency(body)
+            len(urls),
+            kind="batch_scrape",
+            url=urls[0],
+            max_concurrency=_max_concurrency(body),
+            page_price=page_cost(urls[0], body),
         )
         state.crawls[job_id] = batch
         state.billed[job_id] = 0
@@ -485,7 +546,9 @@ def make_app(state: FakeState) -> ExpressRouter:
             job_id = str(uuid.uuid4())
             urls = body.get("urls")
             url = body.get("url") or (urls[0] if isinstance(urls, list) and urls else "")
-            state.crawls[job_id] = Crawl(1, kind=kind, url=str(url))
+            max_urls = body.get("maxUrls")
+            max_urls = max_urls if isinstance(max_urls, int) and max_urls > 0 else None
+            state.crawls[job_id] = Crawl(1, kind=kind, url=str(url), max_urls=max_urls)
             state.billed[job_id] = 0
             extra: dict[str, Any] = {"urlTrace": []} if kind == "extract" else {}
             return JSONResponse({"success": True, "id": job_id, **extra})
@@ -539,9 +602,12 @@ def make_app(state: FakeState) -> ExpressRouter:
         if crawl is None:
             return _not_found()
         advance(crawl)
-        state.billed[job_id] = crawl.completed
+        used = crawl.completed * crawl.page_price
+        state.billed[job_id] = used
         skip = int(request.query_params.get("skip", "0"))
-        docs = [document(f"https://site.example/p{i}", 1) for i in range(crawl.completed)]
+        docs = [
+            document(f"https://site.example/p{i}", crawl.page_price) for i in range(crawl.completed)
+        ]
         page = docs[skip : skip + state.page_size]
         more = skip + state.page_size < len(docs)
         canonical = request.scope["route_template"].replace("{job_id}", job_id)
@@ -552,7 +618,7 @@ def make_app(state: FakeState) -> ExpressRouter:
                 "status": crawl.status,
                 "completed": crawl.completed,
                 "total": crawl.total,
-                "creditsUsed": crawl.completed,
+                "creditsUsed": 10**9 if crawl.liar else used,
                 "expiresAt": "2030-01-01T00:00:00.000Z",
                 "next": next_url if more else None,
                 "data": page,
@@ -599,6 +665,9 @@ def make_app(state: FakeState) -> ExpressRouter:
         )
 
     def task_status(kind: str) -> Handler:
+        """llms.txt and deep research report no credit figure, as Firecrawl's do; they are
+        billed by §3's rule once completed: the URLs listed, or analysed, at most maxUrls."""
+
         async def status(request: Request) -> Response:
             await record(request)
             job_id = request.path_params["job_id"]
@@ -606,16 +675,27 @@ def make_app(state: FakeState) -> ExpressRouter:
             if task is None:
                 return _not_found()
             advance(task)
-            state.billed[job_id] = TASK_CREDITS[kind]
-            return JSONResponse(
-                {
-                    "success": True,
-                    "status": task.status,
-                    "data": {"result": f"{kind} of {task.url}"},
-                    "expiresAt": "2030-01-01T00:00:00.000Z",
-                    "creditsUsed": TASK_CREDITS[kind],
-                }
-            )
+            default = 10 if kind == "llmstxt" else 20
+            found = LLMSTXT_URLS if kind == "llmstxt" else DEEP_RESEARCH_URLS
+            urls = [
+                f"https://site.example/p{i}" for i in range(min(found, task.max_urls or default))
+            ]
+            done = task.status == "completed"
+            state.billed[job_id] = len(urls) if done else 0
+            answer: dict[str, Any] = {
+                "success": True,
+                "status": task.status,
+                "expiresAt": "2030-01-01T00:00:00.000Z",
+            }
+            if kind == "llmstxt":
+                lines = [f"- [page {i}]({u}): about page {i}" for i, u in enumerate(urls)]
+                text = f"# {task.url}\n\n> a site\n\n" + "\n".join(lines) if done else ""
+                answer["data"] = {"llmstxt": text}
+            else:
+                sources = [{"url": u, "title": u} for u in urls] if done else []
+                answer["data"] = {"finalAnalysis": "42" if done else "", "sources": sources}
+                answer.update(sources=sources, totalUrls=len(sources))
+            return JSONResponse(answer)
 
         return status
 

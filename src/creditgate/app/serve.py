@@ -14,6 +14,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from creditgate.app.asgi import create_app
+from creditgate.domain.price_table import parse_extra_prices
 from creditgate.domain.routes import parse_extra_routes, table_with
 from creditgate.settings import Settings
 from creditgate.storage.database import Database
@@ -50,6 +51,7 @@ def app_from_settings(settings: Settings) -> Starlette:
             page_grace_seconds=settings.page_grace_seconds,
             webhook_seconds=settings.webhook_seconds,
             routes=table_with(parse_extra_routes(settings.routes)),
+            prices=parse_extra_prices(settings.prices),
             public_url=settings.public_url,
             metering=settings.metering,
             cors_origins=tuple(o.strip() for o in settings.cors_origins.split(",") if o.strip()),
@@ -66,6 +68,7 @@ def app_from_env() -> Starlette:
 def prepare(settings: Settings, *, allow_foreign_tables: bool = False) -> None:
     """Create and migrate the database once, before any worker starts."""
     table_with(parse_extra_routes(settings.routes))  # refuse a bad route table before serving
+    parse_extra_prices(settings.prices)  # and a bad price table
     db = Database(settings.database_url)
     try:
         migrate_schema(db, allow_foreign_tables=allow_foreign_tables)

@@ -167,9 +167,7 @@ async def _metered(
     if issues:
         raise HTTPError(400, "Bad Request", details=issues)
     assert isinstance(parsed, dict)
-    plan = _HoldPlan(pricing.estimate(row.endpoint, parsed))
-    if row.endpoint == "crawl":
-        parsed, plan = await _plan_crawl(ctx, snap, parsed)
+    parsed, plan = await _plan(ctx, snap, row, parsed)
     target = parsed.get("url") or parsed.get("query") or parsed.get("prompt")
     logged = fields(request)
     target = target if isinstance(target, str) else None
@@ -198,35 +196,58 @@ async def _metered(
         return Response(answer.body, status_code=answer.status, headers=answer.headers)
     if row.kind is RouteKind.JOB_START:
         return await _job_started(ctx, request, row, snap, held, plan, response)
-    settle = _Settlement(ctx, row, parsed, snap.team.id, held.id, fields(request))
+    settle = _Settlement(ctx, row, parsed, plan.ceiling, snap.team.id, held.id, fields(request))
     return StreamingResponse(
         settle.relay(response), status_code=response.status_code, headers=kept_headers(response)
     )
 
 
 class _HoldPlan:
-    """What a job start holds: `first` now; with a step, the hold grows up to `ceiling`."""
+    """What a request holds: `first` now; a job's hold then grows by `step` as its reported
+    cost nears it, up to `ceiling`, the most the request can cost (a figure above it is
+    capped). `page_price`: a page at the table's price, for a paged job."""
 
-    def __init__(self, first: int, step: int | None = None, ceiling: int | None = None) -> None:
-        self.first, self.step, self.ceiling = max(first, 1), step, ceiling
+    def __init__(
+        self,
+        first: int,
+        step: int,
+        ceiling: int,
+        page_price: int | None = None,
+        page_limit: int | None = None,
+    ) -> None:
+        self.first, self.step = max(first, 1), max(step, 1)
+        self.ceiling, self.page_price = max(ceiling, self.first), page_price
+        self.page_limit = page_limit
 
 
-async def _plan_crawl(
-    ctx: AppContext, snap: account.Snapshot, parsed: dict[str, Any]
+async def _plan(
+    ctx: AppContext, snap: account.Snapshot, row: RouteRow, parsed: dict[str, Any]
 ) -> tuple[dict[str, Any], _HoldPlan]:
-    """A crawl's limit is lowered to what the team can pay for, as the live API does. With an
-    explicit limit the whole of it is held; without one, a hold that grows with the crawl
-    (services/jobs.py), so a long crawl never locks the team's other keys out."""
-    per_page = pricing.page_cost("crawl", parsed)
-    pages = pricing.pages("crawl", parsed)
-    verdict = await blocking(reservations.check, ctx.db, snap.key.id, pages * per_page, ctx.clock())
-    if not verdict.allowed and verdict.remaining >= per_page:
-        pages = verdict.remaining // per_page
-    fitted = {**parsed, "limit": pages}
-    if "limit" in parsed:
-        return fitted, _HoldPlan(pages * per_page)
+    """The hold of a request, by the price table (domain/pricing.py). A crawl's limit is
+    lowered to what the team can pay for at the table's price, as the live API does (but the
+    hold following the reports is what bounds it). A crawl without a limit holds only a step
+    ahead of its pages, so a long crawl never locks the team's other keys out."""
+    prices, endpoint = ctx.prices, row.endpoint
+    if row.kind is not RouteKind.JOB_START or endpoint not in concurrency.PAGED:
+        first = pricing.estimate(prices, endpoint, parsed)
+        return parsed, _HoldPlan(first, first, pricing.max_cost(prices, endpoint, parsed))
+    per_page = pricing.held_page(prices, endpoint, parsed)
     step = max(2 * snap.plan.concurrency, MIN_STEP_PAGES) * per_page
-    return fitted, _HoldPlan(min(pages * per_page, step), step, pages * per_page)
+    if endpoint == "crawl":
+        pages = pricing.pages(endpoint, parsed)
+        verdict = await blocking(
+            reservations.check, ctx.db, snap.key.id, pages * per_page, ctx.clock()
+        )
+        if not verdict.allowed and verdict.remaining >= per_page:
+            pages = verdict.remaining // per_page
+        whole = "limit" in parsed
+        parsed = {**parsed, "limit": pages}
+        first = pages * per_page if whole else min(pages * per_page, step)
+    else:
+        first = pricing.estimate(prices, endpoint, parsed)
+    ceiling = pricing.max_cost(prices, endpoint, parsed)
+    pages = pricing.pages(endpoint, parsed)
+    return parsed, _HoldPlan(first, step, ceiling, per_page, pages)
 
 
 Release = Callable[[], Awaitable[None]]
@@ -304,6 +325,8 @@ async def _job_started(
         cancel_path=None if cancel is None else row.status_path(job_id),
         hold_step=plan.step,
         hold_ceiling=plan.ceiling,
+        page_price=plan.page_price,
+        page_limit=plan.page_limit,
     )
     await blocking(jobs.open_job, ctx.db, new, ctx.clock(), ctx.poll_ms)
     if isinstance(payload.get("url"), str):
@@ -387,27 +410,34 @@ class _Tee:
 
 
 class _Settlement(_Tee):
-    """A metered answer: settle its hold with what it reports (or the cost table)."""
+    """A metered answer: settle its hold with what it reports (capped at the most the request
+    could cost), or by the price table's rule where it reports nothing."""
 
     def __init__(
         self,
         ctx: AppContext,
         row: RouteRow,
         parsed: dict[str, Any],
+        ceiling: int,
         team_id: str,
         reservation_id: str,
         logged: RequestFields,
     ) -> None:
         super().__init__(ctx)
-        self.row, self.parsed = row, parsed
+        self.row, self.parsed, self.ceiling = row, parsed, ceiling
         self.team_id, self.reservation_id = team_id, reservation_id
         self.logged = logged
 
     async def _complete(self) -> None:
         payload = self.payload()
+        endpoint, prices = self.row.endpoint, self.ctx.prices
         credits = _reported(payload, pricing.reported_cost)
         if credits is None:
-            credits = _fallback_cost(self.row.endpoint, self.parsed, payload)
+            credits = pricing.figureless_cost(prices, endpoint, self.parsed, payload)
+        most = self.ceiling + pricing.pdf_allowance(endpoint, self.parsed, payload)
+        if credits > most:
+            _note_capped(endpoint, None, credits, most)
+            credits = most
         settle = reservations.Settle(
             self.reservation_id,
             credits,
@@ -429,13 +459,37 @@ class _Settlement(_Tee):
 
 
 def _reported(payload: Any, read: Callable[[Any], int | None]) -> int | None:
-    """A reported figure, or None (logged) when the upstream reports one out of range."""
+    """A reported figure, or None (logged) when the upstream reports one that is no count."""
     try:
         value = read(payload)
     except pricing.Unbelievable as exc:
         log.warning("the upstream reported an unbelievable cost; using the cost table: %s", exc)
         return None
     return value
+
+
+_CAPPED_JOBS: set[str] = set()  # jobs whose capped figure this process has logged
+_CAPPED_JOBS_MAX = 10_000
+
+
+def _note_capped(endpoint: str, job_id: str | None, reported: int, most: int) -> None:
+    """A reported cost above the most the request could cost: logged once (a job's, once per
+    process, however often it reports it) and counted in /metrics."""
+    if job_id is not None:
+        if job_id in _CAPPED_JOBS:
+            return
+        if len(_CAPPED_JOBS) >= _CAPPED_JOBS_MAX:
+            _CAPPED_JOBS.clear()
+        _CAPPED_JOBS.add(job_id)
+    metrics.figure_capped(endpoint)
+    log.warning(
+        "the upstream reported %d credits for %s %s, above the most it could cost (%d): charged %d",
+        reported,
+        endpoint,
+        job_id or "(answer)",
+        most,
+        most,
+    )
 
 
 def _scrape_id(payload: object) -> str | None:
@@ -560,11 +614,25 @@ async def _apply(
     ctx: AppContext, upstream: Upstream, job: jobs.Job, payload: dict[str, Any]
 ) -> None:
     used = _reported(payload, pricing.reported_job_cost)
+    if used is None:  # llms.txt, deep research: charged by what the answer shows
+        used = pricing.figureless_job_cost(job.endpoint, payload, job.hold_ceiling)
+    if used is not None and job.hold_ceiling is not None and used > job.hold_ceiling:
+        _note_capped(job.endpoint, job.id, used, job.hold_ceiling)
     status = payload.get("status")
     status = status if isinstance(status, str) else None
     pending = concurrency.pending_pages(payload)
+    done = payload.get("completed")
+    done = done if isinstance(done, int) and not isinstance(done, bool) and done > 0 else None
     verdict = await blocking(
-        jobs.apply_report, ctx.db, job, used, status, ctx.clock(), pending, ctx.page_grace_ms
+        jobs.apply_report,
+        ctx.db,
+        job,
+        used,
+        status,
+        ctx.clock(),
+        pending,
+        ctx.page_grace_ms,
+        done,
     )
     if verdict is jobs.Next.CANCEL and job.cancel_path is not None:
         log.info("job %s: the team cannot pay for more pages; cancelling it upstream", job.id)
@@ -582,20 +650,6 @@ def _rewrite_links(payload: dict[str, Any], upstream_base: str, own_base: str) -
         value = payload.get(field)
         if isinstance(value, str) and value.startswith(upstream_base):
             payload[field] = own_base + value[len(upstream_base) :]
-
-
-def _fallback_cost(endpoint: str, parsed: dict[str, Any], payload: object) -> int:
-    """The cost table, for answers that report no credits (spec §3)."""
-    if endpoint == "map":
-        return 1
-    if endpoint == "scrape":
-        return pricing.scrape_cost(parsed)
-    if endpoint == "search" and isinstance(payload, dict):
-        data = payload.get("data")
-        results = data.get("web") if isinstance(data, dict) else data
-        count = len(results) if isinstance(results, list) else 0
-        return count * pricing.search_result_cost(parsed)
-    return 0
 
 
 def _parse(body: bytes) -> object:

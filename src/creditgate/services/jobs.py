@@ -14,13 +14,18 @@ A job's hold lasts JOB_HOLD_MS and is renewed by each report while the job runs:
 longer than a day keeps its credits and slots; a job whose upstream stopped answering for a
 day lets them go.
 
-A growing hold (a crawl without a limit): the job holds `hold_step` credits beyond what it has
-used, up to `hold_ceiling` (the limit it was forwarded with, so the upstream itself stops
-there); whenever the reported total comes within a step of the hold, the hold is extended by
-what keeps a step ahead, admitted like a new hold. When the team cannot pay for that (its other
-keys spent the rest), the job goes on within its hold until half a step is left, then must
-stop: `apply_report` answers CANCEL and the gateway cancels it upstream; the half step left
-pays for the pages in flight.
+Every job's hold follows the cost it reports (firecrawl-api.md §3: the report is the truth,
+the price table only an estimate). The job holds `hold_step` credits beyond what it has used,
+up to `hold_ceiling`, the most it can cost (its pages at the table's dearest page); whenever the
+reported total comes within a step of the hold, the hold is extended by what keeps a step ahead,
+admitted like a new hold (under the team lock, within the key's cap). A step is a number of
+pages at the price the reports show (`page_price` until they show more): pages that cost five
+times the table's price grow the hold five times as fast. When the team or the key cannot pay
+for the next step, the job goes on within its hold until half a step is left, then must stop:
+`apply_report` answers CANCEL and the gateway cancels it upstream; the half step left pays for
+the pages in flight. So a job overdraws its team by at most the pages it finishes between two
+status reports beyond that half step. A reported total above the ceiling is charged at the
+ceiling (`capped`).
 """
 
 from __future__ import annotations
@@ -62,6 +67,8 @@ class NewJob:
     cancel_path: str | None
     hold_step: int | None = None
     hold_ceiling: int | None = None
+    page_price: int | None = None
+    page_limit: int | None = None
 
 
 def open_job(db: Database, new: NewJob, now: Instant, poll_ms: int) -> Job:
@@ -79,6 +86,8 @@ def open_job(db: Database, new: NewJob, now: Instant, poll_ms: int) -> Job:
         new.hold_ceiling,
         0,
         new.cancel_path,
+        page_price=new.page_price,
+        page_limit=new.page_limit,
     )
     with db.write() as conn:
         if jobs.get_job(conn, new.id) is None:
@@ -116,6 +125,13 @@ def mark_cancelled(db: Database, job: Job, now: Instant) -> None:
             jobs.set_cancelled(conn, job.team_id, job.id, now)
 
 
+def capped(job: Job, credits_used: int | None) -> int | None:
+    """A reported total, no more than the most the job can cost."""
+    if credits_used is None or job.hold_ceiling is None:
+        return credits_used
+    return min(credits_used, job.hold_ceiling)
+
+
 def apply_report(
     db: Database,
     job: Job,
@@ -124,10 +140,12 @@ def apply_report(
     now: Instant,
     pending: int | None = None,
     grace_ms: int = 0,
+    pages_done: int | None = None,
 ) -> Next:
-    """Settle what the upstream says the job has cost in all; close it once it has ended.
-    `pending`: pages it reports found and not yet done (total - completed), if it does.
-    `grace_ms`: how long a page may still run after a cancel (the page grace)."""
+    """Settle what the upstream says the job has cost in all (capped at its ceiling); close
+    it once it has ended. `pending`: pages it reports found and not yet done (total -
+    completed), if it does; `pages_done`: pages it reports done. `grace_ms`: how long a page
+    may still run after a cancel (the page grace)."""
     with db.read() as conn:  # the raw rows, in one read: no balance is needed to decide
         held = reservations_store.get_reservation(conn, job.reservation_id)
         current = jobs.get_team_job(conn, job.team_id, job.id) or job
@@ -136,7 +154,8 @@ def apply_report(
         return Next.DONE
     if held.expires_at - now < RENEW_BEFORE_MS:  # still running: keep its credits and slots
         reservations.prolong(db, held.id, now + JOB_HOLD_MS, now)
-    total = held.settled if credits_used is None else credits_used
+    used = capped(current, credits_used)
+    total = held.settled if used is None else used
     cancelled = status == CANCELLED or current.status is JobStatus.CANCELLING
     if pending is not None:  # a cancelled job's unscraped pages never run: none waits
         _note_waiting(db, current, 0 if cancelled else max(pending - held.slots, 0))
@@ -151,7 +170,7 @@ def apply_report(
     if finished:
         _finish(db, job)
         return Next.DONE
-    return _grow(db, current, held.amount, total, now)
+    return _grow(db, current, held.amount, total, now, pages_done)
 
 
 def _note_waiting(db: Database, job: Job, pages: int) -> None:
@@ -182,16 +201,44 @@ def _settle_cancelled(
     return Next.FOLLOW
 
 
-def _grow(db: Database, job: Job, held: int, total: int, now: Instant) -> Next:
-    """Keep a growing hold a step ahead of the work. When the team cannot pay for the next
-    step, the job goes on within what it holds, and is cancelled once only half a step is
-    left: room for the pages in flight, which finish after a cancel."""
+def _grow(
+    db: Database, job: Job, held: int, total: int, now: Instant, pages_done: int | None
+) -> Next:
+    """Keep the hold a step ahead of the work. When the team cannot pay for the next step,
+    the job goes on within what it holds, and is cancelled once only half a step is left:
+    room for the pages in flight, which finish after a cancel."""
     if job.hold_step is None or job.hold_ceiling is None:
         return Next.FOLLOW
-    wanted = min(total + job.hold_step, job.hold_ceiling)
+    step = step_credits(job, total, pages_done)
+    wanted = min(total + step, job.hold_ceiling, total + _still_needed(job, total, pages_done))
     if wanted <= held or reservations.extend(db, job.reservation_id, wanted - held, now):
         return Next.FOLLOW
-    return Next.CANCEL if held - total <= job.hold_step // 2 else Next.FOLLOW
+    return Next.CANCEL if held - total <= step // 2 else Next.FOLLOW
+
+
+def _shown_price(job: Job, total: int, pages_done: int | None) -> int:
+    """A page's price: the table's, or what the reports show if more."""
+    price = max(job.page_price or 1, 1)
+    if pages_done:
+        price = max(price, -(-total // pages_done))
+    return price
+
+
+def _still_needed(job: Job, total: int, pages_done: int | None) -> int:
+    """What the job's pages left can cost at the price shown: a crawl forwarded with the limit
+    its team can pay for need not hold more. Unknown (no page count): the ceiling."""
+    if job.page_limit is None or pages_done is None or job.hold_ceiling is None:
+        return job.hold_ceiling or 0
+    return max(job.page_limit - pages_done, 0) * _shown_price(job, total, pages_done)
+
+
+def step_credits(job: Job, total: int, pages_done: int | None) -> int:
+    """A step of the job's hold: its pages at the price its reports show, if above the
+    table's (a page whose options the table did not price)."""
+    assert job.hold_step is not None
+    price = max(job.page_price or 1, 1)
+    shown = _shown_price(job, total, pages_done)
+    return job.hold_step if shown == price else max(job.hold_step // price, 1) * shown
 
 
 def _finish(db: Database, job: Job) -> None:

@@ -32,11 +32,13 @@ class Job:
     created_at: Instant
     next_poll_at: Instant
     hold_step: int | None = None  # credits the hold grows by; None: a fixed hold
-    hold_ceiling: int | None = None  # the most the hold grows to
+    hold_ceiling: int | None = None  # the most the job can cost: the hold grows no further
     quiet_polls: int = 0
     cancel_path: str | None = None
     waiting_pages: int = 0  # found and not yet scraped beyond its slots, at its last report
     cancelled_at: Instant | None = None
+    page_price: int | None = None  # a page's price at the table when it started
+    page_limit: int | None = None  # the most pages it can run (a crawl's limit, a batch's URLs)
 
 
 def _from_row(row: object) -> Job:
@@ -57,6 +59,8 @@ def _from_row(row: object) -> Job:
         m["cancel_path"],
         m["waiting_pages"],
         m["cancelled_ms"],
+        m["page_price"],
+        m["page_limit"],
     )
 
 
@@ -76,6 +80,8 @@ def insert_job(conn: Connection, job: Job) -> None:
             hold_ceiling=job.hold_ceiling,
             quiet_polls=job.quiet_polls,
             cancel_path=job.cancel_path,
+            page_price=job.page_price,
+            page_limit=job.page_limit,
         )
     )
 

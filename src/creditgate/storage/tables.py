@@ -222,10 +222,17 @@ jobs = Table(
     Column("status", String(16), nullable=False),  # active, cancelling, done
     Column("created_ms", BigInteger, nullable=False),
     Column("next_poll_ms", BigInteger, nullable=False),
-    # A hold that grows with the job (a crawl without a limit): credits added each time the
-    # reported total nears it, up to the ceiling. NULL: the hold is fixed at the start.
+    # A hold that grows with the job: credits added each time the reported total nears it, up
+    # to the ceiling, the most the job can cost (a reported total above it is capped). NULL:
+    # the hold is fixed at the start (jobs opened before migration 0012).
     Column("hold_step", BigInteger, nullable=True),
     Column("hold_ceiling", BigInteger, nullable=True),
+    # A page's price at the table when it started: a step is this many credits a page until
+    # the reports show pages cost more. NULL: 1.
+    Column("page_price", Integer, nullable=True),
+    # The most pages it can run (a crawl's forwarded limit, a batch's URLs): its hold need not
+    # grow past what the pages left cost. NULL: unknown.
+    Column("page_limit", Integer, nullable=True),
     # Polls in a row whose reported total did not move, once the job is cancelled.
     Column("quiet_polls", Integer, nullable=False, server_default="0"),
     Column("cancel_path", String(300), nullable=True),  # DELETE here cancels it upstream

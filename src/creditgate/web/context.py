@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from creditgate.domain.instants import Instant, now
 from creditgate.domain.plans import ACCOUNT_ROUTES_RPM
+from creditgate.domain.price_table import DEFAULT_PRICES, PriceTable
 from creditgate.domain.routes import DEFAULT_TABLE, RouteTable
 from creditgate.services import ledger
 from creditgate.services.keys import KeyUses
@@ -42,6 +43,7 @@ class AppContext:
     page_grace_seconds: float = 60.0
     webhook_seconds: float = 1.0  # how often due webhook deliveries are sent; 0: never
     routes: RouteTable = DEFAULT_TABLE  # what the gateway forwards; nothing else is
+    prices: PriceTable = DEFAULT_PRICES  # what the work costs, for holds and caps
     public_url: str | None = None  # where clients reach the gateway (rewritten links)
     cors_origins: tuple[str, ...] = ("*",)
     process_id: str | None = None  # this process's row in `processes` (gateway mode)

@@ -5,6 +5,7 @@ the registry, the ledger's metrics and the scrape).
   creditgate_http_request_duration_seconds{method,route}      (histogram)
   creditgate_upstream_request_duration_seconds                (histogram: to the answer's head)
   creditgate_upstream_errors_total{kind}
+  creditgate_upstream_figures_capped_total{endpoint}  (a reported cost above the most it could be)
 
 `route` is the matched route pattern (`/v2/scrape`, `/admin/teams/{id}`), never the path a client
 sent; a request no route matched is counted under UNMATCHED. `method` is one of METHODS or
@@ -92,6 +93,14 @@ UPSTREAM_ERRORS: Final = Counter(
     registry=REGISTRY,
 )
 
+FIGURES_CAPPED: Final = Counter(
+    "creditgate_upstream_figures_capped",
+    "Costs the upstream reported above the most the request could cost (its pages at the "
+    "price table's dearest page), charged at that bound instead, by endpoint.",
+    ["endpoint"],
+    registry=REGISTRY,
+)
+
 _requests: dict[tuple[str, str, int, str], Counter] = {}
 _durations: dict[tuple[str, str], Histogram] = {}
 
@@ -129,3 +138,9 @@ def upstream_answered(started: float, status: int) -> None:
     UPSTREAM_SECONDS.observe(time.perf_counter() - started)
     if status >= 500:
         _upstream_errors[UpstreamError.SERVER_ERROR].inc()
+
+
+def figure_capped(endpoint: str) -> None:
+    """A reported cost was above what the request could cost, and was capped. `endpoint` is a
+    route table row's (a closed set)."""
+    FIGURES_CAPPED.labels(endpoint or "other").inc()
