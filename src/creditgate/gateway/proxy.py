@@ -23,8 +23,9 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from creditgate.domain import concurrency, pricing, requests
+from creditgate.domain import concurrency, holds, pricing, requests
 from creditgate.domain.errors import ConcurrencyLimited, Conflict
+from creditgate.domain.holds import HoldPlan
 from creditgate.domain.routes import JOB_ID, Match, RouteKind, RouteRow
 from creditgate.services import account, jobs, reservations
 from creditgate.services.reservations import ReservationView, ReserveRequest
@@ -52,7 +53,6 @@ MAX_BODY = 10 << 20
 BODY_TIMEOUT_S = 30.0  # a client that has not sent its body by then is cut off (408)
 NOT_FOUND = "Not Found"
 JOB_NOT_FOUND = "Job not found"
-MIN_STEP_PAGES = 10  # a growing hold stays this many pages (or 2 x concurrency) ahead
 STATUS_RPM_FACTOR = 5  # job reads and cancels a minute: this many times the plan's scrape rate
 POLL_TIMEOUT_S = 10.0  # a status poll of the follower; a slow upstream must not stall the rest
 
@@ -202,52 +202,24 @@ async def _metered(
     )
 
 
-class _HoldPlan:
-    """What a request holds: `first` now; a job's hold then grows by `step` as its reported
-    cost nears it, up to `ceiling`, the most the request can cost (a figure above it is
-    capped). `page_price`: a page at the table's price, for a paged job."""
-
-    def __init__(
-        self,
-        first: int,
-        step: int,
-        ceiling: int,
-        page_price: int | None = None,
-        page_limit: int | None = None,
-    ) -> None:
-        self.first, self.step = max(first, 1), max(step, 1)
-        self.ceiling, self.page_price = max(ceiling, self.first), page_price
-        self.page_limit = page_limit
-
-
 async def _plan(
     ctx: AppContext, snap: account.Snapshot, row: RouteRow, parsed: dict[str, Any]
-) -> tuple[dict[str, Any], _HoldPlan]:
-    """The hold of a request, by the price table (domain/pricing.py). A crawl's limit is
-    lowered to what the team can pay for at the table's price, as the live API does (but the
-    hold following the reports is what bounds it). A crawl without a limit holds only a step
-    ahead of its pages, so a long crawl never locks the team's other keys out."""
-    prices, endpoint = ctx.prices, row.endpoint
-    if row.kind is not RouteKind.JOB_START or endpoint not in concurrency.PAGED:
-        first = pricing.estimate(prices, endpoint, parsed)
-        return parsed, _HoldPlan(first, first, pricing.max_cost(prices, endpoint, parsed))
-    per_page = pricing.held_page(prices, endpoint, parsed)
-    step = max(2 * snap.plan.concurrency, MIN_STEP_PAGES) * per_page
-    if endpoint == "crawl":
-        pages = pricing.pages(endpoint, parsed)
-        verdict = await blocking(
-            reservations.check, ctx.db, snap.key.id, pages * per_page, ctx.clock()
-        )
-        if not verdict.allowed and verdict.remaining >= per_page:
-            pages = verdict.remaining // per_page
-        whole = "limit" in parsed
-        parsed = {**parsed, "limit": pages}
-        first = pages * per_page if whole else min(pages * per_page, step)
-    else:
-        first = pricing.estimate(prices, endpoint, parsed)
-    ceiling = pricing.max_cost(prices, endpoint, parsed)
-    pages = pricing.pages(endpoint, parsed)
-    return parsed, _HoldPlan(first, step, ceiling, per_page, pages)
+) -> tuple[dict[str, Any], HoldPlan]:
+    """The hold of a request (domain/holds.py); a crawl's limit fitted to what the key can
+    spend now."""
+    spendable = None
+    if row.kind is RouteKind.JOB_START and row.endpoint == "crawl":
+        wanted = pricing.estimate(ctx.prices, row.endpoint, parsed)
+        verdict = await blocking(reservations.check, ctx.db, snap.key.id, wanted, ctx.clock())
+        spendable = None if verdict.allowed else verdict.remaining
+    return holds.plan_hold(
+        ctx.prices,
+        row.endpoint,
+        parsed,
+        job=row.kind is RouteKind.JOB_START,
+        concurrency=snap.plan.concurrency,
+        spendable=spendable,
+    )
 
 
 Release = Callable[[], Awaitable[None]]
@@ -298,7 +270,7 @@ async def _job_started(
     row: RouteRow,
     snap: account.Snapshot,
     held: ReservationView,
-    plan: _HoldPlan,
+    plan: HoldPlan,
     response: httpx.Response,
 ) -> Response:
     """An async job's start: record it as the team's, to follow; its status link points at
