@@ -172,8 +172,8 @@ def page_cost(url: str, options: dict[str, Any]) -> int:
     `calculateCreditsToBeBilled`, with the later releases' items too): json (or a
     changeTracking format in json mode) makes the page 5, deterministicJson 10; then +1 for
     zero data retention, +1 per PDF page after the first (a `pdf` URL has three), +4 for a
-    stealth proxy (asked for, or `auto` at a URL containing `escalates`), +4 for each of the question/query, highlights, audio and video formats, +4
-    for redactPII, +4 for lockdown."""
+    stealth proxy (asked for, or `auto` at a URL containing `escalates`), +4 for each of the
+    question/query, highlights, audio and video formats, +4 for redactPII, +4 for lockdown."""
     formats = [f for f in options.get("formats") or [] if isinstance(f, str | dict)]
     names = {f if isinstance(f, str) else f.get("type") for f in formats}
     tracking = next(
