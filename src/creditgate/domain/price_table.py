@@ -137,8 +137,9 @@ class PriceTable:
     # Which build's column prices answers that report nothing (v1 search): the build fronted.
     build: str = BUILD_2025_08
     agent_page_max: int = AGENT_PAGE_MAX
-    formats: frozenset[str] = field(init=False)
-    options: frozenset[str] = field(init=False)
+    formats: frozenset[str] = field(init=False)  # every format it knows
+    options: frozenset[str] = field(init=False)  # every option it knows
+    priced: tuple[PageItem, ...] = field(init=False)  # the items that cost something
     dearest_page: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -146,6 +147,7 @@ class PriceTable:
         options = frozenset(i.option for i in self.items if i.option is not None)
         object.__setattr__(self, "formats", formats)
         object.__setattr__(self, "options", options)
+        object.__setattr__(self, "priced", tuple(i for i in self.items if i.credits))
         object.__setattr__(self, "dearest_page", _dearest(self.items))
 
     def rules(self, operation: str) -> list[OperationRule]:

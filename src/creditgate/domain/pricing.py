@@ -147,7 +147,7 @@ def page_price(table: PriceTable, options: Body) -> int:
     """What one page scraped with these options costs by the table (PDF pages aside): its
     dearest base (1, json 5, ...) plus each surcharge once."""
     formats = _formats(options)
-    matched = [i for i in table.items if i.credits and _matches(i, options, formats)]
+    matched = [i for i in table.priced if _matches(i, options, formats)]
     base = max((i.credits for i in matched if i.effect is Effect.SET), default=1)
     surcharges = {i.item: i.credits for i in matched if i.effect is Effect.ADD}
     return max(base, 1) + sum(surcharges.values())
