@@ -15,7 +15,6 @@ from creditgate.domain.requests import problems
         ("100000", "invalid_type"),
         (True, "invalid_type"),
         (None, "invalid_type"),
-        (0, "too_small"),
         (-1, "too_small"),
         (10**29, "too_big"),
         (10_000_001, "too_big"),
@@ -24,6 +23,14 @@ from creditgate.domain.requests import problems
 def test_a_crawl_limit_must_be_a_positive_integer_within_bounds(limit: object, code: str) -> None:
     found = problems("crawl", {"url": "https://a.example", "limit": limit})
     assert [(p["code"], p["path"]) for p in found] == [(code, ["limit"])]
+
+
+def test_a_crawl_limit_of_zero_is_taken_as_firecrawl_takes_it() -> None:
+    """Firecrawl's schema takes any number for a crawl's limit (issue 18: `limit: 0` was
+    refused); every other count stays at least 1."""
+    assert problems("crawl", {"url": "https://a.example", "limit": 0}) == []
+    found = problems("llmstxt", {"url": "https://a.example", "maxUrls": 0})
+    assert [(p["code"], p["path"]) for p in found] == [("too_small", ["maxUrls"])]
 
 
 def test_a_well_formed_crawl_has_no_problems() -> None:

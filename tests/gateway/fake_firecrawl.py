@@ -353,7 +353,7 @@ def _limit(body: dict[str, Any]) -> int | str | None:
         value = int(value)
     if isinstance(value, str) and value.isdigit():
         value = int(value)
-    return value if isinstance(value, int) and value > 0 else "invalid"
+    return value if isinstance(value, int) and value >= 0 else "invalid"  # 0 is taken
 
 
 def _max_concurrency(body: dict[str, Any]) -> int | None:

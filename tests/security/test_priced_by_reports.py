@@ -226,3 +226,48 @@ def test_a_scrape_whose_proxy_escalates_overdraws_by_its_own_excess_at_most(
     assert (charged(db, team), remaining(db, team)) == (5, -4)
     again = post(gateway, key, "/v2/scrape", {"url": "https://example.com/plain"})
     assert again.status_code == 402
+
+
+def test_a_bad_body_is_refused_in_firecrawls_shape_with_its_code(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    """Issue 18: creditgate's own 400s lacked Firecrawl's `code`. A body that cannot be priced
+    is `BAD_REQUEST` with zod-like details; one that is not JSON is Firecrawl's own
+    `BAD_REQUEST_INVALID_JSON`. Nothing is held or forwarded either way."""
+    team, key = _team(db, 100)
+    bad = post(gateway, key, "/v2/crawl", {"url": "https://site.example", "limit": -1})
+    assert bad.status_code == 400
+    assert {k: bad.json()[k] for k in ("success", "code", "error")} == {
+        "success": False,
+        "code": "BAD_REQUEST",
+        "error": "Bad Request",
+    }
+    assert bad.json()["details"][0]["path"] == ["limit"]
+    broken = httpx.post(
+        f"{gateway.url}/v2/scrape",
+        content=b'{"url": ',
+        headers={**bearer(key), "Content-Type": "application/json"},
+    )
+    assert (broken.status_code, broken.json()) == (
+        400,
+        {
+            "success": False,
+            "code": "BAD_REQUEST_INVALID_JSON",
+            "error": "Bad request, malformed JSON",
+        },
+    )
+    assert not fake.state.requests
+    assert (charged(db, team), remaining(db, team)) == (0, 100)
+
+
+def test_a_crawl_limit_of_zero_is_forwarded_as_firecrawl_takes_it(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    """Issue 18: Firecrawl accepts `limit: 0`; creditgate refused it. It is forwarded as sent,
+    held as one page (its start page may still be scraped)."""
+    team, key = _team(db, 100)
+    started = post(gateway, key, "/v2/crawl", {"url": "https://site.example", "limit": 0})
+    assert started.status_code == 200, started.text
+    assert fake.state.requests[-1][2]["limit"] == 0
+    settled(db, team)
+    assert remaining(db, team) == 100 - charged(db, team)

@@ -49,7 +49,8 @@ def plan_hold(
         if spendable is not None and spendable >= per_page:
             pages = min(pages, spendable // per_page)
         whole = "limit" in body
-        body = {**body, "limit": pages}
+        asked = body.get("limit")
+        body = {**body, "limit": min(asked, pages) if isinstance(asked, int) else pages}
         first = pages * per_page if whole else min(pages * per_page, step)
     else:
         first = pricing.estimate(table, endpoint, body)

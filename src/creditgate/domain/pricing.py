@@ -80,8 +80,9 @@ def format_names(options: Body) -> set[str]:
 
 def pages(endpoint: str, body: Body) -> int:
     """How many units of work the request asks for (validated beforehand)."""
-    if endpoint == "crawl":
-        return _count(body.get("limit")) or DEFAULT_CRAWL_LIMIT
+    if endpoint == "crawl":  # a limit of 0 still crawls the start page: one page
+        limit = _count(body.get("limit"))
+        return DEFAULT_CRAWL_LIMIT if limit is None else max(limit, 1)
     if endpoint == "batch_scrape":
         urls = body.get("urls")
         return len(urls) if isinstance(urls, list) else 1

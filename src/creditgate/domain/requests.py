@@ -14,6 +14,9 @@ from creditgate.domain.pricing import MAX_PAGES
 
 Issue = dict[str, object]
 
+# Counts that may be 0 (Firecrawl's zod schema takes any number for a crawl's limit; 0 still
+# crawls its start page): the rest must be at least 1.
+_ZERO_ALLOWED = {("crawl", "limit")}
 # Fields holding a count of pages, results or URLs, by endpoint.
 _COUNTS = {
     "crawl": ("limit", "maxConcurrency"),
@@ -32,7 +35,8 @@ def problems(endpoint: str, body: object) -> list[Issue]:
     found: list[Issue] = []
     for name in _COUNTS.get(endpoint, ()):
         if name in body:
-            found += _count_problems(name, body[name])
+            least = 0 if (endpoint, name) in _ZERO_ALLOWED else 1
+            found += _count_problems(name, body[name], least)
     if endpoint == "batch_scrape":
         found += _url_list_problems(body.get("urls"))
     nested = body.get("scrapeOptions")
@@ -52,11 +56,12 @@ def _formats_problems(at: list[object], options: dict[str, object]) -> list[Issu
     return [_issue("invalid_type", [*at, "formats"], _expected("array", formats))]
 
 
-def _count_problems(name: str, value: object) -> list[Issue]:
+def _count_problems(name: str, value: object, least: int) -> list[Issue]:
     if not isinstance(value, int) or isinstance(value, bool):
         return [_issue("invalid_type", [name], _expected("integer", value))]
-    if value < 1:
-        return [_issue("too_small", [name], "Number must be greater than 0")]
+    if value < least:
+        text = "greater than 0" if least else "greater than or equal to 0"
+        return [_issue("too_small", [name], f"Number must be {text}")]
     if value > MAX_PAGES:
         return [_issue("too_big", [name], f"Number must be less than or equal to {MAX_PAGES}")]
     return []

@@ -165,7 +165,7 @@ async def _metered(
     parsed = _parse(body)
     issues = requests.problems(row.endpoint, parsed)
     if issues:
-        raise HTTPError(400, "Bad Request", details=issues)
+        raise HTTPError(400, "Bad Request", code="BAD_REQUEST", details=issues)
     assert isinstance(parsed, dict)
     parsed, plan = await _plan(ctx, snap, row, parsed)
     target = parsed.get("url") or parsed.get("query") or parsed.get("prompt")
@@ -629,6 +629,7 @@ def _parse(body: bytes) -> object:
         return {}
     try:
         return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        issue = {"code": "invalid_json", "path": [], "message": f"Invalid JSON: {exc}"}
-        raise HTTPError(400, "Bad Request", details=[issue]) from exc
+    except orjson.JSONDecodeError as exc:  # Firecrawl's own answer to a body it cannot parse
+        raise HTTPError(
+            400, "Bad request, malformed JSON", code="BAD_REQUEST_INVALID_JSON"
+        ) from exc
