@@ -98,9 +98,13 @@ def test_an_agent_page_is_bounded_by_the_agents_own_figure() -> None:
 
 def test_pdf_pages_beyond_the_first_raise_what_a_scrape_may_cost() -> None:
     doc = {"data": {"metadata": {"numPages": 30, "creditsUsed": 30}}}
-    assert pdf_allowance("scrape", {"url": "u"}, doc) == 29
-    assert pdf_allowance("scrape", {"url": "u", "parsePDF": False}, doc) == 0
-    assert pdf_allowance("scrape", {"url": "u", "parsers": []}, doc) == 0
+    assert pdf_allowance(T, "scrape", {"url": "u"}, doc) == 29
+    assert pdf_allowance(T, "scrape", {"url": "u", "parsePDF": False}, doc) == 0
+    assert pdf_allowance(T, "scrape", {"url": "u", "parsers": []}, doc) == 0
+    # A document claiming a million pages counts as pdfPagesMax; only a scrape's one document.
+    huge = {"data": [{"metadata": {"numPages": 10**6}}] * 1001}
+    assert pdf_allowance(T, "scrape", {"url": "u"}, huge) == T.pdf_pages_max - 1
+    assert pdf_allowance(T, "search", {"query": "q"}, doc) == 0
 
 
 def test_reported_costs_come_from_the_answer() -> None:

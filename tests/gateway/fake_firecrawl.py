@@ -464,10 +464,16 @@ def make_app(state: FakeState) -> ExpressRouter:
         ]
 
     async def search_v2(request: Request) -> Response:
-        """v2 search reports its cost: 1 credit per result (Firecrawl 2025-08)."""
-        found = results(await record(request))
-        state.billed[str(uuid.uuid4())] = len(found)
-        return JSONResponse({"success": True, "data": {"web": found}, "creditsUsed": len(found)})
+        """v2 search reports its cost: 1 credit per result (Firecrawl 2025-08), `limit` results
+        from each source asked for (web, news, images)."""
+        body = await record(request)
+        found = results(body)
+        asked = body.get("sources") or ["web"]
+        kinds = {k if isinstance(k, str) else k.get("type") for k in asked}
+        data = {str(kind): found for kind in kinds}
+        billed = len(found) * len(data)
+        state.billed[str(uuid.uuid4())] = billed
+        return JSONResponse({"success": True, "data": data, "creditsUsed": billed})
 
     async def search_v1(request: Request) -> Response:
         """v1 search (and x402 search) reports nothing, but is billed as v2: 1 per result."""
@@ -619,12 +625,25 @@ def make_app(state: FakeState) -> ExpressRouter:
                 "status": crawl.status,
                 "completed": crawl.completed,
                 "total": crawl.total,
-                "creditsUsed": 10**9 if crawl.liar else used,
+                **figure(crawl, used),
                 "expiresAt": "2030-01-01T00:00:00.000Z",
                 "next": next_url if more else None,
                 "data": page,
             }
         )
+
+    def figure(crawl: Crawl, used: int) -> dict[str, Any]:
+        """A job status's creditsUsed: what it billed, or what a quirky upstream sends in its
+        place (a crawl URL containing `liar`: a billion; `fraction`, `text`, `nofigure`: a
+        fraction, a string, nothing)."""
+        if crawl.liar:
+            return {"creditsUsed": 10**9}
+        quirks: dict[str, dict[str, Any]] = {
+            "fraction": {"creditsUsed": used + 0.5},
+            "text": {"creditsUsed": str(used)},
+            "nofigure": {},
+        }
+        return next((v for k, v in quirks.items() if k in crawl.url), {"creditsUsed": used})
 
     async def job_errors(request: Request) -> Response:
         await record(request)

@@ -271,3 +271,51 @@ def test_a_crawl_limit_of_zero_is_forwarded_as_firecrawl_takes_it(
     assert fake.state.requests[-1][2]["limit"] == 0
     settled(db, team)
     assert remaining(db, team) == 100 - charged(db, team)
+
+
+def test_append_to_id_is_refused_before_anything_is_held_or_forwarded(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    """Outside test of issue 17: `appendToId` added a batch's URLs to an existing job (any
+    team's, behind the shared upstream key): 90 pages were billed upstream and the team
+    charged 1; another team's pages landed on the first team's bill (-2). It is refused in
+    Firecrawl's shape; nothing is held or forwarded."""
+    team, key = _team(db, 100)
+    job_id = start_crawl(gateway, key, {"urls": ["https://a.example/0"]}, "/v2/batch/scrape")
+    settled(db, team)
+    forwarded = len(fake.state.requests)
+    urls = [f"https://a.example/{i}" for i in range(90)]
+    answer = post(gateway, key, "/v2/batch/scrape", {"urls": urls, "appendToId": job_id})
+    assert (answer.status_code, answer.json()["code"]) == (400, "BAD_REQUEST")
+    assert answer.json()["details"][0]["path"] == ["appendToId"]
+    assert len(fake.state.requests) == forwarded
+    assert (charged(db, team), remaining(db, team)) == (1, 99)
+
+
+def test_a_v2_search_of_several_sources_is_held_for_each(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    """Outside test of issue 17: a v2 search returns `limit` results from each source; it was
+    held and capped as one source (billed 60, charged 20). It is held for every source and
+    charged what it reports."""
+    team, key = _team(db, 100)
+    sources = [{"type": "web"}, {"type": "news"}, {"type": "images"}]
+    answer = post(gateway, key, "/v2/search", {"query": "x", "limit": 20, "sources": sources})
+    assert answer.status_code == 200
+    settled(db, team)
+    assert (charged(db, team), remaining(db, team)) == (60, 40)
+    too_many = post(gateway, key, "/v2/search", {"query": "x", "limit": 20, "sources": sources})
+    assert too_many.status_code == 402  # 60 held for 40 left: refused before the work
+
+
+@pytest.mark.parametrize("quirk", ["fraction", "text", "nofigure"])
+def test_a_job_status_without_a_count_of_credits_is_charged_its_pages_at_the_tables_price(
+    db: Database, fake: Fake, gateway: Gateway, quirk: str
+) -> None:
+    """Outside test of issue 17: a crawl whose status sent `creditsUsed` as 30.5, as "30" or
+    not at all was charged 0. Its pages done are charged at the table's price."""
+    team, key = _team(db, 100)
+    job_id = start_crawl(gateway, key, {"url": f"https://site.example/{quirk}", "limit": 6})
+    settled(db, team)
+    assert fake.state.crawls[job_id].completed == 6
+    assert (charged(db, team), remaining(db, team)) == (6, 94)

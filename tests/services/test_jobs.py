@@ -79,3 +79,20 @@ def test_a_cancelled_job_is_final_only_after_the_page_grace(db: Database, clock:
     assert jobs.apply_report(db, job, 3, "cancelled", clock.now, None, grace) is jobs.Next.DONE
     assert _active(db, team.id, clock.now) == 0
     assert reservations.get(db, job.reservation_id, clock.now).settled == 3
+
+
+def test_a_job_already_followed_is_not_opened_again(db: Database, clock: Clock) -> None:
+    """An upstream that answers a start with a job it already had (a batch appended to
+    another's): one job keeps one hold; the second is refused, the first untouched."""
+    import pytest
+
+    from creditgate.domain.errors import Conflict
+
+    team, key, _ = team_with_key(db, clock.now)
+    job = _crawl(db, clock, key, team.id, slots=1)
+    other, other_key, _ = team_with_key(db, clock.now, name="other")
+    held = reservations.reserve(db, ReserveRequest(other_key, 5), clock.now)
+    again = jobs.NewJob(job.id, other.id, held.id, held.key_id, "crawl", job.status_path, None)
+    with pytest.raises(Conflict):
+        jobs.open_job(db, again, clock.now, 1_000)
+    assert jobs.get_job(db, job.id) == job

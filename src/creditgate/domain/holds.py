@@ -54,5 +54,7 @@ def plan_hold(
         first = pages * per_page if whole else min(pages * per_page, step)
     else:
         first = pricing.estimate(table, endpoint, body)
+    first = min(max(first, 1), pricing.MAX_CREDITS)  # an operator's dearest rows x 10M pages
     ceiling = max(pricing.max_cost(table, endpoint, body), first)
-    return body, HoldPlan(max(first, 1), step, ceiling, per_page, pages)
+    step = min(step, pricing.MAX_CREDITS)
+    return body, HoldPlan(first, step, ceiling, per_page, pages)

@@ -27,6 +27,9 @@ FIRE1_CREDITS_PER_USD = 1800  # a FIRE-1 page costs ceil(its LLM spend in USD x 
 # The most one FIRE-1 agent page is believed to cost: $10 of LLM spend. An operator whose
 # agents spend more raises it (CREDITGATE_PRICES {"agentPageMax": ...}).
 AGENT_PAGE_MAX = 10 * FIRE1_CREDITS_PER_USD
+# The most PDF pages a scraped document is believed to have (each after the first costs 1): a
+# document stating more is charged as this many. An operator raises it ("pdfPagesMax").
+PDF_PAGES_MAX = 100
 
 
 class Effect(StrEnum):
@@ -104,7 +107,7 @@ PAGE_ITEMS: tuple[PageItem, ...] = (
         " parsers parsePDF actions location geolocation skipTlsVerification removeBase64Images"
         " fastMode useMock blockAds proxy maxAge storeInCache jsonOptions extract"
         " changeTrackingOptions __experimental_cache __searchPreviewToken __experimental_omce"
-        " __experimental_omceDomain url urls origin integration webhook appendToId"
+        " __experimental_omceDomain url urls origin integration webhook"
         " ignoreInvalidURLs maxConcurrency limit scrapeOptions includePaths excludePaths"
         " maxDepth maxDiscoveryDepth crawlEntireDomain allowBackwardLinks allowExternalLinks"
         " allowSubdomains ignoreRobotsTxt ignoreSitemap sitemap sitemapOnly deduplicateSimilarURLs"
@@ -137,6 +140,7 @@ class PriceTable:
     # Which build's column prices answers that report nothing (v1 search): the build fronted.
     build: str = BUILD_2025_08
     agent_page_max: int = AGENT_PAGE_MAX
+    pdf_pages_max: int = PDF_PAGES_MAX
     formats: frozenset[str] = field(init=False)  # every format it knows
     options: frozenset[str] = field(init=False)  # every option it knows
     priced: tuple[PageItem, ...] = field(init=False)  # the items that cost something
@@ -174,16 +178,17 @@ DEFAULT_PRICES = PriceTable()
 
 # --- an operator's rows (CREDITGATE_PRICES) ----------------------------------------------------
 
-_TABLE_FIELDS = {"pages", "operations", "build", "agentPageMax"}
+_TABLE_FIELDS = {"pages", "operations", "build", "agentPageMax", "pdfPagesMax"}
 _ITEM_FIELDS = {"item", "credits", "effect", "format", "option", "equals", "modes", "builds"}
 _RULE_FIELDS = {"operation", "credits", "per", "unit", "builds"}
 _UNITS = ("call", "page", "result", "url", "token")
-MAX_ROW_CREDITS = 1_000_000
+MAX_ROW_CREDITS = 100_000
 
 
 def parse_extra_prices(text: str | None) -> PriceTable:
     """The built-in table with an operator's rows: a JSON object with any of "pages" (per-page
-    items), "operations" (operation rules), "build" (2025-08 or later) and "agentPageMax".
+    items), "operations" (operation rules), "build" (2025-08 or later), "agentPageMax" and
+    "pdfPagesMax".
 
     Raises ValueError with a readable reason for anything that is not well-formed."""
     if not text:
@@ -202,11 +207,13 @@ def parse_extra_prices(text: str | None) -> PriceTable:
         raise ValueError(f"CREDITGATE_PRICES build must be one of {', '.join(BUILDS)}")
     agent = spec.get("agentPageMax", AGENT_PAGE_MAX)
     agent = _check_credits("agentPageMax", agent, minimum=1)
+    pdf = _check_credits("pdfPagesMax", spec.get("pdfPagesMax", PDF_PAGES_MAX), minimum=1)
     return PriceTable(
         items=PAGE_ITEMS + tuple(_item(p) for p in pages),
         operations=tuple(_rule(o) for o in ops) + OPERATIONS,  # an operator's rule comes first
         build=build,
         agent_page_max=agent,
+        pdf_pages_max=pdf,
     )
 
 

@@ -40,6 +40,7 @@ DEFAULT_SEARCH_RESULTS = 5
 DEFAULT_MAX_URLS = {"llmstxt": 10, "deep_research": 20}
 NESTED = ("crawl", "search", "extract")  # endpoints whose page options are in scrapeOptions
 PAGED = ("crawl", "batch_scrape")
+SEARCH_KINDS = ("web", "news", "images")  # a v2 search's results, by source
 Body = Mapping[str, Any]
 
 
@@ -86,14 +87,31 @@ def pages(endpoint: str, body: Body) -> int:
     if endpoint == "batch_scrape":
         urls = body.get("urls")
         return len(urls) if isinstance(urls, list) else 1
-    if endpoint == "search":
-        return _count(body.get("limit")) or DEFAULT_SEARCH_RESULTS
+    if endpoint == "search":  # v2: up to `limit` results from each source asked for
+        return (_count(body.get("limit")) or DEFAULT_SEARCH_RESULTS) * search_sources(body)
     if endpoint in DEFAULT_MAX_URLS:
         return _count(body.get("maxUrls")) or DEFAULT_MAX_URLS[endpoint]
     if endpoint == "extract":
         urls = body.get("urls")
         return max(len(urls), 1) if isinstance(urls, list) else 1
     return 1
+
+
+def search_sources(body: Body) -> int:
+    """How many sources a v2 search reads (web, news, images: `limit` results from each);
+    one (web) when it names none. Any entry counts, known or not: the hold never shrinks."""
+    sources = body.get("sources")
+    if not isinstance(sources, list) or not sources:
+        return 1
+    kinds: set[str] = set()
+    odd = 0  # entries with no type name: each counted, the upstream will refuse them anyway
+    for source in sources:
+        kind = source.get("type") if isinstance(source, dict) else source
+        if isinstance(kind, str):
+            kinds.add(kind)
+        else:
+            odd += 1
+    return max(len(kinds) + odd, 1)
 
 
 def asks_agent(endpoint: str, body: Body) -> bool:
@@ -214,13 +232,15 @@ def max_cost(table: PriceTable, endpoint: str, body: Body) -> int:
     return min(max(cost, estimate(table, endpoint, body)), MAX_CREDITS)
 
 
-def pdf_allowance(endpoint: str, body: Body, payload: object) -> int:
-    """The PDF pages an answer's documents say they had, beyond each one's first (1 credit
-    each, §3): what a scrape may cost above its dearest page. None where PDFs are not parsed."""
+def pdf_allowance(table: PriceTable, endpoint: str, body: Body, payload: object) -> int:
+    """The PDF pages a scrape's document says it had beyond its first (1 credit each, §3), at
+    most the table's `pdf_pages_max`: what a scrape may cost above its dearest page. One
+    document only (a scrape answers one), and none where PDFs are not parsed."""
     options = page_options(endpoint, body)
-    if options.get("parsePDF") is False or options.get("parsers") == []:
+    if endpoint != "scrape" or options.get("parsePDF") is False or options.get("parsers") == []:
         return 0
-    return sum(min(max(n - 1, 0), MAX_PAGES) for n in _pdf_pages(payload))
+    found = _pdf_pages(payload)[:1]
+    return sum(min(max(n - 1, 0), table.pdf_pages_max - 1) for n in found)
 
 
 def _pdf_pages(payload: object) -> list[int]:
@@ -246,8 +266,8 @@ def _documents(payload: object) -> list[dict[str, Any]]:
         return []
     data = payload.get("data")
     docs = data if isinstance(data, list) else [data] if isinstance(data, dict) else []
-    if isinstance(data, dict) and isinstance(data.get("web"), list):  # search, v2 shape
-        docs = list(data["web"])
+    if isinstance(data, dict) and any(isinstance(data.get(k), list) for k in SEARCH_KINDS):
+        docs = [d for k in SEARCH_KINDS if isinstance(data.get(k), list) for d in data[k]]
     return [d for d in docs if isinstance(d, dict)]
 
 
@@ -292,9 +312,7 @@ def figureless_cost(table: PriceTable, endpoint: str, body: Body, payload: objec
     if endpoint == "scrape":
         return held_page(table, endpoint, body)
     if endpoint == "search":
-        data = payload.get("data") if isinstance(payload, dict) else None
-        results = data.get("web") if isinstance(data, dict) else data
-        count = len(results) if isinstance(results, list) else 0
+        count = len(_documents(payload))
         scraped = held_page(table, endpoint, body) if _scraped(body) else 0
         return _search_results(table, count, fronted=True) + count * scraped
     rule = table.rule(endpoint)

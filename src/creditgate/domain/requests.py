@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from creditgate.domain.pricing import MAX_PAGES
 
 Issue = dict[str, object]
+# Firecrawl appends a batch's URLs to the job `appendToId` names, of any team behind the shared
+# upstream key: its pages would be billed to that job's hold, not this request's.
+APPEND_REFUSED = "appendToId is not supported through this gateway: start a new batch scrape"
 
 # Counts that may be 0 (Firecrawl's zod schema takes any number for a crawl's limit; 0 still
 # crawls its start page): the rest must be at least 1.
@@ -39,6 +42,8 @@ def problems(endpoint: str, body: object) -> list[Issue]:
             found += _count_problems(name, body[name], least)
     if endpoint == "batch_scrape":
         found += _url_list_problems(body.get("urls"))
+        if "appendToId" in body:  # it adds pages to a job whose hold is another request's
+            found.append(_issue("custom", ["appendToId"], APPEND_REFUSED))
     nested = body.get("scrapeOptions")
     if nested is not None and not isinstance(nested, dict):
         found.append(_issue("invalid_type", ["scrapeOptions"], _expected("object", nested)))

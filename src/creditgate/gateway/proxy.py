@@ -300,7 +300,13 @@ async def _job_started(
         page_price=plan.page_price,
         page_limit=plan.page_limit,
     )
-    await blocking(jobs.open_job, ctx.db, new, ctx.clock(), ctx.poll_ms)
+    try:
+        await blocking(jobs.open_job, ctx.db, new, ctx.clock(), ctx.poll_ms)
+    except Conflict:  # the upstream answered with a job already followed: never settle it twice
+        log.error("job start answered with %s, a job already followed; not charged here", job_id)
+        await _release_later(ctx, release)
+        fields(request).outcome = Outcome.UPSTREAM_FAILED
+        return fail(502, "The upstream answered with a job that is already followed.")
     if isinstance(payload.get("url"), str):
         payload["url"] = public_base(ctx, request) + row.status_path(job_id)
     return JSON(payload, status_code=answer.status)
@@ -406,7 +412,7 @@ class _Settlement(_Tee):
         credits = _reported(payload, pricing.reported_cost)
         if credits is None:
             credits = pricing.figureless_cost(prices, endpoint, self.parsed, payload)
-        most = self.ceiling + pricing.pdf_allowance(endpoint, self.parsed, payload)
+        most = self.ceiling + pricing.pdf_allowance(prices, endpoint, self.parsed, payload)
         if credits > most:
             _note_capped(endpoint, None, credits, most)
             credits = most
@@ -585,16 +591,18 @@ async def follow(ctx: AppContext, upstream: Upstream, job: jobs.Job) -> None:
 async def _apply(
     ctx: AppContext, upstream: Upstream, job: jobs.Job, payload: dict[str, Any]
 ) -> None:
+    done = payload.get("completed")
+    done = done if isinstance(done, int) and not isinstance(done, bool) and done > 0 else None
     used = _reported(payload, pricing.reported_job_cost)
     if used is None:  # llms.txt, deep research: charged by what the answer shows
         used = pricing.figureless_job_cost(job.endpoint, payload, job.hold_ceiling)
+    if used is None and done is not None and job.page_price is not None:
+        used = done * job.page_price  # no count of credits: its pages at the table's price
     if used is not None and job.hold_ceiling is not None and used > job.hold_ceiling:
         _note_capped(job.endpoint, job.id, used, job.hold_ceiling)
     status = payload.get("status")
     status = status if isinstance(status, str) else None
     pending = concurrency.pending_pages(payload)
-    done = payload.get("completed")
-    done = done if isinstance(done, int) and not isinstance(done, bool) and done > 0 else None
     verdict = await blocking(
         jobs.apply_report,
         ctx.db,

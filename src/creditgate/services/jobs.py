@@ -72,6 +72,9 @@ class NewJob:
 
 
 def open_job(db: Database, new: NewJob, now: Instant, poll_ms: int) -> Job:
+    """Follow a job the upstream started. Conflict if its id is followed already: the upstream
+    answered a start with a job it had (an append to another batch), whose work is not this
+    hold's to settle."""
     job = Job(
         new.id,
         new.team_id,
@@ -90,11 +93,12 @@ def open_job(db: Database, new: NewJob, now: Instant, poll_ms: int) -> Job:
         page_limit=new.page_limit,
     )
     with db.write() as conn:
-        if jobs.get_job(conn, new.id) is None:
-            jobs.insert_job(conn, job)
-            # Every charge settled from here on carries the job's id (activity, history), and
-            # the hold is the job's now, not the request's.
-            reservations_store.hand_over(conn, new.team_id, new.reservation_id, new.id)
+        if jobs.get_job(conn, new.id) is not None:  # one hold per job, one team per job
+            raise Conflict(f"upstream job {new.id} is already followed", jobId=new.id)
+        jobs.insert_job(conn, job)
+        # Every charge settled from here on carries the job's id (activity, history), and
+        # the hold is the job's now, not the request's.
+        reservations_store.hand_over(conn, new.team_id, new.reservation_id, new.id)
     return job
 
 
