@@ -4,11 +4,12 @@ Settings (environment):
 - `CREDITGATE_FIRECRAWL_SRC`: Firecrawl's source, the folder holding `apps/api` (a checkout of
   the firecrawl repository will do). Default: `../shared/firecrawl/src` from the repository root.
 - `CREDITGATE_FIRECRAWL_TOOLS`: the folder with `playwright_standin.py` and `site.py` (a stand-in
-  for Firecrawl's browser service and a test-site writer). Default: `../shared/firecrawl`.
+  for Firecrawl's browser service and a test-site writer). Default: `tests/upstream/tools/`.
 - `CREDITGATE_FIRECRAWL_CACHE`: where builds are kept, one folder per source content.
   Default: `$XDG_CACHE_HOME/creditgate/firecrawl` (`~/.cache/creditgate/firecrawl`).
 
-Nothing of Firecrawl's is copied into this repository: it is test equipment (AGPL-3.0).
+Nothing of Firecrawl's is copied into this repository (its source is AGPL-3.0): only the
+source folder is read from outside it; the stand-in and the site writer are creditgate's own.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def source_dir() -> Path:
 
 
 def tools_dir() -> Path:
-    return _setting("CREDITGATE_FIRECRAWL_TOOLS", (REPO.parent / "shared/firecrawl").resolve())
+    return _setting("CREDITGATE_FIRECRAWL_TOOLS", Path(__file__).parent / "tools")
 
 
 def cache_dir() -> Path:
