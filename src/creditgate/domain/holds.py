@@ -41,7 +41,7 @@ def plan_hold(
     `spendable`: what the key can spend now, when less than a crawl's estimate."""
     if not job or endpoint not in pricing.PAGED:
         first = pricing.estimate(table, endpoint, body)
-        return body, HoldPlan(first, first, pricing.max_cost(table, endpoint, body))
+        return body, HoldPlan(first, first, max(pricing.max_cost(table, endpoint, body), first))
     per_page = pricing.held_page(table, endpoint, body)
     step = max(2 * concurrency, MIN_STEP_PAGES) * per_page
     pages = pricing.pages(endpoint, body)

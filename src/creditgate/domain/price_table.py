@@ -13,6 +13,7 @@ table's dearest page, never at 1, since only a newer release can know what it co
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -152,7 +153,8 @@ class PriceTable:
         object.__setattr__(self, "formats", formats)
         object.__setattr__(self, "options", options)
         object.__setattr__(self, "priced", tuple(i for i in self.items if i.credits))
-        object.__setattr__(self, "dearest_page", _dearest(self.items))
+        # The most a page can cost by the table: every item at once (PDF pages, FIRE-1 aside).
+        object.__setattr__(self, "dearest_page", price_of(self.items))
 
     def rules(self, operation: str) -> list[OperationRule]:
         return [r for r in self.operations if r.operation == operation]
@@ -165,11 +167,12 @@ class PriceTable:
         return best[0] if best else None
 
 
-def _dearest(items: tuple[PageItem, ...]) -> int:
-    """The most a page can cost by the table: its dearest base and every surcharge at once
-    (rows of one item, e.g. question/query, counted once). PDF pages and FIRE-1 aside."""
-    base = max((i.credits for i in items if i.effect is Effect.SET), default=1)
-    surcharges = {i.item: i.credits for i in items if i.effect is Effect.ADD}
+def price_of(items: Iterable[PageItem]) -> int:
+    """A page with these items: its dearest base (1, json 5, ...) and each surcharge once
+    (rows of one item, e.g. question/query, counted once)."""
+    rows = list(items)
+    base = max((i.credits for i in rows if i.effect is Effect.SET), default=1)
+    surcharges = {i.item: i.credits for i in rows if i.effect is Effect.ADD}
     return max(base, 1) + sum(surcharges.values())
 
 

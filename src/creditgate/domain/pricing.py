@@ -19,9 +19,9 @@ from typing import Any
 from creditgate.domain.price_table import (
     DEFAULT_PRICES,
     TOKENS_PER_CREDIT,
-    Effect,
     PageItem,
     PriceTable,
+    price_of,
 )
 
 __all__ = ["DEFAULT_PRICES", "TOKENS_PER_CREDIT", "PriceTable"]
@@ -166,10 +166,7 @@ def page_price(table: PriceTable, options: Body) -> int:
     """What one page scraped with these options costs by the table (PDF pages aside): its
     dearest base (1, json 5, ...) plus each surcharge once."""
     formats = _formats(options)
-    matched = [i for i in table.priced if _matches(i, options, formats)]
-    base = max((i.credits for i in matched if i.effect is Effect.SET), default=1)
-    surcharges = {i.item: i.credits for i in matched if i.effect is Effect.ADD}
-    return max(base, 1) + sum(surcharges.values())
+    return price_of(i for i in table.priced if _matches(i, options, formats))
 
 
 def held_page(table: PriceTable, endpoint: str, body: Body) -> int:
@@ -215,7 +212,8 @@ def estimate(table: PriceTable, endpoint: str, body: Body) -> int:
 
 
 def max_cost(table: PriceTable, endpoint: str, body: Body) -> int:
-    """The most the request can be charged: a reported figure above it is capped."""
+    """The most the request can be charged: a reported figure above it is capped. (Never
+    below its estimate: `holds.plan_hold` takes the larger of the two.)"""
     n = pages(endpoint, body)
     if endpoint in (*PAGED, "scrape"):
         cost = n * most_a_page(table, endpoint, body)
@@ -229,7 +227,7 @@ def max_cost(table: PriceTable, endpoint: str, body: Body) -> int:
     else:
         rule = table.rule(endpoint)
         cost = max(table.dearest_page, rule.cost(1) if rule is not None else 0)
-    return min(max(cost, estimate(table, endpoint, body)), MAX_CREDITS)
+    return min(max(cost, 1), MAX_CREDITS)
 
 
 def pdf_allowance(table: PriceTable, endpoint: str, body: Body, payload: object) -> int:

@@ -598,8 +598,9 @@ async def _apply(
         used = pricing.figureless_job_cost(job.endpoint, payload, job.hold_ceiling)
     if used is None and done is not None and job.page_price is not None:
         used = done * job.page_price  # no count of credits: its pages at the table's price
-    if used is not None and job.hold_ceiling is not None and used > job.hold_ceiling:
-        _note_capped(job.endpoint, job.id, used, job.hold_ceiling)
+    most = jobs.capped(job, used)
+    if most is not None and used is not None and most < used:  # apply_report charges `most`
+        _note_capped(job.endpoint, job.id, used, most)
     status = payload.get("status")
     status = status if isinstance(status, str) else None
     pending = concurrency.pending_pages(payload)
