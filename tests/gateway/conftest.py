@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from creditgate.app.asgi import create_app
+from creditgate.gateway import discovery
 from creditgate.storage.database import Database
 from creditgate.web.context import AppContext
 from creditgate.web.upstream import Upstream
@@ -48,6 +49,10 @@ def gateway(db: Database, fake: Fake) -> Iterator[Gateway]:
         queue_wait_seconds=3.0,
         page_grace_seconds=0.5,  # a cancelled job's pages may run this long (tests set more)
     )
+    assert ctx.upstream is not None
+    # Known without a probe, so that the fake's record holds only what a test sent (the
+    # probe itself is tested in test_upstream_discovery.py).
+    discovery.traits(ctx.upstream).v2_crawl_concurrency = fake.state.v2_crawl_takes_concurrency
     with app_in_thread(create_app(ctx)) as url:
         yield Gateway(url, ctx)
 

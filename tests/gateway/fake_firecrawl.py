@@ -140,6 +140,9 @@ class FakeState:
     scrapes: dict[str, dict[str, Any]] = field(default_factory=dict)
     billed: dict[str, int] = field(default_factory=dict)
     pool: WorkerPool | None = None  # pages take real time on shared workers (see above)
+    # False: the 2025-08 build's bug, a v2 crawl with `maxConcurrency` fails with a 500 in
+    # self-host mode before anything is saved (controllers/v2/crawl.ts:142).
+    v2_crawl_takes_concurrency: bool = True
     running: set[asyncio.Task[None]] = field(default_factory=set)
 
     def use_workers(self, size: int, page_seconds: float) -> WorkerPool:
@@ -497,8 +500,24 @@ def make_app(state: FakeState) -> ExpressRouter:
                 {"success": False, "code": "CRAWL_FAILED", "error": "The crawl failed to start."},
                 status_code=500,
             )
+        v2 = request.url.path.lower().startswith("/v2/")
+        if v2 and "maxConcurrency" in body and not state.v2_crawl_takes_concurrency:
+            return JSONResponse(  # Express's error handler, as the 2025-08 build answers it
+                {
+                    "success": False,
+                    "code": "UNKNOWN_ERROR",
+                    "error": "An unexpected error occurred. Please contact help@firecrawl.com "
+                    "for help. Your exception ID is 0",
+                },
+                status_code=500,
+            )
         job_id = str(uuid.uuid4())
         answer = {"success": True, "id": job_id, "url": job_url(request, "crawl", job_id)}
+        if (urlsplit(url).hostname or "").endswith(".invalid"):
+            # a name that cannot resolve: the crawl fails at its kickoff, having scraped nothing
+            state.crawls[job_id] = Crawl(0, kind="crawl", url=url, status="failed")
+            state.billed[job_id] = 0
+            return JSONResponse(answer)
         if "drop" in url:
             return CutShort(answer, keep=0)
         # The site has `unlimited_total` pages: a crawl takes them all, or `limit` of them.

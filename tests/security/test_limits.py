@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from creditgate.domain.instants import now
+from creditgate.gateway.proxy import STATUS_RPM_MIN
 from creditgate.services import keys
 from creditgate.storage.database import Database
 from tests.gateway.conftest import Fake, Gateway, early_in_a_minute
@@ -270,15 +271,21 @@ def test_job_reads_are_rate_limited_apart_from_the_work(
     db: Database, fake: Fake, gateway: Gateway
 ) -> None:
     """Found by an outside tester: 300 reads of one crawl a minute all reached the shared
-    upstream. Reads and cancels get their own window: five times the plan's scrape rate."""
+    upstream. Reads and cancels get their own window: five times the plan's scrape rate, and
+    never fewer than STATUS_RPM_MIN, so that an SDK polling every second is not refused (found
+    in front of the real Firecrawl: the free plan's 50 a minute refused the v2 SDK's `crawl()`
+    with poll_interval=1)."""
     early_in_a_minute()
-    _, key, _ = team_with_key(db, now(), plan=make_plan(db, "slow", 1000, scrape_rpm=2))
-    job_id = start_crawl(gateway, key, {"url": "https://site.example", "limit": 2})
-    statuses = [
-        httpx.get(f"{gateway.url}/v2/crawl/{job_id}", headers=bearer(key)).status_code
-        for _ in range(11)
-    ]
-    assert statuses == [200] * 10 + [429]
+    _, key, _ = team_with_key(db, now(), plan=make_plan(db, "fast", 1000, scrape_rpm=100))
+    _, slow, _ = team_with_key(db, now(), plan=make_plan(db, "slow", 1000, scrape_rpm=2))
+    with httpx.Client(headers=bearer(key)) as client:
+        job_id = start_crawl(gateway, key, {"url": "https://site.example", "limit": 2})
+        statuses = [client.get(f"{gateway.url}/v2/crawl/{job_id}").status_code for _ in range(501)]
+    assert STATUS_RPM_MIN == 300 and statuses == [200] * 500 + [429]  # 5 x 100
+    with httpx.Client(headers=bearer(slow)) as client:
+        job_id = start_crawl(gateway, slow, {"url": "https://site.example", "limit": 2})
+        statuses = [client.get(f"{gateway.url}/v2/crawl/{job_id}").status_code for _ in range(301)]
+    assert statuses == [200] * STATUS_RPM_MIN + [429]
 
 
 @pytest.mark.parametrize(

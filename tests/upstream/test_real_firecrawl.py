@@ -14,14 +14,12 @@ from typing import Any
 import httpx
 import pytest
 from firecrawl import Firecrawl
-from firecrawl.v2.utils.error_handler import InternalServerError
 
 from creditgate.domain.instants import now
 from creditgate.storage.database import Database
 from tests.helpers import team_with_key
 from tests.security.support import charged, settled
 from tests.upstream.conftest import Gateway, peak_in_flight, standin_pages
-from tests.upstream.firecrawl import source_dir
 
 # The SDK's v1 interface still calls pydantic's deprecated `.dict()`: not ours to fix.
 V1_SDK = pytest.mark.filterwarnings("ignore:The `dict` method is deprecated")
@@ -82,25 +80,9 @@ def test_a_map_is_charged_one_credit(db: Database, gateway: Gateway) -> None:
     assert charged(db, team) == 1
 
 
-def _v2_crawl_has_the_acuc_guard() -> bool:
-    """Whether this build's v2 crawl survives `maxConcurrency` in self-host mode (the 2025-08
-    build reads `req.acuc.concurrency` with no guard and crashes: 500)."""
-    try:
-        code = (source_dir() / "apps/api/src/controllers/v2/crawl.ts").read_text()
-    except OSError:
-        return True
-    return "req.acuc.concurrency" not in code or "req.acuc?.concurrency" in code
-
-
-@pytest.mark.xfail(
-    not _v2_crawl_has_the_acuc_guard(),
-    strict=True,
-    raises=InternalServerError,
-    reason="issue 18: this Firecrawl build's v2 crawl answers 500 to any body with maxConcurrency "
-    "in self-host mode (req.acuc undefined at controllers/v2/crawl.ts:142), and creditgate "
-    "adds maxConcurrency to hold the plan's page concurrency",
-)
 def test_a_v2_crawl_is_charged_firecrawls_credits_used(db: Database, gateway: Gateway) -> None:
+    """On the 2025-08 build, whose v2 crawl fails with `maxConcurrency`, creditgate starts it
+    through v1 (gateway/discovery.py); the SDK's v2 `crawl()` sees a v2 crawl either way."""
     team, sdk = client(db, gateway)
     job = sdk.crawl(
         f"{gateway.upstream.site}/index.html",
@@ -134,3 +116,25 @@ def test_a_free_teams_crawl_never_has_more_pages_in_flight_than_its_slots(
     pages = [p for p in standin_pages(gateway.upstream.standin_log(), since) if "/slow/" in p[2]]
     assert len(pages) >= 6
     assert peak_in_flight(pages) == 2, pages  # all its slots used, never more
+
+
+def test_a_free_teams_v2_crawl_never_has_more_pages_in_flight_than_its_slots(
+    db: Database, gateway: Gateway
+) -> None:
+    """The same through the SDK's v2 `crawl()`: held to 2 pages at once on every build."""
+    team, sdk = client(db, gateway, plan="free")
+    since = time.time()
+    job = sdk.crawl(
+        f"{gateway.upstream.site}/slow/index.html",
+        limit=6,
+        crawl_entire_domain=True,
+        poll_interval=1,
+        timeout=120,
+    )
+    settled(db, team, timeout=60)
+    upstream = straight(gateway, f"/v2/crawl/{job.id}")
+    assert (job.status, upstream["status"], upstream["completed"]) == ("completed",) * 2 + (6,)
+    assert charged(db, team) == upstream["creditsUsed"] == 6
+    pages = [p for p in standin_pages(gateway.upstream.standin_log(), since) if "/slow/" in p[2]]
+    assert len(pages) >= 6
+    assert peak_in_flight(pages) == 2, pages

@@ -23,10 +23,11 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from creditgate.domain import concurrency, holds, pricing, requests
+from creditgate.domain import concurrency, crawl_forms, holds, pricing, requests
 from creditgate.domain.errors import ConcurrencyLimited, Conflict
 from creditgate.domain.holds import HoldPlan
 from creditgate.domain.routes import JOB_ID, Match, RouteKind, RouteRow
+from creditgate.gateway import discovery
 from creditgate.services import account, jobs, reservations
 from creditgate.services.reservations import ReservationView, ReserveRequest
 from creditgate.web import metrics
@@ -53,7 +54,8 @@ MAX_BODY = 10 << 20
 BODY_TIMEOUT_S = 30.0  # a client that has not sent its body by then is cut off (408)
 NOT_FOUND = "Not Found"
 JOB_NOT_FOUND = "Job not found"
-STATUS_RPM_FACTOR = 5  # job reads and cancels a minute: this many times the plan's scrape rate
+STATUS_RPM_FACTOR = 5  # job reads and cancels a minute: this many times the plan's scrape rate,
+STATUS_RPM_MIN = 300  # and never fewer: an SDK polls each job every 1-2 s (Firecrawl: 25,000)
 POLL_TIMEOUT_S = 10.0  # a status poll of the follower; a slow upstream must not stall the rest
 
 
@@ -76,7 +78,7 @@ async def handle(request: Request) -> Response:
         return await _list(ctx, snap)
     if kind in (RouteKind.JOB_READ, RouteKind.JOB_CANCEL):
         # Firecrawl limits status reads apart from the work, and more generously.
-        status_rpm = STATUS_RPM_FACTOR * snap.plan.scrape_rpm
+        status_rpm = max(STATUS_RPM_FACTOR * snap.plan.scrape_rpm, STATUS_RPM_MIN)
         decision = await ctx.limiter.hit(snap.team.id, "status", status_rpm, now)
         if not decision.allowed:
             raise rate_limited(decision, now)
@@ -178,10 +180,15 @@ async def _metered(
     if capped is not None:  # the upstream runs no more of its pages at once than it holds
         parsed, body = capped, orjson.dumps(capped)
     release = _releaser(ctx, snap.team.id, held.id)
+    path = row.upstream_path(None)
+    if row.endpoint == "crawl" and row.version == "v2":
+        try:
+            path, body = await _v2_crawl_form(upstream, path, parsed, body)
+        except HTTPError:
+            await release()
+            raise
     try:
-        response = await upstream.open(
-            row.method, row.upstream_path(None), "", _forwarded(request), body
-        )
+        response = await upstream.open(row.method, path, "", _forwarded(request), body)
     except UpstreamFailed as exc:
         await (_release_later(ctx, release) if exc.may_still_run else release())
         logged.outcome = Outcome.UPSTREAM_FAILED
@@ -200,6 +207,29 @@ async def _metered(
     return StreamingResponse(
         settle.relay(response), status_code=response.status_code, headers=kept_headers(response)
     )
+
+
+async def _v2_crawl_form(
+    upstream: Upstream, path: str, parsed: dict[str, Any], body: bytes
+) -> tuple[str, bytes]:
+    """Where and how a v2 crawl is started: as it came, or, on a build whose v2 crawl cannot
+    take `maxConcurrency` (gateway/discovery.py), as the v1 crawl it is the same as
+    (domain/crawl_forms.py). A crawl with no such form is refused there: forwarded, its pages
+    would run beyond the team's slots."""
+    if await discovery.v2_crawl_takes_concurrency(upstream) is not False:
+        return path, body
+    form = crawl_forms.as_v1_crawl(parsed)
+    if isinstance(form, crawl_forms.NoV1Form):
+        if form.invalid:  # the upstream's own 400 says what is wrong with it
+            return path, body
+        raise HTTPError(
+            400,
+            f"This Firecrawl build's v2 crawl cannot limit its pages in flight, and "
+            f"{form.reason} has no v1 form to start it with. Use /v1/crawl, or run a "
+            f"Firecrawl release newer than 2025-08.",
+            code="BAD_REQUEST",
+        )
+    return "/v1/crawl", orjson.dumps(form)
 
 
 async def _plan(
