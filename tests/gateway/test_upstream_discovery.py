@@ -71,7 +71,12 @@ def test_on_the_2025_08_build_a_v2_crawl_starts_once_through_v1(
     status = httpx.get(f"{gateway.url}/v2/crawl/{job_id}", headers=bearer(key), timeout=10)
     assert status.json()["creditsUsed"] == fake.state.billed[job_id] == 6
     active = httpx.get(f"{gateway.url}/v2/crawl/active", headers=bearer(key), timeout=10)
-    assert [c["id"] for c in active.json()["crawls"]] == []  # never the probe's
+    assert active.json()["crawls"] == []  # the crawl has ended; the probe never was listed
+    for method in ("GET", "DELETE"):  # the probe is no team's: nobody reads or cancels it
+        peek = httpx.request(
+            method, f"{gateway.url}/v2/crawl/{probe_id}", headers=bearer(key), timeout=10
+        )
+        assert (peek.status_code, peek.json()["error"]) == (404, "Job not found")
 
     # Learned once per process: a second crawl asks nothing.
     again = httpx.post(f"{gateway.url}/v2/crawl", json=body, headers=bearer(key), timeout=10)
