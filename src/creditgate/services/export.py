@@ -7,7 +7,8 @@
 
 `from` (inclusive) and `to` (exclusive) bound the entries' occurrence, the periods' start (by
 period and key) or the day (by day). CSV has a header row and is written by the csv module
-(RFC 4180 quoting, CRLF line ends); NDJSON is one JSON object a line. Instants are ISO 8601
+(RFC 4180 quoting, CRLF line ends; a text cell a spreadsheet would run as a formula is prefixed
+with `'`, OWASP's rule); NDJSON is one JSON object a line. Instants are ISO 8601
 UTC, credits integers, a missing value an empty CSV field or a JSON null. The rows of a chunk
 are read in one short transaction each: an export runs beside the writes, never blocks them, and
 sees each row once in order (an entry backdated behind the export's position while it runs is
@@ -126,10 +127,23 @@ def header(export: Export) -> bytes:
     return _csv([[name for name, _c, _i in export.listing.fields]])
 
 
+# A text cell starting with one of these is run as a formula by spreadsheets (OWASP, "CSV
+# Injection"): `=IMPORTXML(...)` in a key name or target would fetch or leak when opened.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def defused(cell: Any) -> Any:
+    """A text cell a spreadsheet reads as text: a formula-starting one gets a leading `'`
+    (OWASP's rule; shown, not run). Numbers are left as they are (-5 stays a number)."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
 def _csv(rows: list[list[Any]]) -> bytes:
     text = io.StringIO()
     writer = csv.writer(text)
-    writer.writerows(rows)
+    writer.writerows([defused(cell) for cell in row] for row in rows)
     return text.getvalue().encode()
 
 
