@@ -224,3 +224,16 @@ def test_only_the_bearer_scheme_authenticates_keys_and_the_admin_token(
             gateway.url, "GET", "/admin/teams", {"Authorization": f"{scheme} {ADMIN_TOKEN}"}
         )
         assert admin.status == 200, (scheme, admin.body)
+
+
+def test_no_answer_sends_a_client_to_the_host_it_named(gateway: Gateway) -> None:
+    """Found by an outside tester (issue 19): `GET /v1` and `/v2` answered a slash redirect whose
+    `Location` was built from the `Host` header (`Host: evil.example` -> 307 to evil.example).
+    Now no path is redirected: what is not a route is Firecrawl's 404 (a trailing slash, the
+    edge's 400)."""
+    for path, status in (("/v1", 404), ("/v2", 404), ("/admin", 404), ("/dashboard/", 400)):
+        answer = raw_request(gateway.url, "GET", path, {"Host": "evil.example"})
+        assert answer.status == status, (path, answer.status, answer.headers)
+        assert "location" not in answer.headers
+        assert b"evil.example" not in answer.body
+        assert answer.json()["success"] is False

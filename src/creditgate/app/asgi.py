@@ -259,6 +259,9 @@ def create_app(ctx: AppContext) -> Starlette:
         lifespan=lifespan,
         exception_handlers=handlers,
     )
+    # No slash redirects: Starlette builds their Location from the Host header, which anyone
+    # sets (`GET /v1` answered 307 to any host named). A path that is not a route is a 404.
+    app.router.redirect_slashes = False
     app.state.ctx = ctx
     app.hot_routes, app.hot_handlers = account.hot_routes(), handlers
     return app
