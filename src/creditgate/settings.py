@@ -30,6 +30,9 @@ class SecretError(ValueError):
     """A secret's file is missing, unreadable or empty, or the secret is given twice."""
 
 
+ADMIN_TOKEN_MIN = 16
+
+
 def read_secret(value: str | None, path: str | None, what: str, env: str) -> str | None:
     """The secret given as `value` or, with `path`, the file's text less its trailing newline."""
     if not path:
@@ -109,10 +112,18 @@ class Settings(BaseSettings):
     )
 
     def admin_secret(self) -> str | None:
-        """The admin token, from CREDITGATE_ADMIN_TOKEN or its file (SecretError if unusable)."""
-        return read_secret(
+        """The admin token, from CREDITGATE_ADMIN_TOKEN or its file (SecretError if unusable:
+        shorter than ADMIN_TOKEN_MIN, since the dashboard lets a correct token sign in however
+        many wrong ones its address has sent, and a short one could be guessed)."""
+        token = read_secret(
             self.admin_token, self.admin_token_file, "admin token", "CREDITGATE_ADMIN_TOKEN"
         )
+        if token is not None and len(token) < ADMIN_TOKEN_MIN:
+            raise SecretError(
+                f"the admin token must be at least {ADMIN_TOKEN_MIN} characters "
+                "(e.g. `openssl rand -hex 32`)"
+            )
+        return token
 
     def session_key(self) -> str | None:
         """The dashboard's cookie-signing secret: CREDITGATE_SESSION_SECRET or its file; else

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from creditgate.app.asgi import create_app
 from creditgate.services import keys, teams
-from creditgate.settings import Settings
+from creditgate.settings import SecretError, Settings
 from creditgate.storage.database import Database
 from creditgate.web.context import AppContext
 from tests.conftest import ADMIN_TOKEN, Clock
@@ -157,14 +157,43 @@ def test_a_wrong_token_cannot_sign_in_and_sign_in_attempts_are_limited(
     assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
 
 
+def test_failed_sign_ins_never_lock_out_the_right_token(web: TestClient, db: Database) -> None:
+    """Found by an outside tester (issue 19): ten wrong sign-ins from an address locked the right
+    admin token out at that address for a minute. Only failures are limited now."""
+    for _ in range(11):
+        page = web.get("/dashboard/signin")
+        found = CSRF.search(page.text)
+        assert found is not None
+        web.post("/dashboard/signin", data={"csrf": found.group(1), "token": "nope"})
+    page = web.get("/dashboard/signin")
+    found = CSRF.search(page.text)
+    assert found is not None
+    answer = web.post(
+        "/dashboard/signin",
+        data={"csrf": found.group(1), "token": ADMIN_TOKEN},
+        follow_redirects=False,
+    )
+    assert (answer.status_code, answer.headers["location"]) == (303, "/dashboard")
+
+
+@pytest.mark.parametrize("token", ["short", "x" * 15])
+def test_an_admin_token_shorter_than_16_characters_is_refused(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    monkeypatch.delenv("CREDITGATE_ADMIN_TOKEN_FILE", raising=False)
+    with pytest.raises(SecretError, match="at least 16 characters"):
+        Settings(admin_token=token).admin_secret()
+    assert Settings(admin_token="y" * 16).admin_secret() == "y" * 16
+
+
 def test_the_session_secret_is_given_or_derived_from_the_admin_token(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for name in ("SESSION_SECRET", "SESSION_SECRET_FILE", "ADMIN_TOKEN", "ADMIN_TOKEN_FILE"):
         monkeypatch.delenv(f"CREDITGATE_{name}", raising=False)
     assert Settings(session_secret="given").session_key() == "given"
-    derived = Settings(admin_token="token-a").session_key()
-    assert derived is not None and "token-a" not in derived
-    assert derived == Settings(admin_token="token-a").session_key()  # every worker alike
-    assert derived != Settings(admin_token="token-b").session_key()
+    derived = Settings(admin_token="admin-token-a-16").session_key()
+    assert derived is not None and "admin-token-a-16" not in derived
+    assert derived == Settings(admin_token="admin-token-a-16").session_key()  # every worker alike
+    assert derived != Settings(admin_token="admin-token-b-16").session_key()
     assert Settings().session_key() is None  # serve then makes a random one for its workers

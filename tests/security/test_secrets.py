@@ -49,7 +49,7 @@ def test_serve_reads_secrets_from_files_and_warns_about_secrets_on_argv(
     monkeypatch.setattr(uvicorn, "run", run)
     url = f"sqlite:///{tmp_path}/creditgate.db"
     token, key, empty = tmp_path / "token", tmp_path / "key", tmp_path / "empty"
-    token.write_text("s3cret-token\n")
+    token.write_text("s3cret-admin-token\n")
     key.write_text("fc-upstream\r\n")
     empty.write_text("\n")
 
@@ -59,14 +59,14 @@ def test_serve_reads_secrets_from_files_and_warns_about_secrets_on_argv(
     done = serve("--admin-token-file", str(token), CREDITGATE_UPSTREAM_KEY_FILE=str(key))
     assert done.exit_code == 0, done.output
     assert "warning" not in done.stderr
-    assert seen.pop() == ("s3cret-token", "fc-upstream")
+    assert seen.pop() == ("s3cret-admin-token", "fc-upstream")
 
-    done = serve(CREDITGATE_ADMIN_TOKEN="from-env", CREDITGATE_UPSTREAM_KEY="k")
-    assert (done.exit_code, seen.pop()) == (0, ("from-env", "k"))
+    done = serve(CREDITGATE_ADMIN_TOKEN="admin-token-from-env", CREDITGATE_UPSTREAM_KEY="k")
+    assert (done.exit_code, seen.pop()) == (0, ("admin-token-from-env", "k"))
     assert "warning" not in done.stderr
 
-    done = serve("--admin-token", "on-argv", CREDITGATE_ADMIN_TOKEN_FILE=str(token))
-    assert (done.exit_code, seen.pop()) == (0, ("on-argv", None))
+    done = serve("--admin-token", "admin-token-on-argv", CREDITGATE_ADMIN_TOKEN_FILE=str(token))
+    assert (done.exit_code, seen.pop()) == (0, ("admin-token-on-argv", None))
     assert done.stderr.startswith(WARNING)
 
     missing = tmp_path / "missing"

@@ -34,7 +34,7 @@ from creditgate.services import keys as key_service
 from creditgate.web.context import AppContext, blocking, context
 from creditgate.web.requestlog import fields
 
-SIGNIN_PER_MINUTE = 10  # sign-in attempts per client address
+SIGNIN_FAILURES_PER_MINUTE = 10  # failed sign-ins per client address
 MAX_FORM_BYTES = 4096
 HEADERS = {
     "Content-Security-Policy": (
@@ -197,15 +197,18 @@ async def signin(request: Request) -> Response:
         or not same_token(form.get(CSRF_FIELD), cookies.signin_token(request))
     ):
         return _refused(None, "The form was not sent from this dashboard (CSRF check failed).")
-    client = request.client.host if request.client else "unknown"
-    decision = await ctx.limiter.hit(
-        f"dashboard:{client}", "signin", SIGNIN_PER_MINUTE, ctx.clock()
-    )
-    if not decision.allowed:
-        return _signin_form(request, "Too many sign-in attempts: wait a minute.", 429)
     token = form.get("token", "").strip()
     session = await _session_for(ctx, cookies, token)
     if session is None:
+        # Failures are limited per address; a correct credential always signs in (an attacker
+        # at the same address cannot lock the admin out). Guessing stays hopeless: a key is 128
+        # random bits, the admin token at least 16 characters (settings.ADMIN_TOKEN_MIN).
+        client = request.client.host if request.client else "unknown"
+        decision = await ctx.limiter.hit(
+            f"dashboard:{client}", "signin", SIGNIN_FAILURES_PER_MINUTE, ctx.clock()
+        )
+        if not decision.allowed:
+            return _signin_form(request, "Too many failed sign-ins: wait a minute.", 429)
         return _signin_form(request, "Sign-in failed: unknown, revoked or suspended key.", 401)
     response = RedirectResponse("/dashboard", 303, headers=HEADERS)
     cookies.write(response, session)
