@@ -158,7 +158,7 @@ def test_a_yearly_plan_is_described_as_what_it_grants_credits_every_month(
         "billingPeriodStart": "2026-08-01T00:00:00.000Z",
         "billingPeriodEnd": "2026-09-01T00:00:00.000Z",
     }
-    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    schemas = client.get("/openapi.json", headers=ADMIN).json()["components"]["schemas"]
     for name in ("PlanIn", "PlanPut", "PlanPatch"):
         described = schemas[name]["properties"]["credits"]["description"]
         assert "yearly plan is billed yearly and still resets credits monthly" in described

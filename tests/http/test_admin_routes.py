@@ -211,7 +211,7 @@ def test_duplicate_key_names_are_refused(client: TestClient, db: Database) -> No
 
 
 def test_openapi_and_docs_describe_every_route(client: TestClient, clock: Clock) -> None:
-    spec = client.get("/openapi.json").json()
+    spec = client.get("/openapi.json", headers=ADMIN).json()
     assert spec["openapi"].startswith("3.")
     for path in (
         "/v1/team/credit-usage",
@@ -223,8 +223,26 @@ def test_openapi_and_docs_describe_every_route(client: TestClient, clock: Clock)
         assert path in spec["paths"], path
     charge_schema = spec["components"]["schemas"]["ChargeIn"]
     assert charge_schema["properties"]["credits"]["minimum"] == 0
-    page = client.get("/docs")
+    page = client.get("/docs", headers=ADMIN)
     assert page.status_code == 200 and "/admin/charges/batch" in page.text
+
+
+def test_without_the_admin_token_the_documents_describe_the_account_api_only(
+    client: TestClient,
+) -> None:
+    """Found by an outside tester (issue 19): /openapi.json and /docs described the admin API to
+    anyone. Without the admin token they describe the account API alone (what any SDK user may
+    read), and no schema only the admin API uses."""
+    whole = client.get("/openapi.json", headers=ADMIN).json()
+    for headers in ({}, bearer("fc-" + "0" * 32), bearer(ADMIN_TOKEN + "x")):
+        spec = client.get("/openapi.json", headers=headers).json()
+        assert spec["paths"] and all(not p.startswith("/admin") for p in spec["paths"])
+        assert set(spec["paths"]) == {p for p in whole["paths"] if not p.startswith("/admin")}
+        assert "ChargeIn" not in spec["components"]["schemas"]
+        assert set(spec["components"]["schemas"]) < set(whole["components"]["schemas"])
+        page = client.get("/docs", headers=headers)
+        assert page.status_code == 200 and "/v2/team/credit-usage" in page.text
+        assert "/admin" not in page.text and "ChargeIn" not in page.text
 
 
 def test_a_plan_upgrade_now_over_the_api(client: TestClient, db: Database, clock: Clock) -> None:

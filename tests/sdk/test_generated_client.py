@@ -37,7 +37,11 @@ def generated(tmp_path: Path, database_url: str, db: Database) -> Iterator[tuple
         pytest.skip("openapi-python-client is not installed (scripts/setup --dev)")
     with live_server(database_url, ADMIN_TOKEN) as url:
         document = tmp_path / "openapi.json"
-        document.write_bytes(httpx.get(f"{url}/openapi.json").raise_for_status().content)
+        document.write_bytes(
+            httpx.get(f"{url}/openapi.json", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+            .raise_for_status()
+            .content
+        )
         config = tmp_path / "config.yaml"
         config.write_text(f"package_name_override: {PACKAGE}\npost_hooks: []\n")
         made = subprocess.run(

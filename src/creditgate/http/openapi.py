@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import html
 import re
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from creditgate.http.account import ACCOUNT_ROUTES
 from creditgate.http.admin import ADMIN_ROUTES
 from creditgate.http.admin import QUERY as ADMIN_QUERY
 from creditgate.services.pages import DEFAULT_LIMIT, MAX_LIMIT
+from creditgate.web.context import context
 from creditgate.web.responses import JSON
 
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
@@ -460,16 +462,56 @@ def describe_streams(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def account_part(document: dict[str, Any]) -> dict[str, Any]:
+    """The document less the admin API: its paths, and every schema only they reach."""
+    paths = {p: ops for p, ops in document["paths"].items() if not p.startswith("/admin")}
+    schemas = document["components"]["schemas"]
+    kept: set[str] = set()
+    todo = _refs(paths)
+    while todo:
+        name = todo.pop()
+        if name not in kept and name in schemas:
+            kept.add(name)
+            todo |= _refs(schemas[name])
+    components = {**document["components"], "schemas": {n: schemas[n] for n in kept}}
+    return {**document, "paths": paths, "components": components}
+
+
+def _refs(node: object) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["$ref"].rsplit("/", 1)[-1]} if isinstance(node.get("$ref"), str) else set()
+        return found.union(*(_refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(v) for v in node))
+    return set()
+
+
 _DOCUMENT = describe_streams(build())
+_ACCOUNT_DOCUMENT = account_part(_DOCUMENT)
 
 
-async def openapi_json(_request: Request) -> Response:
-    return JSON(_DOCUMENT)
+def _document_for(request: Request) -> dict[str, Any]:
+    """The whole document for the admin token; the account API's alone for anyone else (the
+    admin API's shape is nobody else's business)."""
+    admin_token = context(request).admin_token
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    is_admin = (
+        admin_token is not None
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(token.strip().encode(), admin_token.encode())
+    )
+    return _DOCUMENT if is_admin else _ACCOUNT_DOCUMENT
 
 
-async def docs(_request: Request) -> Response:
+async def openapi_json(request: Request) -> Response:
+    return JSON(_document_for(request))
+
+
+async def docs(request: Request) -> Response:
+    document = _document_for(request)
     rows = []
-    for path, methods in _DOCUMENT["paths"].items():
+    for path, methods in document["paths"].items():
         for method, op in methods.items():
             body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
             ref = body.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
@@ -485,13 +527,13 @@ async def docs(_request: Request) -> Response:
             for field, spec in schema.get("properties", {}).items()
         )
         + "</ul>"
-        for name, schema in _DOCUMENT["components"]["schemas"].items()
+        for name, schema in document["components"]["schemas"].items()
     )
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>creditgate API</title>"
         "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto}"
         "td{padding:.2rem .6rem;border-bottom:1px solid #ddd}</style></head><body>"
-        f"<h1>creditgate API {__version__}</h1><p>{html.escape(_DOCUMENT['info']['description'])}"
+        f"<h1>creditgate API {__version__}</h1><p>{html.escape(document['info']['description'])}"
         "</p><p>Machine-readable: <a href='/openapi.json'>/openapi.json</a></p>"
         "<table><tr><th>method</th><th>path</th><th>what</th><th>body</th></tr>"
         + "".join(rows)
