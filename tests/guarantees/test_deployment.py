@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -301,3 +304,82 @@ def test_three_gateways_behind_haproxy_survive_a_kill_9_mid_load(
     report = audit.verify(pg)
     assert report.ok, [d.detail for d in report.differences]
     print(context)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A redis-server of this test's own, to stop."""
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(binary).exists():
+        if IN_CI:
+            pytest.fail("redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    process.port = port  # type: ignore[attr-defined]
+    reachable_redis(f"redis://127.0.0.1:{port}/0", flush=True)
+    yield process
+    process.send_signal(signal.SIGCONT)
+    process.kill()
+    process.wait()
+
+
+REDIS_DOWN = 8.0  # seconds: haproxy marks a server down after 2 failed checks 2 s apart
+
+
+def test_a_frozen_redis_takes_no_gateway_out_of_rotation(
+    pg: Database,
+    postgres_url: str,
+    upstream: Fake,
+    own_redis: subprocess.Popen[bytes],
+    proxy_binary: str,
+) -> None:
+    """Found by an outside tester (issue 19): Redis stopped 12 s marked all three gateways down
+    (their readiness included Redis) and haproxy refused 769 scrapes with its 503. Now Redis is
+    `degraded`, not a failure: every scrape through haproxy is served while it is frozen."""
+    plans.create_plan(pg, Plan("deploy", 0, "month", 1000, 100_000, 100_000), now())
+    _, scrape_key = _team(pg, "redis-stop")
+    env = {
+        "CREDITGATE_UPSTREAM_URL": upstream.url,
+        "CREDITGATE_REDIS_URL": f"redis://127.0.0.1:{own_redis.port}/0",  # type: ignore[attr-defined]
+        "CREDITGATE_LOG_LEVEL": "warning",
+    }
+    servers: list[Server] = []
+    load = Load()
+    halt = threading.Event()
+    threads: list[threading.Thread] = []
+    try:
+        servers = [start(postgres_url, ADMIN_TOKEN, free_port(), extra_env=env) for _ in range(3)]
+        with haproxy([s.url.removeprefix("http://") for s in servers]) as url:
+            threads = [
+                threading.Thread(target=scrape_client, args=(url, i, scrape_key, load, halt))
+                for i in range(SCRAPE_CLIENTS)
+            ]
+            for thread in threads:
+                thread.start()
+            time.sleep(1.0)
+            own_redis.send_signal(signal.SIGSTOP)
+            before = load.scrapes_ok
+            time.sleep(REDIS_DOWN)
+            served_while_down = load.scrapes_ok - before
+            ready = [httpx.get(f"{s.url}/health/ready", timeout=10).json() for s in servers]
+            own_redis.send_signal(signal.SIGCONT)
+            time.sleep(1.0)
+            halt.set()
+            for thread in threads:
+                thread.join(timeout=RETRY_FOR + 15)
+    finally:
+        halt.set()
+        own_redis.send_signal(signal.SIGCONT)
+        for thread in threads:
+            thread.join(timeout=5)
+        for server in servers:
+            stop(server)
+    assert not load.errors, (str(load), load.errors[:5])
+    assert load.scrape_failures == 0, str(load)  # not one 502/503/504 from haproxy
+    assert served_while_down > 0, str(load)
+    assert ready == [{"success": True, "degraded": ["redis"]}] * 3

@@ -30,11 +30,12 @@ from creditgate.http import account, admin, openapi
 from creditgate.http.hot import HotReads
 from creditgate.services import jobs, metrics, processes, reservations, webhooks
 from creditgate.services.writer import Writer
-from creditgate.storage.database import is_unavailable, unavailable_errors
+from creditgate.storage.database import free_disk_bytes, is_unavailable, unavailable_errors
 from creditgate.web.context import AppContext, blocking, context
 from creditgate.web.edge import Edge
 from creditgate.web.errors import (
     HTTPError,
+    disk_full_lately,
     on_database_error,
     on_http_error,
     on_ledger_error,
@@ -49,6 +50,10 @@ from creditgate.web.responses import fail, ok
 log = logging.getLogger("creditgate.http")
 
 READY_TIMEOUT_SECONDS = 2.0
+# What only makes the process `degraded` must not slow the answer: a load balancer's check
+# times out (haproxy's = its `inter` when `timeout check` is unset) and takes it out.
+DEGRADED_TIMEOUT_SECONDS = 0.25
+MIN_FREE_DISK_BYTES = 16 << 20  # SQLite: below this, no longer ready (writes will fail soon)
 
 
 async def health(_request: Request) -> Response:
@@ -57,30 +62,52 @@ async def health(_request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """Readiness: each dependency answers within READY_TIMEOUT_SECONDS, checked side by side —
-    the database (`SELECT 1`), Redis when the limiter uses it (PING), the upstream Firecrawl in
-    gateway mode (`GET /`). A 503 names the ones that did not (`failed`), and nothing else: no
-    URL, no error text, no team."""
+    """Readiness, meaning "send me traffic": 503 only for what this process cannot work
+    without — the database (`SELECT 1` within READY_TIMEOUT_SECONDS) and room to write (a
+    SQLite disk with less than MIN_FREE_DISK_BYTES free, or a write refused for a full disk in
+    the last 30 s). Redis and the upstream are checked side by side too, but a process works on
+    without them (limits per process; work answered 502/504 while the upstream is down, the
+    account and admin API as ever) and every process shares them, so their loss only lists them
+    as `degraded`. No URL, no error text, no team."""
     ctx = context(request)
-    checks: dict[str, Callable[[], Awaitable[None]]] = {"database": partial(_ping_database, ctx)}
+    needed: dict[str, Callable[[], Awaitable[None]]] = {"database": partial(_ping_database, ctx)}
+    optional: dict[str, Callable[[], Awaitable[None]]] = {}
     if isinstance(ctx.limiter, RedisLimiter):
-        checks["redis"] = ctx.limiter.ping
+        optional["redis"] = ctx.limiter.ping
     if ctx.upstream is not None:
-        checks["upstream"] = partial(ctx.upstream.ping, READY_TIMEOUT_SECONDS)
-    answered = await asyncio.gather(*(_answers(name, check) for name, check in checks.items()))
-    failed = [name for name, fine in zip(checks, answered, strict=True) if not fine]
+        optional["upstream"] = partial(ctx.upstream.ping, DEGRADED_TIMEOUT_SECONDS)
+    checks = {**needed, **optional}
+    answered = await asyncio.gather(
+        *(
+            _answers(
+                name, check, READY_TIMEOUT_SECONDS if name in needed else DEGRADED_TIMEOUT_SECONDS
+            )
+            for name, check in checks.items()
+        )
+    )
+    down = {name for name, fine in zip(checks, answered, strict=True) if not fine}
+    failed = [name for name in needed if name in down]
+    if _disk_full(ctx):
+        failed.append("disk")
+    degraded = [name for name in optional if name in down]
+    extra: dict[str, Any] = {"degraded": degraded} if degraded else {}
     if failed:
-        return fail(503, f"Not ready: {', '.join(failed)} unavailable.", failed=failed)
-    return ok()
+        return fail(503, f"Not ready: {', '.join(failed)} unavailable.", failed=failed, **extra)
+    return ok(200, None, **extra)
+
+
+def _disk_full(ctx: AppContext) -> bool:
+    free = free_disk_bytes(ctx.db.url)
+    return disk_full_lately() or (free is not None and free < MIN_FREE_DISK_BYTES)
 
 
 async def _ping_database(ctx: AppContext) -> None:
     await anyio.to_thread.run_sync(ctx.db.ping, abandon_on_cancel=True)
 
 
-async def _answers(name: str, check: Callable[[], Awaitable[None]]) -> bool:
+async def _answers(name: str, check: Callable[[], Awaitable[None]], within: float) -> bool:
     try:
-        with anyio.fail_after(READY_TIMEOUT_SECONDS):
+        with anyio.fail_after(within):
             await check()
     except Exception as exc:  # whatever keeps it from answering: not ready
         log.warning("not ready: %s did not answer (%s)", name, type(exc).__name__)

@@ -68,9 +68,32 @@ def is_unavailable(error: BaseException) -> bool:
         return True
     cause = error.orig if isinstance(error, sa_exc.DBAPIError) else error
     if isinstance(cause, sqlite3.OperationalError):
-        return str(cause).lower().startswith(SQLITE_UNAVAILABLE)
+        return str(cause).lower().startswith(SQLITE_UNAVAILABLE) or is_disk_full(cause)
     psycopg = sys.modules.get("psycopg")
     return psycopg is not None and isinstance(cause, psycopg.OperationalError)
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether `error` is a write refused for a full disk: SQLite's SQLITE_FULL, PostgreSQL's
+    `disk_full` (SQLSTATE 53100)."""
+    cause = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    if isinstance(cause, sqlite3.OperationalError):
+        return "database or disk is full" in str(cause).lower()
+    return getattr(cause, "sqlstate", None) == "53100"
+
+
+def free_disk_bytes(db_url: str) -> int | None:
+    """Free bytes for the SQLite database file's folder (what a write may still use); None
+    for a server database (its disk is the server's to watch) or an in-memory one."""
+    parsed = make_url(db_url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    folder = os.path.dirname(os.path.abspath(parsed.database)) or "."
+    try:
+        found = os.statvfs(folder)
+    except OSError:
+        return None
+    return found.f_bavail * found.f_frsize
 
 
 class DatabaseUnusable(Exception):

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from creditgate.domain import errors
 from creditgate.domain.errors import STATUS
-from creditgate.storage.database import is_unavailable
+from creditgate.storage.database import is_disk_full, is_unavailable
 from creditgate.web.responses import fail
 
 log = logging.getLogger("creditgate.http")
@@ -21,6 +21,17 @@ UNAUTHORIZED = "Unauthorized"
 TOKEN_MISSING = "Unauthorized: Token missing"  # noqa: S105 (an error text)
 INVALID_TOKEN = "Unauthorized: Invalid token"  # noqa: S105 (an error text)
 DATABASE_UNAVAILABLE = "The database is unavailable. Please retry shortly."
+DISK_FULL = "The database's disk is full: nothing was written. Please retry shortly."
+DISK_FULL_RETRY_S = 30
+DISK_FULL_UNREADY_S = 30.0  # after a write refused for a full disk, unready this long
+_disk_full_at: float | None = None
+
+
+def disk_full_lately() -> bool:
+    """Whether a write was refused for a full disk in the last DISK_FULL_UNREADY_S."""
+    return _disk_full_at is not None and time.monotonic() - _disk_full_at < DISK_FULL_UNREADY_S
+
+
 LOG_UNAVAILABLE_EVERY_SECONDS = 10.0
 _unavailable_logged_at: float | None = None
 
@@ -69,7 +80,14 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
 async def on_database_error(request: Request, exc: Exception) -> Response:
     """A database that is down, frozen, timed out or locked is a 503 (retry shortly); any other
     database error is a bug, a 500. The outage is logged at most every few seconds."""
-    global _unavailable_logged_at
+    global _unavailable_logged_at, _disk_full_at
+    if is_disk_full(exc):  # named, so an operator's client and logs say what to fix
+        if not disk_full_lately():
+            log.error(
+                "the database's disk is full: %s %s refused", request.method, request.url.path
+            )
+        _disk_full_at = time.monotonic()
+        return fail(503, DISK_FULL, {"Retry-After": str(DISK_FULL_RETRY_S)})
     if not is_unavailable(exc):
         return await on_unexpected(request, exc)
     now = time.monotonic()
@@ -84,4 +102,4 @@ async def on_database_error(request: Request, exc: Exception) -> Response:
             type(exc).__name__,
             str(exc).strip().splitlines()[0] if str(exc).strip() else "",
         )
-    return fail(503, DATABASE_UNAVAILABLE)
+    return fail(503, DATABASE_UNAVAILABLE, {"Retry-After": "1"})
