@@ -72,7 +72,12 @@ class Settings(BaseSettings):
     upstream_key: str | None = Field(None, description="the upstream's own API key, if any")
     upstream_key_file: str | None = Field(None, description="a file holding the upstream's key")
     redis_url: str | None = Field(None, description="share rate limits between processes")
-    queue_wait_seconds: float = 30.0
+    queue_wait_seconds: float = Field(
+        30.0, description="the most a scrape, search or map waits for a slot (its timeout if less)"
+    )
+    queue_room: int = Field(
+        100, description="a team's scrapes, searches and maps that may wait for a slot at once"
+    )
     follow_seconds: float = 1.0
     page_grace_seconds: float = Field(
         60.0,

@@ -49,12 +49,16 @@ def gateway(db: Database, fake: Fake) -> Iterator[Gateway]:
         queue_wait_seconds=3.0,
         page_grace_seconds=0.5,  # a cancelled job's pages may run this long (tests set more)
     )
-    assert ctx.upstream is not None
-    # Known without a probe, so that the fake's record holds only what a test sent (the
-    # probe itself is tested in test_upstream_discovery.py).
-    discovery.traits(ctx.upstream).v2_crawl_concurrency = fake.state.v2_crawl_takes_concurrency
+    known_without_a_probe(ctx, fake)
     with app_in_thread(create_app(ctx)) as url:
         yield Gateway(url, ctx)
+
+
+def known_without_a_probe(ctx: AppContext, fake: Fake) -> None:
+    """What the gateway learns of the fake by its probe, set beforehand, so that the fake's
+    record holds only what a test sent (the probe itself: test_upstream_discovery.py)."""
+    assert ctx.upstream is not None
+    discovery.traits(ctx.upstream).v2_crawl_concurrency = fake.state.v2_crawl_takes_concurrency
 
 
 def early_in_a_minute() -> None:

@@ -144,10 +144,12 @@ def three_half_second_scrapes(gateway: Gateway, key: str) -> list[httpx.Response
 def test_requests_beyond_the_concurrency_wait_in_a_bounded_queue(
     db: Database, fake: Fake, gateway: Gateway
 ) -> None:
+    # The queue's room is CREDITGATE_QUEUE_ROOM now, no longer the plan's concurrency (issue
+    # 18, item 3): set to 1 here, one runs, one waits its turn, one finds the queue full: told
+    # to retry in a second (a slot frees when a page ends).
+    gateway.ctx.queue_room = 1
     _, key, _ = team_with_key(db, now(), plan=small_plan(db, concurrency=1))
     answers = three_half_second_scrapes(gateway, key)
-    # One runs, one waits its turn (the queue holds as many as the plan's concurrency), one
-    # finds the queue full: told to retry in a second (a slot frees when a page ends).
     assert [a.status_code for a in answers] == [200, 200, 429]
     refused = answers[2:]
     assert refused[0].headers["Retry-After"] == "1"

@@ -96,6 +96,7 @@ def _labels(method: str, route: str, status: int, outcome: str) -> frozenset[tup
 def test_a_request_that_waited_in_the_queue_is_counted_as_queued_and_a_full_queue_too(
     db: Database, fake: Fake, gateway: Gateway
 ) -> None:
+    gateway.ctx.queue_room = 1  # one waits, the next finds the queue full
     _, key, _ = team_with_key(db, now(), plan=small_plan(db, concurrency=1))
     before = read_metrics(gateway.url)
     answers = three_half_second_scrapes(gateway, key)

@@ -131,32 +131,26 @@ def test_a_crawl_gets_the_slots_left_and_shares_the_plan_with_scrapes(
     assert pool.peak["team.example"] == 3
 
 
-def test_a_job_waits_in_the_queue_for_a_slot_and_starts_when_one_is_free(
+def test_a_job_finding_no_slot_is_accepted_at_once_and_starts_when_one_is_free(
     db: Database, fake: Fake, gateway: Gateway
 ) -> None:
-    """Concurrency 2, taken by a crawl of 2 pages: a second crawl waits (queue-status counts
-    it as waiting) and starts once the first has ended, with the slots it left."""
+    """Concurrency 2, taken by a crawl of 2 pages: a second crawl is accepted at once, as
+    Firecrawl accepts it (issue 18, item 3; before, it waited up to 30 s for a slot and then got
+    429), counts as waiting in queue-status, and starts upstream once the first has ended,
+    with the slots it left."""
     pool = fake.state.use_workers(100, page_seconds=0.6)
     _, key, _ = team_with_key(db, now(), plan=pages_plan(db, "two", 2))
     first = start(gateway, key, {"url": "https://team.example", "limit": 2})
-    second: list[httpx.Response] = []
-    waiter = threading.Thread(
-        target=lambda: second.append(
-            post(gateway, key, "/v2/crawl", {"url": "https://team.example", "limit": 4})
-        )
-    )
-    waiter.start()
-    wait_until(
-        lambda: account(gateway, key, "/v2/team/queue-status")["waitingJobsInQueue"] == 1,
-        "the second crawl waits in the queue",
-    )
-    assert not finished(fake, first)
-    waiter.join()
-    assert second[0].status_code == 200, second[0].text
+    second = start(gateway, key, {"url": "https://team.example", "limit": 4})
+    assert len(fake.state.crawls) == 1  # the second is not upstream yet
+    assert account(gateway, key, "/v2/team/queue-status")["waitingJobsInQueue"] == 1
+    wait_until(lambda: len(fake.state.crawls) == 2, "the second crawl starts upstream")
     assert finished(fake, first)  # it started only once the first had ended
-    wait_until(lambda: finished(fake, second[0].json()["id"]), "the second crawl has run")
+    wait_until(lambda: idle(gateway, key), "the second crawl has run and given its slots back")
     assert forwarded_caps(fake) == [2, 2]
     assert pool.peak["team.example"] == 2
+    status = httpx.get(f"{gateway.url}/v2/crawl/{second}", headers=bearer(key), timeout=10)
+    assert (status.json()["status"], status.json()["completed"]) == ("completed", 4)
 
 
 def test_queue_status_and_concurrency_check_count_pages(
@@ -199,7 +193,6 @@ def test_a_cancelled_crawl_keeps_its_slots_while_its_pages_in_flight_may_run(
     second crawl of the team ran 8 pages on a plan of 4. Now the slots stay the page grace
     after the cancel, and the pages finishing meanwhile are charged."""
     gateway.ctx.page_grace_seconds = 2.5
-    gateway.ctx.queue_wait_seconds = 0.1  # a request finding no slot is refused at once
     pool = fake.state.use_workers(100, page_seconds=1.5)
     _, key, _ = team_with_key(db, now(), plan=pages_plan(db, "four", 4))
     job = start(gateway, key, {"url": "https://team.example", "limit": 40})
@@ -207,15 +200,19 @@ def test_a_cancelled_crawl_keeps_its_slots_while_its_pages_in_flight_may_run(
     cancelled = httpx.delete(f"{gateway.url}/v2/crawl/{job}", headers=bearer(key), timeout=10)
     assert cancelled.status_code == 200
     assert account(gateway, key, "/v2/team/queue-status")["waitingJobsInQueue"] == 0
+    # Another crawl is accepted, and queued: no slot for it while the pages in flight run.
+    queued = start(gateway, key, {"url": "https://team.example", "limit": 4})
     while pool.busy["team.example"]:  # the pages in flight finish upstream, after the cancel
         assert account(gateway, key, "/v2/concurrency-check")["concurrency"] == 4
-        refused = post(gateway, key, "/v2/crawl", {"url": "https://team.example", "limit": 4})
-        assert refused.status_code == 429  # no slot for another crawl meanwhile
-    wait_until(lambda: idle(gateway, key), "its slots are given back after the grace")
-    assert pool.peak["team.example"] == 4
+        assert len(fake.state.crawls) == 1
     assert fake.state.crawls[job].completed == 4  # the pages in flight did finish
+    wait_until(lambda: len(fake.state.crawls) == 2, "the queued crawl starts after the grace")
+    wait_until(lambda: idle(gateway, key), "its slots are given back")
+    assert pool.peak["team.example"] == 4
+    status = httpx.get(f"{gateway.url}/v2/crawl/{queued}", headers=bearer(key), timeout=10)
+    assert status.json()["status"] == "completed"
     used = account(gateway, key, "/v2/team/credit-usage")["data"]
-    assert used["planCredits"] - used["remainingCredits"] == 4  # and all four are charged
+    assert used["planCredits"] - used["remainingCredits"] == 4 + 4  # all of both, charged
 
 
 # --- fairness between teams on a shared upstream --------------------------------------------

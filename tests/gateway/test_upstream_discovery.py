@@ -12,6 +12,7 @@ from creditgate.gateway import discovery
 from creditgate.services import account, teams
 from creditgate.storage.database import Database
 from tests.gateway.conftest import Fake, Gateway
+from tests.gateway.test_page_concurrency import pages_plan
 from tests.helpers import bearer, team_with_key
 from tests.security.support import wait_until
 
@@ -172,3 +173,27 @@ def test_an_upstream_that_cannot_say_is_asked_again_later(
     assert started.status_code == 200
     assert known.asked_at == asked_at and known.v2_crawl_concurrency is None
     assert sent(fake) == [("POST", "/v2/crawl", "https://site.example/index.html")]
+
+
+def test_a_queued_v2_crawl_is_started_through_v1_when_its_turn_comes(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    """The form is chosen again when a queued start is forwarded (gateway/proxy.start_queued):
+    both crawls of a team of 2 slots reach the 2025-08 upstream as v1 crawls, one after the
+    other, each capped at its slots, and are read through v2 under the client's ids."""
+    unknown(gateway, fake, takes_concurrency=False)
+    fake.state.use_workers(100, page_seconds=0.3)
+    team, key, _ = team_with_key(db, now(), plan=pages_plan(db, "two", 2))
+    body = {"url": "https://team.example/index.html", "limit": 2}
+    ids = [
+        httpx.post(f"{gateway.url}/v2/crawl", json=body, headers=bearer(key), timeout=10).json()[
+            "id"
+        ]
+        for _ in range(2)
+    ]
+    wait_until(lambda: charged(db, team.id) == 4, "both crawls have run and been charged", 30)
+    starts = [(p, b.get("maxConcurrency")) for m, p, b in fake.state.requests if m == "POST"]
+    assert starts[2:] == [("/v1/crawl", 2), ("/v1/crawl", 2)]  # after the probe's two
+    for job_id in ids:
+        read = httpx.get(f"{gateway.url}/v2/crawl/{job_id}", headers=bearer(key), timeout=10)
+        assert (read.json()["status"], read.json()["completed"]) == ("completed", 2)

@@ -28,9 +28,10 @@ from creditgate.domain.ids import new_id
 from creditgate.gateway import proxy
 from creditgate.http import account, admin, openapi
 from creditgate.http.hot import HotReads
-from creditgate.services import jobs, metrics, processes, reservations, webhooks
+from creditgate.services import jobs, metrics, processes, queued, reservations, webhooks
 from creditgate.services.writer import Writer
 from creditgate.storage.database import free_disk_bytes, is_unavailable, unavailable_errors
+from creditgate.web import metrics as web_metrics
 from creditgate.web.context import AppContext, blocking, context
 from creditgate.web.edge import Edge
 from creditgate.web.errors import (
@@ -244,6 +245,45 @@ async def _follow(ctx: AppContext) -> None:
                 log.error("following a job failed: %s", failed)
         except Exception as exc:  # one failed round must not stop the next
             _round_failed("job follower round", exc)
+        try:
+            await _start_queued(ctx)
+        except Exception as exc:
+            _round_failed("queued job starts round", exc)
+
+
+STARTS_PER_TEAM = 20  # the most queued starts of one team one round starts
+
+
+async def _start_queued(ctx: AppContext) -> None:
+    """Queued job starts (services/queued.py): those a dead process left half-started are
+    given up, the holds of those waiting renewed, and each team's oldest started while its
+    slots allow — teams side by side, a team's starts one after another, in arrival order."""
+    assert ctx.upstream is not None and ctx.process_id is not None
+    now = ctx.clock()
+    given_up = await blocking(queued.abandoned, ctx.db, partial(processes.live, ctx.db, now), now)
+    for start in given_up:
+        web_metrics.queued_start("failed")
+        log.error("queued job start %s of team %s was abandoned mid-start", start.id, start.team_id)
+    await blocking(queued.renew, ctx.db, now)
+    teams = await blocking(queued.teams_waiting, ctx.db)
+    results = await asyncio.gather(
+        *(_start_team(ctx, team) for team in teams), return_exceptions=True
+    )
+    for failed in (r for r in results if isinstance(r, Exception)):
+        log.error("starting a queued job failed: %s", failed)
+
+
+async def _start_team(ctx: AppContext, team_id: str) -> None:
+    assert ctx.upstream is not None and ctx.process_id is not None
+    for _ in range(STARTS_PER_TEAM):
+        claimed = await blocking(queued.claim_next, ctx.db, team_id, ctx.process_id, ctx.clock())
+        if claimed is None:
+            return
+        if isinstance(claimed, queued.Claimed):
+            await proxy.start_queued(ctx, ctx.upstream, claimed)
+        else:
+            web_metrics.queued_start("failed")
+            log.warning("queued job start %s was not started: %s", claimed.id, claimed.error)
 
 
 def create_app(ctx: AppContext) -> Starlette:

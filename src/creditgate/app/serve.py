@@ -47,6 +47,7 @@ def app_from_settings(settings: Settings) -> Starlette:
             upstream=upstream,
             limiter=limiter,
             queue_wait_seconds=settings.queue_wait_seconds,
+            queue_room=settings.queue_room,
             follow_seconds=settings.follow_seconds,
             page_grace_seconds=settings.page_grace_seconds,
             webhook_seconds=settings.webhook_seconds,

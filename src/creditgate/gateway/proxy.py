@@ -12,9 +12,12 @@ hold commits before forwarding, and the settlement is its own transaction after 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import httpx
@@ -24,11 +27,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from creditgate.domain import concurrency, crawl_forms, holds, pricing, requests
+from creditgate.domain import queued as queued_answers
 from creditgate.domain.errors import ConcurrencyLimited, Conflict
 from creditgate.domain.holds import HoldPlan
+from creditgate.domain.instants import format_iso
 from creditgate.domain.routes import JOB_ID, Match, RouteKind, RouteRow
 from creditgate.gateway import discovery
-from creditgate.services import account, jobs, reservations
+from creditgate.services import account, jobs, queued, reservations
 from creditgate.services.reservations import ReservationView, ReserveRequest
 from creditgate.web import metrics
 from creditgate.web.auth import admit, check_token, limit_key, rate_limited
@@ -131,6 +136,7 @@ def public_base(ctx: AppContext, request: Request) -> str:
 async def _list(ctx: AppContext, snap: account.Snapshot) -> Response:
     """The team's running crawls, from creditgate's records: the upstream lists every team's."""
     running = await blocking(jobs.active_crawls, ctx.db, snap.team.id)
+    running += await blocking(queued.queued_crawls, ctx.db, snap.team.id)  # accepted, waiting
     crawls: list[dict[str, object]] = [
         {"id": job_id, "teamId": snap.team.id, "url": url, "options": {}} for job_id, url in running
     ]
@@ -174,14 +180,26 @@ async def _metered(
     logged = fields(request)
     target = target if isinstance(target, str) else None
     slots = concurrency.wanted_slots(row.endpoint, parsed, snap.plan.concurrency)
-    held = await _reserve(ctx, snap, row, plan.first, slots, target, logged)
+    v2_crawl = row.endpoint == "crawl" and row.version == "v2"
+    if v2_crawl:  # one with no form this upstream can hold to its slots: refused before a hold
+        await _v2_crawl_form(upstream, row.path, parsed, body)
+    if row.kind is RouteKind.JOB_START:
+        started = await _hold_job(ctx, request, row, snap, parsed, plan, slots, target)
+        if isinstance(started, Response):  # queued: accepted, started when slots free
+            return started
+        held = started
+    else:
+        wait_ms = queued_answers.wait_bound_ms(
+            row.endpoint, parsed, int(ctx.queue_wait_seconds * 1000)
+        )
+        held = await _reserve(ctx, snap, row, plan.first, slots, target, logged, wait_ms)
     logged.held = held.credits
     capped = concurrency.forwarded_body(row.endpoint, parsed, held.slots)
     if capped is not None:  # the upstream runs no more of its pages at once than it holds
         parsed, body = capped, orjson.dumps(capped)
     release = _releaser(ctx, snap.team.id, held.id)
     path = row.upstream_path(None)
-    if row.endpoint == "crawl" and row.version == "v2":
+    if v2_crawl:
         try:
             path, body = await _v2_crawl_form(upstream, path, parsed, body)
         except HTTPError:
@@ -516,6 +534,7 @@ async def _reserve(
     slots: int,
     target: str | None,
     logged: RequestFields,
+    wait_ms: int,
 ) -> ReservationView:
     """Hold credits and up to `slots` of the team's concurrency (domain/concurrency.py);
     while none is free, wait in a bounded queue."""
@@ -528,37 +547,42 @@ async def _reserve(
         ttl_ms=ASYNC_TTL_MS if row.kind is RouteKind.JOB_START else SYNC_TTL_MS,
         slots=slots,
     )
-    queued = False
-    deadline = time.monotonic() + ctx.queue_wait_seconds
+    team = snap.team.id
+    deadline = time.monotonic() + wait_ms / 1000
+    until_ms = int(time.time() * 1000) + wait_ms + 1000  # past this a ticket is a dead waiter's
+    ticket: int | None = None
+    limited = ConcurrencyLimited(snap.plan.concurrency, snap.plan.concurrency)
+    first = await ctx.limiter.queued(team) == 0  # none waits: it may try at once
     try:
         while True:
-            try:
-                hold = reservations.Reserve(
-                    request,
-                    ctx.clock(),
-                    max_open=snap.plan.concurrency,
-                    owner=ctx.process_id,
-                    key=snap.key,
-                )
-                view: ReservationView = await ctx.write(hold, snap.team.id)
-                if queued:
-                    logged.outcome = Outcome.QUEUED
-                return view
-            except ConcurrencyLimited as limited:
-                if not queued:
-                    queued = await ctx.limiter.enter_queue(
-                        snap.team.id, max(snap.plan.concurrency, 1)
+            if first or await ctx.limiter.is_next(team, ticket or 0):
+                first = False
+                try:
+                    hold = reservations.Reserve(
+                        request,
+                        ctx.clock(),
+                        max_open=snap.plan.concurrency,
+                        owner=ctx.process_id,
+                        key=snap.key,
                     )
-                    if not queued:
-                        logged.outcome = Outcome.QUEUE_FULL
-                        raise _retry_soon(limited) from None
-                if time.monotonic() >= deadline:
+                    view: ReservationView = await ctx.write(hold, team)
+                    if ticket is not None:
+                        logged.outcome = Outcome.QUEUED
+                    return view
+                except ConcurrencyLimited as exc:
+                    limited = exc
+            if ticket is None:  # wait in the team's queue, behind those who came before
+                ticket = await ctx.limiter.enter_queue(team, max(ctx.queue_room, 1), until_ms)
+                if ticket is None:
                     logged.outcome = Outcome.QUEUE_FULL
                     raise _retry_soon(limited) from None
-                await asyncio.sleep(0.05)
+            if time.monotonic() >= deadline:
+                logged.outcome = Outcome.QUEUE_FULL
+                raise _retry_soon(limited) from None
+            await asyncio.sleep(0.05)
     finally:
-        if queued:
-            await ctx.limiter.leave_queue(snap.team.id)
+        if ticket is not None:
+            await ctx.limiter.leave_queue(team, ticket)
 
 
 def _retry_soon(limited: ConcurrencyLimited) -> HTTPError:
@@ -572,13 +596,18 @@ async def _job_route(
     """Read or cancel a job: only the team that started it; reading its status settles it."""
     job_id = match.job_id or ""
     job = await blocking(jobs.team_job, ctx.db, snap.team.id, job_id)
-    if job is None and not await blocking(jobs.owns, ctx.db, snap.team.id, job_id):
-        raise HTTPError(404, JOB_NOT_FOUND)  # neither a job it started nor a scrape it made
+    if job is None:
+        start = await blocking(queued.get, ctx.db, snap.team.id, job_id)
+        if start is not None:  # accepted here, not (yet) started upstream
+            return await _queued_route(ctx, upstream, request, match, snap, start)
+        if not await blocking(jobs.owns, ctx.db, snap.team.id, job_id):
+            raise HTTPError(404, JOB_NOT_FOUND)  # neither a job it started nor a scrape it made
     row = match.row
     query = _query(request) if row.kind is RouteKind.JOB_READ else ""
+    upstream_id = job_id if job is None else job.upstream_job_id
     try:
         answer = await upstream.send(
-            row.method, row.upstream_path(job_id), query, _forwarded(request), b""
+            row.method, row.upstream_path(upstream_id), query, _forwarded(request), b""
         )
     except UpstreamFailed as exc:
         fields(request).outcome = Outcome.UPSTREAM_FAILED
@@ -594,13 +623,15 @@ async def _job_route(
             await _apply(ctx, upstream, job, payload)  # through v1 or v2, whichever was read
     if isinstance(payload, dict):  # no link to the upstream ever leaves, whatever was read
         _rewrite_links(payload, upstream.base_url, public_base(ctx, request))
+        if upstream_id != job_id:  # the client knows the job by its own id only
+            _rename(payload, upstream_id, job_id)
         return JSON(payload, status_code=answer.status)
     return Response(answer.body, status_code=answer.status, headers=answer.headers)
 
 
 def _is_status_of(row: RouteRow, job: jobs.Job) -> bool:
     """Is this row a status read of this job's product, under either version?"""
-    product = job.status_path.split("/", 2)[2].removesuffix(f"/{job.id}")  # crawl, batch/scrape
+    product = job.status_path.split("/", 2)[2].removesuffix(f"/{job.upstream_job_id}")
     return row.path.split("/", 2)[2] == f"{product}/{{id}}"
 
 
@@ -663,6 +694,16 @@ def _rewrite_links(payload: dict[str, Any], upstream_base: str, own_base: str) -
             payload[field] = own_base + value[len(upstream_base) :]
 
 
+def _rename(payload: dict[str, Any], upstream_id: str, client_id: str) -> None:
+    """A queued job's answers name it by the client's id: in its links and its `id`."""
+    for field in ("next", "url"):
+        value = payload.get(field)
+        if isinstance(value, str):
+            payload[field] = value.replace(f"/{upstream_id}", f"/{client_id}")
+    if payload.get("id") == upstream_id:
+        payload["id"] = client_id
+
+
 def _parse(body: bytes) -> object:
     if not body.strip():
         return {}
@@ -672,3 +713,236 @@ def _parse(body: bytes) -> object:
         raise HTTPError(
             400, "Bad request, malformed JSON", code="BAD_REQUEST_INVALID_JSON"
         ) from exc
+
+
+# --- job starts that find no slot free: accepted at once, started when slots free ------------
+
+CANCELLED_ANSWER = {"status": "cancelled"}  # Firecrawl's crawl-cancel answer, v1 and v2
+STARTING_WAIT_S = 10.0  # a cancel of a start being forwarded waits this long for its outcome
+
+
+async def _hold_job(
+    ctx: AppContext,
+    request: Request,
+    row: RouteRow,
+    snap: account.Snapshot,
+    parsed: dict[str, Any],
+    plan: HoldPlan,
+    slots: int,
+    target: str | None,
+) -> ReservationView | Response:
+    """A job start's hold with its slots, to forward now; or, when no slot is free or earlier
+    starts of the team still wait (a later start never overtakes them), the start accepted
+    and queued (services/queued.py): Firecrawl's answer to an accepted start."""
+    hold_request = ReserveRequest(
+        key=snap.key.id,
+        credits=max(plan.first, 1),
+        endpoint=row.endpoint or None,
+        api_version=row.version,
+        target=target[:2048] if target else None,
+        ttl_ms=ASYNC_TTL_MS,
+        slots=slots,
+    )
+    if not await blocking(queued.waiting, ctx.db, snap.team.id):
+        hold = reservations.Reserve(
+            hold_request,
+            ctx.clock(),
+            max_open=snap.plan.concurrency,
+            owner=ctx.process_id,
+            key=snap.key,
+        )
+        try:
+            view: ReservationView = await ctx.write(hold, snap.team.id)
+            return view
+        except ConcurrencyLimited:
+            pass
+    return await _enqueue(ctx, request, row, snap, parsed, plan, hold_request)
+
+
+async def _enqueue(
+    ctx: AppContext,
+    request: Request,
+    row: RouteRow,
+    snap: account.Snapshot,
+    parsed: dict[str, Any],
+    plan: HoldPlan,
+    hold_request: ReserveRequest,
+) -> Response:
+    """Hold the start's credits (no slot yet) and store it, in one write; answer its id."""
+    job_id = str(uuid.uuid4())
+    now = ctx.clock()
+    start = queued.QueuedStart(
+        id=job_id,
+        team_id=snap.team.id,
+        seq=0,
+        key_id=snap.key.id,
+        reservation_id="",
+        endpoint=row.endpoint,
+        api_version=row.version,
+        method=row.method,
+        path=row.path,
+        body=orjson.dumps(parsed).decode(),
+        headers=orjson.dumps(_forwarded(request)).decode(),  # never the client's token
+        slots=hold_request.slots,
+        hold_step=plan.step,
+        hold_ceiling=plan.ceiling,
+        page_price=plan.page_price,
+        page_limit=plan.page_limit,
+        target=hold_request.target,
+        state=queued.State.QUEUED,
+        created_at=now,
+        updated_at=now,
+    )
+    hold = reservations.Reserve(
+        replace(hold_request, job_id=job_id), now, key=snap.key, queued=True
+    )
+    view = await blocking(queued.accept, ctx.db, hold, start)
+    logged = fields(request)
+    logged.held, logged.outcome = view.credits, Outcome.QUEUED
+    metrics.queued_start("accepted")
+    log.info("job start %s of team %s queued (%s): no slot free", job_id, snap.team.id, row.path)
+    status_url = public_base(ctx, request) + row.status_path(job_id)
+    return JSON(queued_answers.start_answer(row.endpoint, job_id, status_url))
+
+
+async def _queued_route(
+    ctx: AppContext,
+    upstream: Upstream,
+    request: Request,
+    match: Match,
+    snap: account.Snapshot,
+    start: queued.QueuedStart,
+) -> Response:
+    """Read or cancel a job start accepted here, before the upstream has it."""
+    row = match.row
+    if start.state is queued.State.STARTING:  # being forwarded now: its outcome is near
+        deadline = time.monotonic() + STARTING_WAIT_S
+        while start.state is queued.State.STARTING and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            found = await blocking(queued.get, ctx.db, snap.team.id, start.id)
+            start = found or start
+    if start.state is queued.State.STARTED:  # the upstream has it now: ask the upstream
+        return await _job_route(ctx, upstream, request, match, snap)
+    if row.endpoint != start.endpoint:  # e.g. a crawl's id read as a batch's
+        raise HTTPError(404, JOB_NOT_FOUND)
+    if row.kind is RouteKind.JOB_CANCEL:
+        if start.state is queued.State.STARTING:
+            raise HTTPError(
+                409, "The job is being started; retry the cancel.", headers={"Retry-After": "1"}
+            )
+        if start.state is queued.State.QUEUED:
+            after = await blocking(queued.cancel, ctx.db, snap.team.id, start.id, ctx.clock())
+            if after is not None and after.state is not queued.State.CANCELLED:
+                return await _queued_route(ctx, upstream, request, match, snap, after)
+            metrics.queued_start("cancelled")
+            log.info(
+                "queued job start %s of team %s cancelled before it started", start.id, snap.team.id
+            )
+        return JSON(dict(CANCELLED_ANSWER))
+    if row.path.endswith("/errors"):
+        return JSON({"errors": [], "robotsBlocked": []})
+    body = orjson.loads(start.body)
+    expires = format_iso(start.created_at + jobs.JOB_HOLD_MS)
+    answer = queued_answers.status_answer(
+        start.endpoint,
+        str(start.state),
+        start.error,
+        expires,
+        body if isinstance(body, dict) else {},
+    )
+    return JSON(answer)
+
+
+async def start_queued(ctx: AppContext, upstream: Upstream, claimed: queued.Claimed) -> None:
+    """Forward a queued start that has taken its slots (services/queued.py claim_next), then
+    follow the job the upstream started, under the client's id."""
+    start = claimed.start
+    body = orjson.loads(start.body)
+    capped = concurrency.forwarded_body(start.endpoint, body, claimed.slots)
+    body = capped if capped is not None else body
+    sent, path = orjson.dumps(body), start.path
+    if start.endpoint == "crawl" and start.api_version == "v2":
+        try:
+            path, sent = await _v2_crawl_form(upstream, path, body, sent)
+        except HTTPError as exc:  # the upstream was learned anew meanwhile: not startable
+            await _start_failed(ctx, start, exc.error, linger=False)
+            return
+    headers = orjson.loads(start.headers)
+    log.info(
+        "queued job start %s of team %s: forwarding with %d slots",
+        start.id,
+        start.team_id,
+        claimed.slots,
+    )
+    try:
+        answer = await upstream.send(start.method, path, "", headers, sent)
+    except UpstreamFailed as exc:
+        # As a start forwarded at once: one whose answer broke off may have started upstream,
+        # so its slots stay the page grace; one that never got there is released now.
+        await _start_failed(ctx, start, exc.error, linger=exc.may_still_run)
+        return
+    payload = answer.json()
+    upstream_id = payload.get("id") if isinstance(payload, dict) else None
+    if (
+        answer.status >= 300
+        or not isinstance(upstream_id, str)
+        or not JOB_ID.fullmatch(upstream_id)
+    ):
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if not isinstance(error, str):
+            error = f"The upstream refused to start the job ({answer.status})."
+        await _start_failed(ctx, start, error, linger=False)
+        return
+    status_path = f"{start.path}/{upstream_id}"
+    cancel = ctx.routes.match("DELETE", status_path)
+    new = jobs.NewJob(
+        id=start.id,
+        team_id=start.team_id,
+        reservation_id=start.reservation_id,
+        key_id=start.key_id,
+        endpoint=start.endpoint,
+        status_path=status_path,
+        cancel_path=None if cancel is None else status_path,
+        hold_step=start.hold_step,
+        hold_ceiling=start.hold_ceiling,
+        page_price=start.page_price,
+        page_limit=start.page_limit,
+        upstream_id=upstream_id,
+    )
+    try:
+        recorded = await blocking(
+            queued.record_started, ctx.db, start, new, ctx.clock(), ctx.poll_ms
+        )
+    except Conflict:
+        log.error("queued start %s answered with %s, a job already followed", start.id, upstream_id)
+        await _start_failed(
+            ctx, start, "The upstream answered with a job already followed.", linger=True
+        )
+        return
+    if not recorded:  # taken for abandoned meanwhile (its hold released): stop it upstream
+        log.error(
+            "queued start %s was given up while it started; cancelling %s", start.id, upstream_id
+        )
+        if cancel is not None:
+            with contextlib.suppress(UpstreamFailed):
+                await upstream.send("DELETE", status_path, "", {}, b"")
+        return
+    metrics.queued_start("started")
+    log.info(
+        "queued job start %s of team %s started upstream as %s",
+        start.id,
+        start.team_id,
+        upstream_id,
+    )
+
+
+async def _start_failed(
+    ctx: AppContext, start: queued.QueuedStart, error: str, *, linger: bool
+) -> None:
+    metrics.queued_start("failed")
+    log.warning("queued job start %s of team %s failed: %s", start.id, start.team_id, error)
+    failed = await blocking(
+        queued.fail, ctx.db, start, queued.State.STARTING, error, ctx.clock(), release=not linger
+    )
+    if failed and linger:
+        await _release_later(ctx, _releaser(ctx, start.team_id, start.reservation_id))

@@ -24,8 +24,21 @@ from creditgate.domain.periods import Period, period_at, periods_between
 from creditgate.domain.plans import Plan
 from creditgate.domain.teams import Team
 from creditgate.services.ledger import roll_forward_now
-from creditgate.storage import jobs, keys, ledger, plans, reservations, snapshots, teams, usage
+from creditgate.storage import (
+    jobs,
+    keys,
+    ledger,
+    plans,
+    reservations,
+    snapshots,
+    teams,
+    usage,
+)
+from creditgate.storage import (
+    queued as queued_starts,
+)
 from creditgate.storage.database import Database
+from creditgate.storage.tx import Tx
 
 TimeRange = Literal["day", "week", "month"]
 WINDOW_DAYS: dict[str, int] = {"day": 1, "week": 7, "month": 30}
@@ -275,14 +288,17 @@ def queue_status(db: Database, team: Team, now: Instant, queued: int = 0) -> Que
     with db.read() as conn:
         fresh = teams.get_team(conn, team.id) or team
         active = reservations.slots_in_use(conn, team.id, now)
-        waiting = jobs.waiting_pages(conn, team.id)
+        waiting = jobs.waiting_pages(conn, team.id) + queued_starts.count_queued(
+            Tx.of(conn), team.id
+        )
     return QueueStatus(active, waiting + queued, plan.concurrency, fresh.last_charge_at)
 
 
 def waiting_pages(db: Database, team_id: str) -> int:
-    """Pages the team's jobs have found and not started (they wait for one of its slots)."""
+    """Pages the team's jobs have found and not started (they wait for one of its slots), and
+    its job starts accepted and queued (one each)."""
     with db.read() as conn:
-        return jobs.waiting_pages(conn, team_id)
+        return jobs.waiting_pages(conn, team_id) + queued_starts.count_queued(Tx.of(conn), team_id)
 
 
 def activity(

@@ -33,6 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from sqlalchemy import Connection
+
 from creditgate.domain.errors import Conflict
 from creditgate.domain.instants import Instant
 from creditgate.services import reservations
@@ -69,12 +71,19 @@ class NewJob:
     hold_ceiling: int | None = None
     page_price: int | None = None
     page_limit: int | None = None
+    upstream_id: str | None = None  # the upstream's id, when the client was given another
 
 
 def open_job(db: Database, new: NewJob, now: Instant, poll_ms: int) -> Job:
     """Follow a job the upstream started. Conflict if its id is followed already: the upstream
     answered a start with a job it had (an append to another batch), whose work is not this
     hold's to settle."""
+    with db.write() as conn:
+        return insert_new(conn, new, now, poll_ms)
+
+
+def insert_new(conn: Connection, new: NewJob, now: Instant, poll_ms: int) -> Job:
+    """open_job's writes, in the caller's transaction."""
     job = Job(
         new.id,
         new.team_id,
@@ -91,14 +100,16 @@ def open_job(db: Database, new: NewJob, now: Instant, poll_ms: int) -> Job:
         new.cancel_path,
         page_price=new.page_price,
         page_limit=new.page_limit,
+        upstream_id=new.upstream_id,
     )
-    with db.write() as conn:
-        if jobs.get_job(conn, new.id) is not None:  # one hold per job, one team per job
-            raise Conflict(f"upstream job {new.id} is already followed", jobId=new.id)
-        jobs.insert_job(conn, job)
-        # Every charge settled from here on carries the job's id (activity, history), and
-        # the hold is the job's now, not the request's.
-        reservations_store.hand_over(conn, new.team_id, new.reservation_id, new.id)
+    upstream_id = new.upstream_id or new.id
+    taken = jobs.get_job(conn, new.id) or jobs.get_by_upstream_id(conn, upstream_id)
+    if taken is not None:  # one hold per job, one team per job
+        raise Conflict(f"upstream job {upstream_id} is already followed", jobId=upstream_id)
+    jobs.insert_job(conn, job)
+    # Every charge settled from here on carries the job's id (activity, history), and
+    # the hold is the job's now, not the request's.
+    reservations_store.hand_over(conn, new.team_id, new.reservation_id, new.id)
     return job
 
 

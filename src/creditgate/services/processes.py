@@ -39,6 +39,14 @@ def release_orphans(db: Database, now: Instant) -> int:
     return reservations.release_orphans(db, live, now)
 
 
+def live(db: Database, now: Instant) -> list[str]:
+    """The gateway processes alive now (read only): beating, and on this host running."""
+    with db.read() as conn:
+        beating = processes.beating(conn, now - DEAD_AFTER_MS)
+    here = socket.gethostname()[:255]
+    return [pid_id for pid_id, pid, host in beating if host != here or _running(pid)]
+
+
 def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)

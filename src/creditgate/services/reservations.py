@@ -145,7 +145,9 @@ class Reserve:
     """Hold credits. With `max_open` (the plan's concurrency, in pages): the hold takes
     `request.slots` of the team's free slots, or as many as are free, and is refused while
     none is (every open hold's slots count until it closes or expires).
-    `owner`: the gateway process whose request holds it (released if that process dies)."""
+    `owner`: the gateway process whose request holds it (released if that process dies).
+    `queued`: a job start accepted while no slot is free: its credits are held and it takes no
+    slot yet (TakeSlots gives it its slots when it starts)."""
 
     def __init__(
         self,
@@ -155,6 +157,7 @@ class Reserve:
         max_open: int | None = None,
         owner: str | None = None,
         key: ApiKey | None = None,
+        queued: bool = False,
     ) -> None:
         check_amount(request.credits, allow_zero=False)
         check_texts(
@@ -170,6 +173,7 @@ class Reserve:
             raise InvalidInput(f"slots must be between 1 and {MAX_SLOTS}", field="slots")
         self.request, self.now, self.max_open, self.owner = request, now, max_open, owner
         self._key = key
+        self.queued = queued
 
     def find(self, tx: Tx) -> str:
         if self._key is None:
@@ -198,8 +202,8 @@ class Reserve:
         key = book.active_key(self._key.id)
         if book.team.suspended:
             raise TeamSuspended()
-        slots = r.slots
-        if self.max_open is not None:
+        slots = 0 if self.queued else r.slots
+        if self.max_open is not None and not self.queued:
             if book.running >= self.max_open:
                 raise ConcurrencyLimited(book.running, self.max_open)
             slots = min(slots, self.max_open - book.running)
@@ -231,6 +235,46 @@ class Reserve:
         if guard is not None:
             book.remember(guard[0], guard[1], held.id, _stored(result))
         return result
+
+
+class Refused(str):
+    """TakeSlots' answer when the queued start may never start; its hold was released."""
+
+
+class TakeSlots(_OnReservation):
+    """Give a queued start's hold its slots, as Reserve would (the plan's concurrency is the
+    most the team's open holds may take; a start finding fewer free than it wants gets the free
+    ones): the granted slots, ConcurrencyLimited (nothing changed) while none is free. The hold
+    is renewed for a job's time. A start that may no longer start — its hold closed or expired,
+    its team suspended, its key revoked or expired since it was accepted — gets `Refused`, and
+    its hold is released in the same write."""
+
+    def __init__(
+        self, reservation_id: str, wanted: int, ttl_ms: int, now: Instant, team_id: str
+    ) -> None:
+        super().__init__(reservation_id, now, team_id)
+        self.wanted, self.ttl_ms = wanted, ttl_ms
+
+    def apply(self, book: Book) -> int | Refused:
+        current = book.reservation(self.reservation_id)
+        if current.status != HoldStatus.OPEN:
+            return Refused(f"its hold is {current.status}")
+        key = book.key(current.key_id)
+        reason = None
+        if book.team.suspended:
+            reason = "the team is suspended"
+        elif not key.live_at(book.now):
+            reason = "its API key was revoked or has expired"
+        if reason is not None:
+            book.change_hold(replace(current, status=HoldStatus.RELEASED, closed_at=book.now))
+            return Refused(reason)
+        limit = book.plan.concurrency
+        if book.running >= limit:
+            raise ConcurrencyLimited(book.running, limit)
+        slots = max(min(self.wanted, limit - book.running), 1)
+        expires = max(current.expires_at, book.now + self.ttl_ms)
+        book.change_hold(replace(current, slots=slots, expires_at=expires))
+        return slots
 
 
 def reserve(

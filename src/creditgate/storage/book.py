@@ -271,7 +271,7 @@ VALUES (:id, :team, :key, :amount, :settled, :status, :endpoint, :version, :job,
 _CHANGE_HOLD = """
 UPDATE reservations SET amount = :amount, settled = :settled, status = :status,
                         closed_ms = :closed, job_id = :job, owner = :owner,
-                        expires_ms = :expires
+                        expires_ms = :expires, slots = :slots
 WHERE team_id = :team AND id = :id"""
 _REMEMBER = """
 INSERT INTO idempotency (team_id, key, request_hash, movement_id, response, created_ms)
@@ -534,6 +534,7 @@ _CHANGED_HOLD_FIELDS = {
     "job",
     "owner",
     "expires",
+    "slots",  # a queued start's hold takes its slots when it starts (TakeSlots)
 }
 
 

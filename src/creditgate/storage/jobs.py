@@ -39,6 +39,12 @@ class Job:
     cancelled_at: Instant | None = None
     page_price: int | None = None  # a page's price at the table when it started
     page_limit: int | None = None  # the most pages it can run (a crawl's limit, a batch's URLs)
+    upstream_id: str | None = None  # the upstream's id, when not `id` (a start that was queued)
+
+    @property
+    def upstream_job_id(self) -> str:
+        """The id the upstream knows the job by."""
+        return self.upstream_id or self.id
 
 
 def _from_row(row: object) -> Job:
@@ -61,6 +67,7 @@ def _from_row(row: object) -> Job:
         m["cancelled_ms"],
         m["page_price"],
         m["page_limit"],
+        m["upstream_id"],
     )
 
 
@@ -82,12 +89,23 @@ def insert_job(conn: Connection, job: Job) -> None:
             cancel_path=job.cancel_path,
             page_price=job.page_price,
             page_limit=job.page_limit,
+            upstream_id=job.upstream_id,
         )
     )
 
 
 def get_job(conn: Connection, job_id: str) -> Job | None:
     row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+    return None if row is None else _from_row(row)
+
+
+def get_by_upstream_id(conn: Connection, upstream_id: str) -> Job | None:
+    """The job the upstream knows by this id, whatever the client was given."""
+    query = select(jobs).where(
+        (jobs.c.upstream_id == upstream_id)
+        | ((jobs.c.id == upstream_id) & jobs.c.upstream_id.is_(None))
+    )
+    row = conn.execute(query).first()
     return None if row is None else _from_row(row)
 
 

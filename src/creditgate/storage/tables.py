@@ -242,8 +242,47 @@ jobs = Table(
     # When it was cancelled: its slots (and hold) stay until its pages in flight can have
     # finished, the page grace after this, not merely until its total stops moving.
     Column("cancelled_ms", BigInteger, nullable=True),
+    # The upstream's own id of the job when it differs from `id`, the id the client was given
+    # (a start that waited in the queue: the client had its id before the upstream had one).
+    # NULL: the same as `id`.
+    Column("upstream_id", String(200), nullable=True),
     Index(None, "id", unique=True),
     Index(None, "status", "next_poll_ms"),
+    Index(None, "upstream_id", unique=True),
+)
+
+# Job starts accepted while the team had no slot free (migration 0013): the client has its id
+# and a hold; a follower round of any gateway process starts it upstream once slots free, the
+# team's oldest first. state: queued -> starting -> started | failed; queued -> cancelled.
+queued_starts = Table(
+    "queued_starts",
+    metadata,
+    Column("team_id", String(36), ForeignKey("teams.id"), primary_key=True),
+    Column("id", String(200), primary_key=True),  # the client's job id (a UUIDv4)
+    Column("seq", BigInteger, nullable=False),  # arrival order within the team
+    Column("key_id", String(36), nullable=False),
+    Column("reservation_id", String(36), nullable=False),
+    Column("endpoint", String(64), nullable=False),
+    Column("api_version", String(8), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("path", String(300), nullable=False),  # the route row's path, e.g. /v1/crawl
+    Column("body", Text, nullable=False),  # the parsed request body, as JSON
+    Column("headers", Text, nullable=False),  # the forwarded headers (outgoing_headers), JSON
+    Column("slots", Integer, nullable=False),  # wanted
+    Column("hold_step", BigInteger, nullable=True),
+    Column("hold_ceiling", BigInteger, nullable=True),
+    Column("page_price", Integer, nullable=True),
+    Column("page_limit", Integer, nullable=True),
+    Column("target", String(2048), nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Column("claimed_by", String(36), nullable=True),  # the process starting it
+    Column("lease_ms", BigInteger, nullable=True),  # its start is abandoned after this
+    Column("upstream_id", String(200), nullable=True),
+    Column("error", Text, nullable=True),
+    Index(None, "id", unique=True),
+    Index(None, "state", "team_id", "seq"),
 )
 
 # Gateway processes alive, by heartbeat: a hold whose owner stopped beating is released.

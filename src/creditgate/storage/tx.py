@@ -75,6 +75,15 @@ class Tx:
         finally:
             cursor.close()
 
+    def changed(self, sql: str, params: Params) -> int:
+        """Run one statement; the number of rows it changed."""
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(self._sql(sql), params)
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
     def rows_of(self, statements: Sequence[tuple[str, Params]]) -> list[list[Sequence[Any]]]:
         """The rows of several statements, in order. On PostgreSQL they go in one pipeline:
         one round trip for all, run by the server in the order given."""

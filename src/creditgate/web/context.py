@@ -36,7 +36,8 @@ class AppContext:
     max_batch_events: int = 1_000
     sweep_seconds: float = 5.0  # how often expired reservations are released
     upstream: Upstream | None = None  # the Firecrawl the gateway fronts; None: no gateway
-    queue_wait_seconds: float = 30.0  # how long a request waits for a concurrency slot
+    queue_wait_seconds: float = 30.0  # the most a request waits for a concurrency slot
+    queue_room: int = 100  # requests of a team that may wait for a slot at once
     follow_seconds: float = 1.0  # how often the gateway polls its open upstream jobs
     # How long a page may still run upstream once creditgate stopped waiting for it (a job
     # cancelled, an answer timed out): its slot stays taken, its pages are still charged.

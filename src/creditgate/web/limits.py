@@ -48,9 +48,14 @@ def _decide(count: int, limit: int, window: Instant) -> Decision:
 
 
 class Limiter(Protocol):
+    """Requests-per-minute windows, and the team's queue of requests waiting for a slot: a
+    waiter takes a ticket (None: the queue is full) and tries for a slot only while it is
+    the oldest waiter (`is_next`), so waiters are served in arrival order."""
+
     async def hit(self, subject: str, mode: str, limit: int, now: Instant) -> Decision: ...
-    async def enter_queue(self, subject: str, bound: int) -> bool: ...
-    async def leave_queue(self, subject: str) -> None: ...
+    async def enter_queue(self, subject: str, bound: int, until_ms: int) -> int | None: ...
+    async def is_next(self, subject: str, ticket: int) -> bool: ...
+    async def leave_queue(self, subject: str, ticket: int) -> None: ...
     async def queued(self, subject: str) -> int: ...
 
 
@@ -58,7 +63,8 @@ class MemoryLimiter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._windows: dict[tuple[str, str], tuple[Instant, int]] = {}
-        self._waiting: dict[str, int] = {}
+        self._waiting: dict[str, list[int]] = {}  # tickets, oldest first
+        self._tickets = 0
 
     def hit_now(self, subject: str, mode: str, limit: int, now: Instant) -> Decision:
         window = now - now % WINDOW_MS
@@ -75,20 +81,39 @@ class MemoryLimiter:
     async def hit(self, subject: str, mode: str, limit: int, now: Instant) -> Decision:
         return self.hit_now(subject, mode, limit, now)
 
-    async def enter_queue(self, subject: str, bound: int) -> bool:
-        with self._lock:
-            if self._waiting.get(subject, 0) >= bound:
-                return False
-            self._waiting[subject] = self._waiting.get(subject, 0) + 1
-            return True
+    async def enter_queue(self, subject: str, bound: int, until_ms: int = 0) -> int | None:
+        return self.enter_now(subject, bound)
 
-    async def leave_queue(self, subject: str) -> None:
+    def enter_now(self, subject: str, bound: int) -> int | None:
         with self._lock:
-            self._waiting[subject] = max(self._waiting.get(subject, 1) - 1, 0)
+            waiting = self._waiting.setdefault(subject, [])
+            if len(waiting) >= bound:
+                return None
+            self._tickets += 1
+            waiting.append(self._tickets)
+            return self._tickets
+
+    async def is_next(self, subject: str, ticket: int) -> bool:
+        with self._lock:
+            waiting = self._waiting.get(subject)
+            return not waiting or waiting[0] == ticket
+
+    async def leave_queue(self, subject: str, ticket: int) -> None:
+        self.leave_now(subject, ticket)
+
+    def leave_now(self, subject: str, ticket: int) -> bool:
+        with self._lock:
+            waiting = self._waiting.get(subject, [])
+            if ticket not in waiting:
+                return False
+            waiting.remove(ticket)
+            if not waiting:
+                del self._waiting[subject]
+            return True
 
     def waiting(self, subject: str) -> int:
         with self._lock:
-            return self._waiting.get(subject, 0)
+            return len(self._waiting.get(subject, ()))
 
     async def queued(self, subject: str) -> int:
         return self.waiting(subject)
@@ -120,6 +145,7 @@ class RedisLimiter:
         self._timeout = timeout_seconds
         self._retry_seconds = REDIS_RETRY_SECONDS if retry_seconds is None else retry_seconds
         self._memory = MemoryLimiter()
+        self._members: dict[tuple[str, int], str] = {}  # this process's waiters in Redis
         self._down_until: float | None = None  # monotonic; None while Redis answers
         self._logged_at: float | None = None
 
@@ -159,29 +185,70 @@ class RedisLimiter:
                 return _decide(int(count), limit, window)
         return self._memory.hit_now(subject, mode, limit, now)
 
-    async def enter_queue(self, subject: str, bound: int) -> bool:
+    # The queue in Redis: a sorted set per team, each waiter a member `ticket:until_ms` scored
+    # by its ticket (INCR of a counter per team); the lowest is served first. A waiter whose
+    # process died leaves its member behind: once past its `until_ms` it is dropped.
+
+    async def enter_queue(self, subject: str, bound: int, until_ms: int = 0) -> int | None:
         if self._usable():
-            key = f"creditgate:waiting:{subject}"
+            key = f"creditgate:queue:{subject}"
             try:
-                async with asyncio.timeout(self._timeout * 3):
-                    waiting = int(await self._redis.incr(key))
+                async with asyncio.timeout(self._timeout * 4):
+                    ticket = int(await self._redis.incr(f"creditgate:ticket:{subject}"))
+                    member = f"{ticket}:{until_ms}"
+                    await self._redis.zadd(key, {member: ticket})
                     await self._redis.expire(key, 3600)
-                    if waiting > bound:
-                        await self._redis.decr(key)
+                    rank = _rank(await self._redis.zrank(key, member))
+                    if rank is not None and rank >= bound:
+                        await self._drop_stale(key)
+                        rank = _rank(await self._redis.zrank(key, member))
+                    if rank is None or rank >= bound:
+                        await self._redis.zrem(key, member)
+                        self._answered()
+                        return None
+                    self._members[(subject, ticket)] = member
             except self._failures as exc:
                 self._failed(exc)
             else:
                 self._answered()
-                return waiting <= bound
-        return await self._memory.enter_queue(subject, bound)
+                return ticket
+        own = self._memory.enter_now(subject, bound)
+        return None if own is None else -own  # negative: this process's own queue
 
-    async def leave_queue(self, subject: str) -> None:
-        if self._memory.waiting(subject) > 0:  # it entered while Redis was failing
-            await self._memory.leave_queue(subject)
+    async def _drop_stale(self, key: str) -> None:
+        """Members of waiters past their time (their process died): removed."""
+        now_ms = int(time.time() * 1000)
+        members = [_text(m) for m in await self._redis.zrange(key, 0, -1)]
+        stale = [m for m in members if 0 < int(m.split(":")[1]) < now_ms]
+        if stale:
+            await self._redis.zrem(key, *stale)
+
+    async def is_next(self, subject: str, ticket: int) -> bool:
+        if ticket < 0:
+            return await self._memory.is_next(subject, -ticket)
+        key = f"creditgate:queue:{subject}"
+        try:
+            async with asyncio.timeout(self._timeout * 3):
+                head = [_text(m) for m in await self._redis.zrange(key, 0, 0)]
+                if head and int(head[0].split(":")[0]) != ticket:
+                    await self._drop_stale(key)
+                    head = [_text(m) for m in await self._redis.zrange(key, 0, 0)]
+        except self._failures as exc:
+            self._failed(exc)
+            return True  # Redis failing: no order, as each process limits on its own
+        self._answered()
+        return not head or int(head[0].split(":")[0]) == ticket
+
+    async def leave_queue(self, subject: str, ticket: int) -> None:
+        if ticket < 0:
+            self._memory.leave_now(subject, -ticket)
+            return
+        member = self._members.pop((subject, ticket), None)
+        if member is None:
             return
         try:
             async with asyncio.timeout(self._timeout * 2):
-                await self._redis.decr(f"creditgate:waiting:{subject}")
+                await self._redis.zrem(f"creditgate:queue:{subject}", member)
         except self._failures as exc:
             self._failed(exc)
 
@@ -192,7 +259,7 @@ class RedisLimiter:
             return here
         try:
             async with asyncio.timeout(self._timeout * 2):
-                shared = await self._redis.get(f"creditgate:waiting:{subject}")
+                shared = await self._redis.zcard(f"creditgate:queue:{subject}")
         except self._failures as exc:
             self._failed(exc)
             return here
@@ -206,3 +273,11 @@ class RedisLimiter:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def _text(member: object) -> str:
+    return member.decode() if isinstance(member, bytes) else str(member)
+
+
+def _rank(found: object) -> int | None:
+    return found if isinstance(found, int) else None

@@ -144,3 +144,19 @@ def figure_capped(endpoint: str) -> None:
     """A reported cost was above what the request could cost, and was capped. `endpoint` is a
     route table row's (a closed set)."""
     FIGURES_CAPPED.labels(endpoint or "other").inc()
+
+
+QUEUED_STARTS: Final = Counter(
+    "creditgate_queued_starts",
+    "Job starts that found no slot free, by event: accepted (held and queued), started "
+    "upstream, cancelled before they started, failed (refused upstream or here, or their "
+    "start abandoned by a process that died).",
+    ["event"],
+    registry=REGISTRY,
+)
+QUEUED_EVENTS: Final = ("accepted", "started", "cancelled", "failed")
+_queued: Final = {event: QUEUED_STARTS.labels(event) for event in QUEUED_EVENTS}
+
+
+def queued_start(event: str) -> None:
+    _queued[event].inc()
