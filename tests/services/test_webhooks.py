@@ -327,3 +327,22 @@ def test_the_delivery_log_pages_through_every_delivery(db: Database) -> None:
     assert seen == [5, 4, 3, 2, 1]
     with pytest.raises(Exception, match="Invalid cursor"):
         webhooks.page_deliveries(db, endpoint.endpoint.id, 2, "not-a-cursor")
+
+
+def test_a_delivery_left_by_a_dead_process_is_sent_by_another_after_its_20_s_lease(
+    db: Database,
+) -> None:
+    """Found by an outside tester (issue 19): after a kill -9, deliveries in progress waited
+    ~51 s (a 60 s lease), undocumented. The lease now covers only what a delivery can take:
+    the 10 s send, its record, 5 s to spare."""
+    team, key, _ = team_with_key(db, NOW, anchor="2026-03-01")
+    webhooks.add_endpoint(db, "https://hooks.example/in", NOW, team_id=team.id)
+    charge(db, key, 2_400, NOW)  # 80%: one event
+    assert webhooks.LEASE_MS == 20_000
+    assert webhooks.LEASE_MS >= (webhooks.SEND_TIMEOUT_S + 5 + 5) * 1000
+    claimed = webhooks._claim(db, NOW)  # a process claims it, then dies before sending
+    assert len(claimed) == 1
+    receiver = Receiver()
+    assert deliver(db, receiver, NOW + webhooks.LEASE_MS - 1) == 0  # still leased
+    assert deliver(db, receiver, NOW + webhooks.LEASE_MS) == 1
+    assert len(receiver.got) == 1

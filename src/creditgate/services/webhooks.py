@@ -44,8 +44,13 @@ ROTATION_OVERLAP_MS = 24 * MS_PER_HOUR  # the old secret signs too, so receivers
 DEAD_AFTER_MS = 24 * MS_PER_HOUR  # retried at least this long after the event, then dead
 FIRST_RETRY_MS = 5_000
 MAX_RETRY_MS = 2 * MS_PER_HOUR
-LEASE_MS = 60_000  # a claimed delivery is this process's for that long
 SEND_TIMEOUT_S = 10.0
+# A claimed delivery is this process's for this long: its send (at most SEND_TIMEOUT_S, sent at
+# once: a round claims only what it has room to fly) and its record (a write, bounded by the
+# database timeout, 5 s by default), with 5 s to spare. So a delivery in progress when its
+# process died is sent again by another within LEASE_MS (it was 60 s); one outliving its lease
+# (a process frozen longer) may be sent twice: receivers dedupe on `webhook-id`.
+LEASE_MS = 20_000
 ROUND_LIMIT = 50  # deliveries claimed per round
 EVENT_TYPES = tuple(str(t) for t in EventType)
 
