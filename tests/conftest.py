@@ -165,7 +165,7 @@ def database_url(
         yield f"sqlite:///{path}"
     else:
         url: str = request.getfixturevalue("postgres_url")
-        db = Database(url, pool_size=1)
+        db = Database(url, connections=3)
         _truncate(db)
         db.dispose()
         yield url

@@ -113,7 +113,14 @@ class Settings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 
     db_timeout_seconds: float = Field(
-        5.0, description="PostgreSQL: bound on connecting, each statement, a pool wait; 0: none"
+        5.0,
+        description="PostgreSQL: bound on connecting, each statement (server side) and each "
+        "call of the server (client side); 0: none",
+    )
+    db_connections: int = Field(
+        20,
+        ge=3,
+        description="PostgreSQL: the most connections a process opens, all its pools together",
     )
 
     def admin_secret(self) -> str | None:

@@ -30,7 +30,12 @@ from creditgate.http import account, admin, openapi
 from creditgate.http.hot import HotReads
 from creditgate.services import jobs, metrics, processes, queued, reservations, webhooks
 from creditgate.services.writer import Writer
-from creditgate.storage.database import free_disk_bytes, is_unavailable, unavailable_errors
+from creditgate.storage.database import (
+    Database,
+    free_disk_bytes,
+    is_unavailable,
+    unavailable_errors,
+)
 from creditgate.web import metrics as web_metrics
 from creditgate.web.context import AppContext, blocking, context
 from creditgate.web.edge import Edge
@@ -120,11 +125,12 @@ async def metrics_page(request: Request) -> Response:
     """Prometheus's text format: the counters of every worker (services/metrics.py) and the
     gauges read now. No token, and no team, key or path a client sent in any label."""
     ctx = context(request)
-    body = await anyio.to_thread.run_sync(_exposition, ctx)
+    body = await blocking(_exposition, ctx, ctx.db)
     return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
-def _exposition(ctx: AppContext) -> bytes:
+def _exposition(ctx: AppContext, _db: Database) -> bytes:
+    """(`_db` names the database read, for blocking()'s deadline.)"""
     return generate_latest(metrics.registry_for_scrape(ctx.db, ctx.clock))
 
 

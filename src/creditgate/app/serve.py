@@ -31,7 +31,11 @@ def app_from_settings(settings: Settings) -> Starlette:
     # No line the server logs names its thread or process (requestlog.py's formats): its
     # records need not look them up, a cost paid on every request line.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    db = Database(settings.database_url, timeout_seconds=settings.db_timeout_seconds or None)
+    db = Database(
+        settings.database_url,
+        connections=settings.db_connections,
+        timeout_seconds=settings.db_timeout_seconds or None,
+    )
     upstream = (
         Upstream(settings.upstream_url, settings.upstream_secret())
         if settings.upstream_url
@@ -70,7 +74,7 @@ def prepare(settings: Settings, *, allow_foreign_tables: bool = False) -> None:
     """Create and migrate the database once, before any worker starts."""
     table_with(parse_extra_routes(settings.routes))  # refuse a bad route table before serving
     parse_extra_prices(settings.prices)  # and a bad price table
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, connections=3)  # before the workers: one at a time
     try:
         migrate_schema(db, allow_foreign_tables=allow_foreign_tables)
     finally:

@@ -51,7 +51,7 @@ class Output:
     def revision_before_migrating(self) -> str | None:
         """The schema revision the database has now (None: none yet, or no database yet)."""
         try:
-            probe = Database(self.database_url, pool_size=0, create=False)
+            probe = Database(self.database_url, connections=0, create=False)
         except database_errors():
             return None
         try:
@@ -70,7 +70,7 @@ class Output:
             click.echo(f"using {self.shown_url}", err=True)
         return Database(
             self.database_url,
-            pool_size=2,
+            connections=3,
             create=create,
             connect_timeout_seconds=CONNECT_TIMEOUT_SECONDS,
         )

@@ -575,10 +575,10 @@ async def rotate_webhook(request: Request) -> Response:
 async def test_webhook(request: Request) -> Response:
     ctx = await _admin(request)
     await _no_body(request, ctx)
+    endpoint_id = request.path_params["endpoint_id"]
+    found = await blocking(webhooks.get_endpoint, ctx.db, endpoint_id)
     async with httpx.AsyncClient() as client:
-        sent = await webhooks.send_test(
-            ctx.db, client, request.path_params["endpoint_id"], ctx.clock()
-        )
+        sent = await webhooks.send_test(ctx.db, client, endpoint_id, ctx.clock(), found)
     return ok(data={"delivered": sent.ok, "status": sent.code, "error": sent.error})
 
 

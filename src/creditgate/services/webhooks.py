@@ -257,10 +257,17 @@ async def send(
 
 
 async def send_test(
-    db: Database, client: httpx.AsyncClient, endpoint_id: str, now: Instant
+    db: Database,
+    client: httpx.AsyncClient,
+    endpoint_id: str,
+    now: Instant,
+    found: Endpoint | None = None,
 ) -> Sent:
-    """A `webhook.test` event sent now, outside the outbox: the answer says if it arrived."""
-    endpoint = _usable(await asyncio.to_thread(get_endpoint, db, endpoint_id), endpoint_id)
+    """A `webhook.test` event sent now, outside the outbox: the answer says if it arrived.
+    `found`: the endpoint, read already by the caller (the admin API, within its deadline)."""
+    if found is None:
+        found = await asyncio.to_thread(get_endpoint, db, endpoint_id)
+    endpoint = _usable(found, endpoint_id)
     event_id = f"evt_{new_id(now).replace('-', '')}"
     data = {"endpointId": endpoint.id, "teamId": endpoint.team_id}
     message = {"type": str(EventType.TEST), "timestamp": format_iso(now), "data": data}

@@ -24,7 +24,7 @@ from typing import Any
 from creditgate.domain.errors import LedgerError
 from creditgate.services import ledger
 from creditgate.services.ledger import Operation
-from creditgate.storage.database import Database, is_unavailable
+from creditgate.storage.database import Database, DeadlineExceeded, is_unavailable
 
 log = logging.getLogger("creditgate.writer")
 
@@ -36,7 +36,9 @@ Pending = tuple[Operation[Any], "Future[Any]"]
 class Writer:
     def __init__(self, db: Database, threads: int | None = None) -> None:
         self.db = db
-        self._threads = threads or (1 if db.is_sqlite else 4)
+        # No more threads than the writes pool has connections: one more would only wait.
+        most = 1 if db.budget is None else db.budget.writes
+        self._threads = threads or (1 if db.is_sqlite else min(4, most))
         self._lock = threading.Condition()
         self._pending: dict[str, list[Pending]] = {}
         self._ready: deque[str] = deque()  # teams with pending work and no batch running
@@ -83,8 +85,26 @@ class Writer:
     async def run(self, op: Operation[Any], team_id: str | None = None) -> Any:
         """Apply `op` to its team's book with whatever else the team has pending: its result
         once committed, or its LedgerError raised. A waiter that is cancelled (its client
-        left) does not cancel the write: once submitted, an operation is applied."""
-        return await asyncio.shield(asyncio.wrap_future(self.submit(op, team_id)))
+        left) does not cancel the write: once submitted, an operation is applied.
+
+        Within the database's call deadline (Database.call_seconds), else DeadlineExceeded: an
+        operation no writer thread has taken yet is then dropped (never applied); one in a
+        batch already sent may still commit (a lost answer: a charge's retry with its
+        idempotency key gets the original result; a hold left open is released by the sweep
+        at its time-to-live or as an orphan)."""
+        future = self.submit(op, team_id)
+        waiting = asyncio.shield(asyncio.wrap_future(future))
+        if self.db.call_seconds is None:
+            return await waiting
+        try:
+            async with asyncio.timeout(self.db.call_seconds):
+                return await waiting
+        except TimeoutError:
+            dropped = future.cancel()  # True: not taken by a writer thread, never applied
+            outcome = "not applied" if dropped else "its outcome unknown"
+            raise DeadlineExceeded(
+                f"a write got no answer from the database in {self.db.call_seconds} s ({outcome})"
+            ) from None
 
     # --- the writer threads --------------------------------------------------------------------
 
@@ -106,11 +126,21 @@ class Writer:
                     batch, rest = queued[:MAX_BATCH], queued[MAX_BATCH:]
                     if rest:
                         self._pending[team_id] = rest
+                    # Operations whose waiter gave up at its deadline are dropped here; the
+                    # rest can no longer be cancelled (their outcome is the batch's).
+                    batch = [p for p in batch if p[1].set_running_or_notify_cancel()]
                     self._busy.add(team_id)
                 else:
                     return
             if unrouted:
                 self._find(unrouted)
+                continue
+            if not batch:
+                with self._lock:
+                    self._busy.discard(team_id)
+                    if team_id in self._pending:
+                        self._ready.append(team_id)
+                        self._lock.notify()
                 continue
             try:
                 self._commit(team_id, batch)
@@ -127,6 +157,9 @@ class Writer:
 
     def _find(self, unrouted: list[Pending]) -> None:
         """Step 0 for the operations that name their team by a key or a reservation."""
+        unrouted = [p for p in unrouted if not p[1].cancelled()]
+        if not unrouted:
+            return
         try:
             teams = ledger.find_all(self.db, [op for op, _ in unrouted])
         except Exception as exc:

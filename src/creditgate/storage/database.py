@@ -61,10 +61,16 @@ def unavailable_errors() -> tuple[type[Exception], ...]:
     )
 
 
+class DeadlineExceeded(sa_exc.TimeoutError):
+    """A database call did not end within its deadline, enforced by creditgate (web/context.py:
+    bounded()), whatever the server does; or too many earlier calls are still stuck to start
+    another. The call may still end later: a write's outcome is unknown (a lost answer)."""
+
+
 def is_unavailable(error: BaseException) -> bool:
     """Whether `error` is the database being unreachable, frozen, timed out, overloaded or
     locked (worth a retry), rather than a statement being wrong (a bug)."""
-    if isinstance(error, sa_exc.TimeoutError):  # no pooled connection came free in time
+    if isinstance(error, sa_exc.TimeoutError):  # no connection free in time, or a deadline
         return True
     cause = error.orig if isinstance(error, sa_exc.DBAPIError) else error
     if isinstance(cause, sqlite3.OperationalError):
@@ -131,6 +137,8 @@ def explain(url: str, error: BaseException) -> str:
     if isinstance(error, DatabaseUnusable):
         return error.message
     where = display_url(url)
+    if isinstance(error, DeadlineExceeded):
+        return f"the database at {where} did not answer in time: retry"
     if isinstance(error, sa_exc.TimeoutError):
         return f"no connection to the database at {where} came free in time: retry"
     cause = error.orig if isinstance(error, sa_exc.DBAPIError) else error
@@ -190,6 +198,14 @@ def _postgres_timeouts(parsed: URL, seconds: float) -> dict[str, Any]:
     return {
         "connect_timeout": max(2, math.ceil(seconds)),
         "options": f"{given} {statement}" if given else statement,
+        # A peer that stopped answering ends its connection in the kernel too, so a call
+        # abandoned at its deadline does not keep its connection for ever: unacknowledged
+        # sends give up after TCP_USER_TIMEOUT, an idle link after a few keepalive probes.
+        "keepalives": 1,
+        "keepalives_idle": KEEPALIVE_IDLE_SECONDS,
+        "keepalives_interval": KEEPALIVE_INTERVAL_SECONDS,
+        "keepalives_count": KEEPALIVE_COUNT,
+        "tcp_user_timeout": max(1000, round(seconds * 1000)) + 10_000,
     }
 
 
@@ -199,6 +215,34 @@ def normalize_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+KEEPALIVE_IDLE_SECONDS = 10
+KEEPALIVE_INTERVAL_SECONDS = 5
+KEEPALIVE_COUNT = 3
+
+DEFAULT_CONNECTIONS = 20  # CREDITGATE_DB_CONNECTIONS: a process's PostgreSQL connections
+MIN_CONNECTIONS = 3  # one for each pool
+POOL_WAIT_SECONDS = 1.0  # the most a call waits for a pooled connection (less with a less timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A process's PostgreSQL connections split between its three pools: `writes` (the
+    writer's transactions) a quarter, `reads` (single-statement reads) half the rest, `main`
+    (every other read and write, background rounds) the remainder; never more open at once."""
+
+    main: int
+    reads: int
+    writes: int
+
+    @classmethod
+    def of(cls, connections: int) -> Budget:
+        if connections < MIN_CONNECTIONS:
+            raise ValueError(f"a connection budget is at least {MIN_CONNECTIONS} (one a pool)")
+        writes = max(1, round(connections / 4))
+        reads = max(1, (connections - writes) // 2)
+        return cls(main=connections - writes - reads, reads=reads, writes=writes)
 
 
 DataVersion = tuple[int, int]  # (read connection's number, its PRAGMA data_version)
@@ -212,15 +256,21 @@ class _Reader:
 
 class Database:
     """`timeout_seconds` (the server's CREDITGATE_DB_TIMEOUT_SECONDS) bounds, on PostgreSQL,
-    connecting, each statement and the wait for a pooled connection; None (the CLI, migrations)
-    leaves statements unbounded, so long maintenance statements are not cut short, and
-    `connect_timeout_seconds` (whole seconds, libpq's floor of 2) bounds only connecting."""
+    connecting, each statement (server side) and each call of the server (client side:
+    `call_seconds`, enforced by web/context.py); None (the CLI, migrations) leaves statements
+    unbounded, so long maintenance statements are not cut short, and `connect_timeout_seconds`
+    (whole seconds, libpq's floor of 2) bounds only connecting.
+
+    `connections` (CREDITGATE_DB_CONNECTIONS) is the most PostgreSQL connections this handle
+    opens at once, its pools together (Budget); a call that finds its pool's all in use waits
+    at most POOL_WAIT_SECONDS (or the timeout if less), then fails as unavailable. On SQLite,
+    0 opens a connection a use (NullPool)."""
 
     def __init__(
         self,
         url: str,
         *,
-        pool_size: int = 20,
+        connections: int = DEFAULT_CONNECTIONS,
         timeout_seconds: float | None = None,
         connect_timeout_seconds: float | None = None,
         create: bool = True,
@@ -237,6 +287,10 @@ class Database:
                 f"not a database URL: {self.shown_url}; give {URL_EXAMPLES}{path}"
             ) from None
         self.dialect = parsed.get_backend_name()
+        # The client-side deadline of one call of a PostgreSQL server (None: unbounded).
+        self.call_seconds: float | None = None
+        self.budget: Budget | None = None
+        self.calls = StuckCalls(limit=2 * max(connections, MIN_CONNECTIONS))
         self._converted: dict[str, str] = {}
         # Reads of unchanged rows kept in this process's memory, each validated against the
         # database before use (storage/snapshots.py, storage/usage.py say how).
@@ -256,38 +310,41 @@ class Database:
                     self._reader_path = parsed.database
             self.engine: Engine = create_engine(
                 self.url,
-                poolclass=NullPool if pool_size == 0 else None,
+                poolclass=NullPool if connections == 0 else None,
                 connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             )
             _configure_sqlite(self.engine)
             self.reads: Engine = self.engine
             self.writes: Engine = self.engine
         elif self.dialect == "postgresql":
-            bounds: dict[str, Any] = {}
+            # 0: a connection a use, none kept (the CLI's probe)
+            budget = Budget.of(connections) if connections else Budget(0, 0, 0)
+            self.budget = budget if connections else None
+            bounds: dict[str, Any] = {"max_overflow": 0} if connections else {}
+            if not connections:
+                bounds["poolclass"] = NullPool
             if connect_timeout_seconds is not None:  # the CLI: connecting only, not statements
-                bounds = {"connect_args": {"connect_timeout": max(2, connect_timeout_seconds)}}
+                bounds["connect_args"] = {"connect_timeout": max(2, connect_timeout_seconds)}
             if timeout_seconds is not None:
-                bounds = {
-                    "connect_args": _postgres_timeouts(parsed, timeout_seconds),
-                    "pool_timeout": timeout_seconds,
-                }
+                self.call_seconds = timeout_seconds
+                bounds["connect_args"] = _postgres_timeouts(parsed, timeout_seconds)
+                bounds["pool_timeout"] = min(timeout_seconds, POOL_WAIT_SECONDS)
             self.engine = create_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **bounds
+                self.url, pool_pre_ping=True, **_sized(budget.main), **bounds
             )
             # Single-statement reads (storage/snapshots.py) need no transaction: autocommit
             # connections skip BEGIN, ROLLBACK and the pre-ping, three round trips a request.
             self.reads = create_engine(
                 self.url,
-                pool_size=pool_size,
-                max_overflow=pool_size,
                 isolation_level="AUTOCOMMIT",
                 pool_recycle=300,
+                **_sized(budget.reads),
                 **bounds,
             )
             # The write path's transactions (transaction()): no pre-ping, a round trip each;
             # a connection that fails as unavailable is dropped from the pool instead.
             self.writes = create_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=300, **bounds
+                self.url, pool_recycle=300, **_sized(budget.writes), **bounds
             )
         else:
             raise BadDatabaseUrl(
@@ -382,6 +439,10 @@ class Database:
             cursor.execute(self._driver_sql(sql), params)
             rows = cursor.fetchall()
             cursor.close()
+        except BaseException as exc:
+            if is_unavailable(exc):
+                raw.invalidate()  # gone, broken or cut off mid-answer: never reused
+            raise
         finally:
             raw.close()
         return None, list(rows)
@@ -443,6 +504,22 @@ class Database:
             self._all_readers.clear()
             self._readers = threading.local()
         self.memo.clear()
+
+
+def _sized(connections: int) -> dict[str, Any]:
+    """A pool's size (none for 0: NullPool keeps no connections)."""
+    return {"pool_size": connections} if connections else {}
+
+
+class StuckCalls:
+    """The calls of this database abandoned at their deadline whose threads still run (a
+    frozen server holds them until it thaws or the kernel gives the link up): at `limit`, a
+    new call fails at once instead of adding a thread."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self.lock = threading.Lock()
 
 
 def _sqlite_file(path: Path, shown_url: str, create: bool) -> None:

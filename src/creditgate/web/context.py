@@ -5,8 +5,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
+import anyio
+import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -18,7 +21,7 @@ from creditgate.services import ledger
 from creditgate.services.keys import KeyUses
 from creditgate.services.ledger import Operation
 from creditgate.services.writer import Writer
-from creditgate.storage.database import Database
+from creditgate.storage.database import Database, DeadlineExceeded
 from creditgate.web.limits import Limiter, MemoryLimiter
 from creditgate.web.upstream import Upstream
 
@@ -60,7 +63,7 @@ class AppContext:
         runs (services/writer.py), else in a transaction of its own. `team_id` when known."""
         if self.writer is not None:
             return await self.writer.run(op, team_id)
-        return await run_in_threadpool(ledger.run, self.db, op)
+        return await blocking(ledger.run, self.db, op)
 
     @property
     def page_grace_ms(self) -> int:
@@ -78,13 +81,56 @@ def context(request: Request) -> AppContext:
 
 
 async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a service call (synchronous database work) off the event loop."""
+    """Run a service call (synchronous database work) off the event loop: within the call
+    deadline of the Database among its arguments (bounded()), if any."""
+    db = next((a for a in (*args, *kwargs.values()) if isinstance(a, Database)), None)
+    if db is not None and db.call_seconds is not None:
+        return await bounded(db, partial(fn, *args, **kwargs))
     return await run_in_threadpool(fn, *args, **kwargs)
 
 
 async def quick_read(db: Database, fn: Callable[..., T], *args: Any) -> T:
     """A single-statement read: inline on SQLite, where it takes tens of microseconds and a
-    thread hop would cost more than the read; in a worker thread on PostgreSQL (network I/O)."""
+    thread hop would cost more than the read; in a worker thread on PostgreSQL (network I/O),
+    within its deadline."""
     if db.is_sqlite:
         return fn(*args)
+    if db.call_seconds is not None:
+        return await bounded(db, partial(fn, *args))
     return await run_in_threadpool(fn, *args)
+
+
+async def bounded(db: Database, fn: Callable[[], T]) -> T:
+    """`fn` (calls of `db`) in a worker thread, answered within `db.call_seconds` whatever the
+    server does: past it the thread is abandoned and DeadlineExceeded raised (a 503). What an
+    abandoned call was doing goes on until the server answers or its link is given up
+    (Database's keepalives); a read's result is dropped, its pooled connection returned when
+    it ends (a connection cut off mid-answer is invalidated, never reused). While
+    `db.calls.limit` abandoned calls still run, a new call fails at once: stuck threads do not
+    pile up."""
+    stuck = db.calls
+    with stuck.lock:
+        if stuck.count >= stuck.limit:
+            raise DeadlineExceeded(f"{stuck.count} database calls are stuck: not starting one")
+    state = {"ended": False, "abandoned": False}
+
+    def call() -> T:
+        try:
+            return fn()
+        finally:
+            with stuck.lock:
+                state["ended"] = True
+                if state["abandoned"]:
+                    stuck.count -= 1
+
+    seconds = db.call_seconds
+    try:
+        with anyio.fail_after(seconds):
+            return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+    except TimeoutError:
+        raise DeadlineExceeded(f"the database did not answer in {seconds} s") from None
+    finally:
+        with stuck.lock:
+            if not state["ended"]:  # timed out, or its request was cancelled
+                state["abandoned"] = True
+                stuck.count += 1
