@@ -18,7 +18,7 @@ from creditgate.services import account, ledger, teams
 from creditgate.services.ledger import Charge, ChargeRequest, ChargeResult
 from creditgate.services.writer import Writer
 from creditgate.storage.book import Wants
-from creditgate.storage.database import Database
+from creditgate.storage.database import Database, DeadlineExceeded
 from creditgate.storage.tx import Tx
 from tests.helpers import team_with_key
 
@@ -203,3 +203,29 @@ def test_a_waiter_that_gives_up_neither_cancels_its_write_nor_stops_the_writer(
     after = asyncio.run(leave_then_come_back())
     first.result(WAIT)
     assert after.remaining_credits == 3_000 - 1 - 10 - 100
+
+
+def test_a_write_past_its_deadline_is_dropped_unless_a_writer_thread_took_it(
+    db: Database, writer: Writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Database.call_seconds bounds the wait for the writer's answer (a frozen PostgreSQL):
+    an operation still queued at its deadline is never applied; one whose batch was already
+    sent may commit after its waiter got DeadlineExceeded (a lost answer, which its idempotency
+    key settles on a retry). The writer goes on with the next ones."""
+    team, key, _ = team_with_key(db, NOW, plan="hobby", anchor="2026-03-01")
+    gate = Gate(db, monkeypatch)
+    gate.hold_next = True
+    monkeypatch.setattr(db, "call_seconds", 0.2)
+
+    async def both_time_out() -> list[BaseException | ChargeResult]:
+        sent = asyncio.ensure_future(writer.run(charge_op(key, 1), team.id))
+        assert await asyncio.to_thread(gate.applied.wait, WAIT)  # in a held transaction
+        queued = asyncio.ensure_future(writer.run(charge_op(key, 10), team.id))
+        return await asyncio.gather(sent, queued, return_exceptions=True)
+
+    sent, queued = asyncio.run(both_time_out())
+    assert isinstance(sent, DeadlineExceeded) and "outcome unknown" in str(sent)
+    assert isinstance(queued, DeadlineExceeded) and "not applied" in str(queued)
+    gate.release.set()
+    after: ChargeResult = writer.submit(charge_op(key, 100), team.id).result(WAIT)
+    assert after.remaining_credits == 3_000 - 1 - 100  # the sent one committed; not the queued
