@@ -217,7 +217,7 @@ def test_a_write_past_its_deadline_is_dropped_unless_a_writer_thread_took_it(
     gate.hold_next = True
     monkeypatch.setattr(db, "call_seconds", 0.2)
 
-    async def both_time_out() -> list[Any]:
+    async def both_time_out() -> tuple[Any, Any]:
         sent = asyncio.ensure_future(writer.run(charge_op(key, 1), team.id))
         assert await asyncio.to_thread(gate.applied.wait, WAIT)  # in a held transaction
         queued = asyncio.ensure_future(writer.run(charge_op(key, 10), team.id))
