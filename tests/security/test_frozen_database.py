@@ -16,6 +16,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -338,7 +339,13 @@ def own_redis() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = reachable_redis(f"redis://127.0.0.1:{port}/0", flush=True)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # it takes a moment to listen
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            break
+        time.sleep(0.05)
+    reachable_redis(url, flush=True)
     try:
         yield process, url
     finally:

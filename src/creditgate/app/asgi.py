@@ -37,7 +37,7 @@ from creditgate.storage.database import (
     unavailable_errors,
 )
 from creditgate.web import metrics as web_metrics
-from creditgate.web.context import AppContext, blocking, context
+from creditgate.web.context import AppContext, blocking, bounded, context
 from creditgate.web.edge import Edge
 from creditgate.web.errors import (
     HTTPError,
@@ -108,7 +108,10 @@ def _disk_full(ctx: AppContext) -> bool:
 
 
 async def _ping_database(ctx: AppContext) -> None:
-    await anyio.to_thread.run_sync(ctx.db.ping, abandon_on_cancel=True)
+    if ctx.db.call_seconds is not None:  # counted with the other calls if abandoned
+        await bounded(ctx.db, ctx.db.ping)
+    else:
+        await anyio.to_thread.run_sync(ctx.db.ping, abandon_on_cancel=True)
 
 
 async def _answers(name: str, check: Callable[[], Awaitable[None]], within: float) -> bool:

@@ -7,14 +7,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from creditgate.domain.errors import InvalidInput
 from creditgate.services import export, ledger_views, pages
 from creditgate.services.ledger_views import Listing
-from creditgate.web.context import AppContext, blocking
+from creditgate.web.context import AppContext, blocking, chunks
 from creditgate.web.responses import ok
 
 Handler = Callable[[Request, AppContext], Awaitable[Response]]
@@ -86,7 +85,9 @@ async def export_ledger(request: Request, ctx: AppContext) -> Response:
         raise _bad(exc) from None
     body: Iterator[bytes] = export.stream(ctx.db, chosen)
     return StreamingResponse(
-        iterate_in_threadpool(body),  # each chunk is read off the event loop
+        # each chunk read off the event loop, within the database's deadline (a frozen server:
+        # the download is cut short, its status already sent)
+        chunks(ctx.db, body),
         media_type=chosen.media_type,
         headers={"Content-Disposition": f'attachment; filename="{chosen.filename}"'},
     )

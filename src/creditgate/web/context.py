@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -98,6 +98,21 @@ async def quick_read(db: Database, fn: Callable[..., T], *args: Any) -> T:
     if db.call_seconds is not None:
         return await bounded(db, partial(fn, *args))
     return await run_in_threadpool(fn, *args)
+
+
+async def chunks(db: Database, body: Iterator[T]) -> AsyncIterator[T]:
+    """`body`'s items (each read from `db`), each read in a worker thread within the deadline."""
+    done = object()
+    while True:
+        item = await blocking(_next, body, done, db)
+        if item is done:
+            return
+        yield item  # type: ignore[misc]
+
+
+def _next(body: Iterator[T], done: object, _db: Database) -> T | object:
+    """(`_db` names the database read, for blocking()'s deadline.)"""
+    return next(body, done)
 
 
 async def bounded(db: Database, fn: Callable[[], T]) -> T:
