@@ -34,7 +34,7 @@ from sqlalchemy import text
 from creditgate.app.serve import app_from_settings
 from creditgate.domain.instants import now
 from creditgate.domain.plans import Plan
-from creditgate.services import audit, plans
+from creditgate.services import account, audit, plans, teams
 from creditgate.settings import Settings
 from creditgate.storage.database import POOL_WAIT_SECONDS, Database
 from creditgate.storage.migrate import upgrade
@@ -46,6 +46,7 @@ from tests.server import app_in_thread, free_port
 
 BOUND = 1.0  # CREDITGATE_DB_TIMEOUT_SECONDS of these tests: the deadline of a database call
 MARGIN = 2.0  # seconds: a loaded machine's scheduling, never a measured number
+CREDITS = 100_000  # the plan's credits a month
 MAX_CONNECTIONS = 10  # the private cluster's max_connections (no superuser reserve)
 DOWN = "The database is unavailable. Please retry shortly."
 UNAVAILABLE = (503, {"success": False, "error": DOWN})
@@ -167,7 +168,7 @@ def _team(url: str, name: str) -> tuple[str, str]:
     db = Database(url, connections=3)
     try:
         with contextlib.suppress(Exception):  # made by an earlier test of the module
-            plans.create_plan(db, Plan("frozen", 100_000, "month", 10, 100_000, 100_000), now())
+            plans.create_plan(db, Plan("frozen", CREDITS, "month", 10, 100_000, 100_000), now())
         team, key, _ = team_with_key(db, now(), plan="frozen", name=name, allow_overage=True)
         return team.id, key
     finally:
@@ -259,6 +260,80 @@ def test_a_frozen_postgresql_answers_503_within_the_bound_and_loses_nothing_ackn
                 "before-4",
                 "during",
             ]
+    finally:
+        db.dispose()
+
+
+CLIENTS = 6
+
+
+def test_charges_in_flight_when_postgresql_freezes_answer_within_the_bound_and_count_once(
+    cluster: Cluster,
+) -> None:
+    """Six clients charge without pause, each with its own idempotency key, retrying a 503
+    with the same key; PostgreSQL is frozen for 3 s under them. No answer takes longer than
+    the bound; after the thaw each charge counts exactly once, whichever answer its client got
+    (a 503 whose write committed later is a replay on the retry)."""
+    team_id, key = _team(cluster.url, "in-flight")
+    settings = _settings(cluster.url, db_connections=6)
+    admin = bearer(ADMIN_TOKEN)
+    slowest: list[float] = []
+    unavailable: list[str] = []
+    sent: list[str] = []
+    failures: list[str] = []
+    halt = threading.Event()
+
+    def client_loop(url: str, n: int) -> None:
+        with httpx.Client(base_url=url, timeout=BOUND + MARGIN + 30) as client:
+            count = 0
+            while not halt.is_set():
+                idem = f"client-{n}-{count}"
+                sent.append(idem)
+                retry_until = time.monotonic() + 60
+                while True:
+                    started = time.monotonic()
+                    answer = client.post("/admin/charges", headers=admin, json=_charge(idem, key))
+                    slowest.append(time.monotonic() - started)
+                    if answer.status_code in (200, 201):
+                        break
+                    if answer.status_code != 503 or answer.json() != UNAVAILABLE[1]:
+                        failures.append(f"{answer.status_code} {answer.text}")
+                        return
+                    unavailable.append(idem)
+                    if time.monotonic() > retry_until:
+                        failures.append(f"{idem}: still 503 after a minute")
+                        return
+                    time.sleep(0.1)
+                count += 1
+
+    with serving(settings) as (url, _):
+        threads = [threading.Thread(target=client_loop, args=(url, n)) for n in range(CLIENTS)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+        cluster.freeze()
+        try:
+            time.sleep(3.0)
+        finally:
+            cluster.thaw()
+        time.sleep(1.0)
+        halt.set()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert not failures, failures[:5]
+    assert unavailable, "the freeze was met by no charge"
+    assert max(slowest) < BOUND + MARGIN, max(slowest)
+    db = Database(cluster.url, connections=3)
+    try:
+        report = audit.verify(db)
+        assert report.ok, [d.detail for d in report.differences]
+        with db.read() as conn:
+            keys = conn.execute(
+                text("SELECT key FROM idempotency WHERE team_id = :t"), {"t": team_id}
+            ).scalars()
+            assert sorted(keys) == sorted(sent)  # every charge sent, each once
+        remaining = account.credit_usage(db, teams.get_team(db, team_id), now()).remaining
+        assert remaining == CREDITS - len(sent)  # one credit each, none doubled
     finally:
         db.dispose()
 
