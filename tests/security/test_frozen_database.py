@@ -158,8 +158,13 @@ def serving(settings: Settings) -> Iterator[tuple[str, Database]]:
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[str]:
-    with app_in_thread(make_app(FakeState())) as url:
+def fake() -> FakeState:
+    return FakeState()
+
+
+@pytest.fixture(scope="module")
+def upstream(fake: FakeState) -> Iterator[str]:
+    with app_in_thread(make_app(fake)) as url:
         yield url
 
 
@@ -260,6 +265,64 @@ def test_a_frozen_postgresql_answers_503_within_the_bound_and_loses_nothing_ackn
                 "before-4",
                 "during",
             ]
+    finally:
+        db.dispose()
+
+
+SLOW_UPSTREAM = 2.0  # seconds the fake Firecrawl takes to answer a `slow` scrape
+
+
+def test_a_scrape_whose_settlement_meets_a_frozen_postgresql_is_cut_off_within_the_bound(
+    cluster: Cluster, upstream: str, fake: FakeState
+) -> None:
+    """PostgreSQL freezes while the upstream works on a scrape (its hold written): the answer's
+    status line is sent with its first bytes, its last bytes wait for the settlement, which
+    meets the deadline: the client sees the connection cut short within the upstream's time +
+    the bound, never a hang. The settlement had been sent, so it commits after the thaw: the
+    work is charged once, as for an answer lost on the network."""
+    team_id, key = _team(cluster.url, "mid-scrape")
+    settings = _settings(cluster.url, upstream_url=upstream, db_connections=3)
+    outcome: list[object] = []
+    with serving(settings) as (url, _), httpx.Client(base_url=url, timeout=60) as client:
+
+        def scrape() -> None:
+            try:
+                answer = client.post(
+                    "/v1/scrape", headers=bearer(key), json={"url": "https://slow.test"}
+                )
+                outcome.append(answer.status_code)
+            except httpx.HTTPError as exc:
+                outcome.append(type(exc))
+
+        seen = len(fake.paths)
+        started = time.monotonic()
+        thread = threading.Thread(target=scrape)
+        thread.start()
+        while len(fake.paths) == seen and time.monotonic() - started < 10:
+            time.sleep(0.01)  # until the upstream works on it: its hold is written
+        cluster.freeze()
+        try:
+            thread.join(timeout=SLOW_UPSTREAM + BOUND + MARGIN + 30)
+            took = time.monotonic() - started
+        finally:
+            cluster.thaw()
+    assert took < SLOW_UPSTREAM + BOUND + MARGIN, took
+    assert outcome in ([httpx.RemoteProtocolError], [503]), outcome
+    db = Database(cluster.url, connections=3)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the settlement sent before the freeze commits once the server answers
+            with db.read() as conn:
+                holds = conn.execute(
+                    text("SELECT status, settled FROM reservations WHERE team_id = :t"),
+                    {"t": team_id},
+                ).all()
+            if [tuple(h) for h in holds] == [("settled", 1)] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert [tuple(h) for h in holds] == [("settled", 1)]
+        report = audit.verify(db)
+        assert report.ok, [d.detail for d in report.differences]
     finally:
         db.dispose()
 
