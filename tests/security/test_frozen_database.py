@@ -31,7 +31,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from creditgate.app.serve import app_from_settings
+from creditgate.app.serve import app_from_settings, prepare
 from creditgate.domain.instants import now
 from creditgate.domain.plans import Plan
 from creditgate.services import account, audit, plans, teams
@@ -518,3 +518,16 @@ def test_a_frozen_redis_holds_no_request_past_the_limiters_bound(
                     assert answer.status_code == 200, answer.text
         finally:
             redis.send_signal(signal.SIGCONT)
+
+
+def test_serve_warns_when_its_workers_may_open_more_connections_than_the_server_lets_in(
+    cluster: Cluster,
+) -> None:
+    """`creditgate serve` checks, before its workers start, this host's share of the total
+    (workers x CREDITGATE_DB_CONNECTIONS) against the server's max_connections."""
+    fits = prepare(Settings(database_url=cluster.url, workers=2, db_connections=5))
+    assert fits is None  # 10 of 10
+    warning = prepare(Settings(database_url=cluster.url, workers=3, db_connections=4))
+    assert warning is not None
+    assert "3 worker(s) x CREDITGATE_DB_CONNECTIONS 4 = 12 connections" in warning
+    assert f"more than the {MAX_CONNECTIONS} the PostgreSQL server lets in" in warning

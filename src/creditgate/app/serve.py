@@ -70,15 +70,27 @@ def app_from_env() -> Starlette:
     return app_from_settings(Settings())
 
 
-def prepare(settings: Settings, *, allow_foreign_tables: bool = False) -> None:
-    """Create and migrate the database once, before any worker starts."""
+def prepare(settings: Settings, *, allow_foreign_tables: bool = False) -> str | None:
+    """Create and migrate the database once, before any worker starts. A warning for the
+    operator when this host's workers alone may open more PostgreSQL connections than the
+    server lets in (else None)."""
     table_with(parse_extra_routes(settings.routes))  # refuse a bad route table before serving
     parse_extra_prices(settings.prices)  # and a bad price table
     db = Database(settings.database_url, connections=3)  # before the workers: one at a time
     try:
         migrate_schema(db, allow_foreign_tables=allow_foreign_tables)
+        room = db.server_room()
     finally:
         db.dispose()
+    needed = settings.workers * settings.db_connections
+    if room is None or needed <= room:
+        return None
+    return (
+        f"warning: {settings.workers} worker(s) x CREDITGATE_DB_CONNECTIONS "
+        f"{settings.db_connections} = {needed} connections, more than the {room} the PostgreSQL "
+        "server lets in (max_connections less its reserved ones), before any other process: "
+        "lower CREDITGATE_DB_CONNECTIONS or raise max_connections (docs/deploy.md)"
+    )
 
 
 def run(settings: Settings) -> None:

@@ -172,11 +172,13 @@ def serve(
         settings.admin_secret()
         settings.upstream_secret()
         settings.session_key()
-        serve_app.prepare(settings, allow_foreign_tables=allow_foreign_tables)
+        warning = serve_app.prepare(settings, allow_foreign_tables=allow_foreign_tables)
     except (SecretError, ValueError) as exc:  # e.g. an unreadable secret, CREDITGATE_ROUTES
         raise click.ClickException(str(exc)) from exc
     except database_errors() as exc:  # one line: what failed, where, what to do
         raise click.ClickException(explain(settings.database_url, exc)) from None
+    if warning is not None:
+        click.echo(warning, err=True)
     click.echo(
         f"creditgate {__version__} on http://{settings.host}:{settings.port} "
         f"({display_url(settings.database_url)})",

@@ -473,6 +473,20 @@ class Database:
         """One `SELECT 1`: the database answers (the readiness check)."""
         self.fetch("SELECT 1", {})
 
+    def server_room(self) -> int | None:
+        """PostgreSQL: how many connections the server lets in for users without a reserve
+        (max_connections less superuser_reserved_connections and, from 16, reserved_connections);
+        None on SQLite."""
+        if self.is_sqlite:
+            return None
+        rows = self.fetch(
+            "SELECT CAST(current_setting('max_connections') AS integer)"
+            " - CAST(current_setting('superuser_reserved_connections') AS integer)"
+            " - coalesce(CAST(current_setting('reserved_connections', true) AS integer), 0)",
+            {},
+        )
+        return int(rows[0][0])
+
     def _driver_sql(self, sql: str) -> str:
         if self.dialect != "postgresql":
             return sql  # sqlite3 takes :name as it is
