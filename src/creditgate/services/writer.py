@@ -100,6 +100,8 @@ class Writer:
             async with asyncio.timeout(self.db.call_seconds):
                 return await waiting
         except TimeoutError:
+            if future.done() and not future.cancelled():  # answered just as time ran out
+                return future.result()
             dropped = future.cancel()  # True: not taken by a writer thread, never applied
             outcome = "not applied" if dropped else "its outcome unknown"
             raise DeadlineExceeded(
