@@ -36,6 +36,9 @@ cancel lets its pages in flight finish. The pool records, per team (the target U
 the pages in flight, their peak, and how long each page waited for a worker
 (`state.pool`).
 
+`state.status_seconds` makes every crawl and batch status read answer that much later (an
+upstream slow to answer status).
+
 `state.billed` is what this Firecrawl bills for each piece of work (a job's id, a scrape's id, a
 search's or map's own id): the figure it reports, or where it reports none (map, v1 search) what
 it bills all the same (1 per map, 1 per search result).
@@ -144,6 +147,10 @@ class FakeState:
     # self-host mode before anything is saved (controllers/v2/crawl.ts:142).
     v2_crawl_takes_concurrency: bool = True
     running: set[asyncio.Task[None]] = field(default_factory=set)
+    # A crawl or batch status read answers after this many seconds (a slow upstream's status).
+    status_seconds: float = 0.0
+    status_reads: int = 0  # crawl and batch status reads being answered now
+    status_peak: int = 0  # and the most at once
 
     def use_workers(self, size: int, page_seconds: float) -> WorkerPool:
         self.pool = WorkerPool(size, page_seconds)
@@ -623,6 +630,12 @@ def make_app(state: FakeState) -> ExpressRouter:
 
     async def job_status(request: Request) -> Response:
         await record(request)
+        state.status_reads += 1
+        state.status_peak = max(state.status_peak, state.status_reads)
+        try:
+            await asyncio.sleep(state.status_seconds)
+        finally:
+            state.status_reads -= 1
         job_id = request.path_params["job_id"]
         crawl = lookup(request, CRAWL_LIKE)
         if crawl is None:
