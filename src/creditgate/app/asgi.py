@@ -208,8 +208,16 @@ async def _join(ctx: AppContext, process_id: str) -> None:
     try:
         await blocking(processes.beat, ctx.db, process_id, ctx.clock())
         await blocking(processes.release_orphans, ctx.db, ctx.clock())
+        await _count_processes(ctx)
     except Exception as exc:
         log.error("could not register this gateway process (retrying): %s", exc)
+
+
+async def _count_processes(ctx: AppContext) -> None:
+    """How many gateway processes are alive: while Redis fails, each limits to its share."""
+    if isinstance(ctx.limiter, RedisLimiter):
+        alive = await blocking(processes.live, ctx.db, ctx.clock())
+        ctx.limiter.processes = max(len(alive), 1)
 
 
 def _round_failed(what: str, exc: Exception) -> None:
@@ -226,6 +234,7 @@ async def _heartbeat(ctx: AppContext, process_id: str) -> None:
         await asyncio.sleep(processes.HEARTBEAT_MS / 1000)
         try:
             await blocking(processes.beat, ctx.db, process_id, ctx.clock())
+            await _count_processes(ctx)
         except Exception as exc:
             log.error("heartbeat failed: %s", exc)
 
