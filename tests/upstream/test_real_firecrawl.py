@@ -21,7 +21,6 @@ from creditgate.storage.database import Database
 from tests.helpers import team_with_key
 from tests.security.support import charged, settled
 from tests.upstream.conftest import Gateway, peak_in_flight, standin_pages
-from tests.upstream.firecrawl import source_dir
 
 # The SDK's v1 interface still calls pydantic's deprecated `.dict()`: not ours to fix.
 V1_SDK = pytest.mark.filterwarnings("ignore:The `dict` method is deprecated")
@@ -82,37 +81,36 @@ def test_a_map_is_charged_one_credit(db: Database, gateway: Gateway) -> None:
     assert charged(db, team) == 1
 
 
-def _v2_crawl_has_the_acuc_guard() -> bool:
-    """Whether this build's v2 crawl survives `maxConcurrency` in self-host mode (the 2025-08
-    build reads `req.acuc.concurrency` with no guard and crashes: 500)."""
-    try:
-        code = (source_dir() / "apps/api/src/controllers/v2/crawl.ts").read_text()
-    except OSError:
-        return True
-    return "req.acuc.concurrency" not in code or "req.acuc?.concurrency" in code
-
-
-@pytest.mark.xfail(
-    not _v2_crawl_has_the_acuc_guard(),
-    strict=True,
-    raises=InternalServerError,
-    reason="issue 18: this Firecrawl build's v2 crawl answers 500 to any body with maxConcurrency "
-    "in self-host mode (req.acuc undefined at controllers/v2/crawl.ts:142), and creditgate "
-    "adds maxConcurrency to hold the plan's page concurrency",
-)
-def test_a_v2_crawl_is_charged_firecrawls_credits_used(db: Database, gateway: Gateway) -> None:
-    team, sdk = client(db, gateway)
-    job = sdk.crawl(
-        f"{gateway.upstream.site}/index.html",
-        limit=4,
-        crawl_entire_domain=True,
-        poll_interval=1,
-        timeout=90,
-    )
-    settled(db, team, timeout=30)
-    upstream = straight(gateway, f"/v2/crawl/{job.id}")
+def test_a_v2_crawl_is_charged_firecrawls_credits_used(
+    db: Database, gateway: Gateway, request: pytest.FixtureRequest
+) -> None:
+    """On a fixed release (the v2-guard build) a free team's v2 crawl runs through creditgate,
+    charged Firecrawl's figure, never more pages in flight than its 2 slots. The 2025-08 build
+    as it is answers 500 to the `maxConcurrency` creditgate adds: a strict xfail there."""
+    if not gateway.upstream.build.v2_crawl_has_the_acuc_guard():
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                raises=InternalServerError,
+                reason="issue 18: this Firecrawl build's v2 crawl answers 500 to any body with "
+                "maxConcurrency in self-host mode (req.acuc undefined at "
+                "controllers/v2/crawl.ts:142), and creditgate adds maxConcurrency to hold the "
+                "plan's page concurrency",
+            )
+        )
+    team, sdk = client(db, gateway, plan="free")
+    since = time.time()
+    job_id = sdk.start_crawl(
+        f"{gateway.upstream.site}/slow/index.html", limit=4, crawl_entire_domain=True
+    ).id
+    settled(db, team, timeout=90)  # followed by creditgate (the SDK's waiter would spend the
+    job = sdk.get_crawl_status(job_id)  # free plan's 50 job reads a minute)
+    upstream = straight(gateway, f"/v2/crawl/{job_id}")
     assert (job.status, upstream["status"], upstream["completed"]) == ("completed",) * 2 + (4,)
     assert charged(db, team) == upstream["creditsUsed"] == 4
+    pages = [p for p in standin_pages(gateway.upstream.standin_log(), since) if "/slow/" in p[2]]
+    assert len(pages) >= 4
+    assert 1 <= peak_in_flight(pages) <= 2, pages
 
 
 @V1_SDK
