@@ -46,7 +46,7 @@ def ended(upstream: fc.Firecrawl, path: str) -> dict[str, Any]:
     def done() -> bool:
         nonlocal last
         last = straight(upstream, path)
-        return last["status"] == "cancelled" and last["total"] == last["completed"]
+        return bool(last["status"] == "cancelled" and last["total"] == last["completed"])
 
     wait_until(done, f"every page of {path} ended upstream", 60)
     return last

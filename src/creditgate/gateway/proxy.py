@@ -23,7 +23,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from creditgate.domain import concurrency, holds, pricing, requests
+from creditgate.domain import cancels, concurrency, holds, pricing, requests
 from creditgate.domain.errors import ConcurrencyLimited, Conflict
 from creditgate.domain.holds import HoldPlan
 from creditgate.domain.routes import JOB_ID, Match, RouteKind, RouteRow
@@ -195,7 +195,7 @@ async def _metered(
         logged.outcome = Outcome.UPSTREAM
         return Response(answer.body, status_code=answer.status, headers=answer.headers)
     if row.kind is RouteKind.JOB_START:
-        return await _job_started(ctx, request, row, snap, held, plan, response)
+        return await _job_started(ctx, request, row, snap, held, plan, parsed, response)
     settle = _Settlement(ctx, row, parsed, plan.ceiling, snap.team.id, held.id, fields(request))
     return StreamingResponse(
         settle.relay(response), status_code=response.status_code, headers=kept_headers(response)
@@ -271,6 +271,7 @@ async def _job_started(
     snap: account.Snapshot,
     held: ReservationView,
     plan: HoldPlan,
+    parsed: dict[str, Any],
     response: httpx.Response,
 ) -> Response:
     """An async job's start: record it as the team's, to follow; its status link points at
@@ -299,6 +300,7 @@ async def _job_started(
         hold_ceiling=plan.ceiling,
         page_price=plan.page_price,
         page_limit=plan.page_limit,
+        page_timeout_ms=cancels.page_timeout_ms(row.endpoint, parsed),
     )
     try:
         await blocking(jobs.open_job, ctx.db, new, ctx.clock(), ctx.poll_ms)
@@ -614,6 +616,7 @@ async def _apply(
         pending,
         ctx.page_grace_ms,
         done,
+        ctx.poll_ms,
     )
     if verdict is jobs.Next.CANCEL and job.cancel_path is not None:
         log.info("job %s: the team cannot pay for more pages; cancelling it upstream", job.id)

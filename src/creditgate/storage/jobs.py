@@ -39,6 +39,7 @@ class Job:
     cancelled_at: Instant | None = None
     page_price: int | None = None  # a page's price at the table when it started
     page_limit: int | None = None  # the most pages it can run (a crawl's limit, a batch's URLs)
+    page_timeout_ms: int | None = None  # the request's own page timeout, if it set one
 
 
 def _from_row(row: object) -> Job:
@@ -61,6 +62,7 @@ def _from_row(row: object) -> Job:
         m["cancelled_ms"],
         m["page_price"],
         m["page_limit"],
+        m["page_timeout_ms"],
     )
 
 
@@ -82,6 +84,7 @@ def insert_job(conn: Connection, job: Job) -> None:
             cancel_path=job.cancel_path,
             page_price=job.page_price,
             page_limit=job.page_limit,
+            page_timeout_ms=job.page_timeout_ms,
         )
     )
 

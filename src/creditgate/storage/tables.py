@@ -240,8 +240,11 @@ jobs = Table(
     # counts them as waiting, as Firecrawl counts the pages in a team's concurrency queue.
     Column("waiting_pages", Integer, nullable=False, server_default="0"),
     # When it was cancelled: its slots (and hold) stay until its pages in flight can have
-    # finished, the page grace after this, not merely until its total stops moving.
+    # finished (domain/cancels.py), not merely until its total stops moving.
     Column("cancelled_ms", BigInteger, nullable=True),
+    # The request's own page timeout (a crawl's scrapeOptions.timeout, a batch's timeout): a
+    # page running at a cancel has ended by then. NULL: none set (the page grace bounds it).
+    Column("page_timeout_ms", BigInteger, nullable=True),
     Index(None, "id", unique=True),
     Index(None, "status", "next_poll_ms"),
 )
