@@ -26,7 +26,11 @@ batch: its URLs); a crawl whose URL contains `liar` reports `creditsUsed: 10**9`
 deep research report no credit figure, as Firecrawl's do: llms.txt lists `LLMSTXT_URLS` pages
 (at most `maxUrls`) in its text, deep research analyses `DEEP_RESEARCH_URLS` sources; each is
 billed by §3's rule. A cancelled job reads "cancelled" at once, but its pages in flight still
-finish: `after_cancel` more pages, one per status poll, then it stops moving.
+finish: `after_cancel` more pages, one per status poll, then it stops moving. Its other pages
+fail at once, as the 2025-08 build's do (seen on the real build, tests/upstream): they leave
+its `total` (which then counts what is done and what is still running) and its errors route
+lists them ("Parent crawl/batch scrape was cancelled"); so once its pages in flight have ended,
+`total == completed`.
 
 With `state.workers` set, pages take real time instead: every page (a scrape's, or one of a
 crawl's or batch's) runs on one of that many workers for `page_seconds`, shared by everyone, as
@@ -81,6 +85,7 @@ class Crawl:
     url: str = ""
     in_flight: int = 0  # pages still to finish after a cancel
     done_at_cancel: int | None = None  # pages completed when the cancel arrived
+    failed: int = 0  # pages that failed (a cancelled job's pages that never ran): not in total
     max_concurrency: int | None = None  # as the request asked
     page_price: int = 1  # what each of its pages is billed (page_cost of its options)
     max_urls: int | None = None  # llms.txt, deep research: the request's maxUrls
@@ -599,7 +604,8 @@ def make_app(state: FakeState) -> ExpressRouter:
         async def page(url: str) -> None:
             async with own:
                 if crawl.status == "cancelled":
-                    return  # not started before the cancel: never runs
+                    crawl.failed += 1  # not started before the cancel: fails, never runs
+                    return
                 await pool.scrape(team_of(url))
                 crawl.completed += 1
 
@@ -656,7 +662,7 @@ def make_app(state: FakeState) -> ExpressRouter:
                 "success": True,
                 "status": crawl.status,
                 "completed": crawl.completed,
-                "total": crawl.total,
+                "total": crawl.total - crawl.failed,
                 **figure(crawl, used),
                 "expiresAt": "2030-01-01T00:00:00.000Z",
                 "next": next_url if more else None,
@@ -679,9 +685,18 @@ def make_app(state: FakeState) -> ExpressRouter:
 
     async def job_errors(request: Request) -> Response:
         await record(request)
-        if lookup(request, CRAWL_LIKE) is None:
+        crawl = lookup(request, CRAWL_LIKE)
+        if crawl is None:
             return _not_found()
-        return JSONResponse({"errors": [], "robotsBlocked": []})
+        failed = [
+            {
+                "id": f"{request.path_params['job_id']}-{i}",
+                "url": f"https://site.example/failed{i}",
+                "error": "(Internal server error) - Parent crawl/batch scrape was cancelled",
+            }
+            for i in range(crawl.failed)
+        ]
+        return JSONResponse({"errors": failed, "robotsBlocked": []})
 
     async def cancel(request: Request) -> Response:
         await record(request)
@@ -695,6 +710,8 @@ def make_app(state: FakeState) -> ExpressRouter:
         if crawl.status == "scraping":
             crawl.done_at_cancel = crawl.completed
             crawl.in_flight = min(state.after_cancel, crawl.total - crawl.completed)
+            if state.pool is None:  # the pages not running fail at once (with a pool: when
+                crawl.failed = crawl.total - crawl.completed - crawl.in_flight  # taken)
         crawl.status = "cancelled"
         return JSONResponse({"success": True, "status": "cancelled"})
 

@@ -26,7 +26,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from creditgate.domain import concurrency, crawl_forms, holds, pricing, requests
+from creditgate.domain import cancels, concurrency, crawl_forms, holds, pricing, requests
 from creditgate.domain import queued as queued_answers
 from creditgate.domain.errors import ConcurrencyLimited, Conflict
 from creditgate.domain.holds import HoldPlan
@@ -243,7 +243,7 @@ async def _metered(
         logged.outcome = Outcome.UPSTREAM
         return Response(answer.body, status_code=answer.status, headers=answer.headers)
     if row.kind is RouteKind.JOB_START:
-        return await _job_started(ctx, request, row, snap, held, plan, response)
+        return await _job_started(ctx, request, row, snap, held, plan, parsed, response)
     settle = _Settlement(ctx, row, parsed, plan.ceiling, snap.team.id, held.id, fields(request))
     return StreamingResponse(
         settle.relay(response), status_code=response.status_code, headers=kept_headers(response)
@@ -344,6 +344,7 @@ async def _job_started(
     snap: account.Snapshot,
     held: ReservationView,
     plan: HoldPlan,
+    parsed: dict[str, Any],
     response: httpx.Response,
 ) -> Response:
     """An async job's start: record it as the team's, to follow; its status link points at
@@ -372,6 +373,7 @@ async def _job_started(
         hold_ceiling=plan.ceiling,
         page_price=plan.page_price,
         page_limit=plan.page_limit,
+        page_timeout_ms=cancels.page_timeout_ms(row.endpoint, parsed),
     )
     try:
         await ctx.team_blocking(snap.team.id, jobs.open_job, ctx.db, new, ctx.clock(), ctx.poll_ms)
@@ -710,6 +712,7 @@ async def _apply(
         pending,
         ctx.page_grace_ms,
         done,
+        ctx.poll_ms,
     )
     if verdict is jobs.Next.CANCEL and job.cancel_path is not None:
         log.info("job %s: the team cannot pay for more pages; cancelling it upstream", job.id)
@@ -947,6 +950,7 @@ async def start_queued(ctx: AppContext, upstream: Upstream, claimed: queued.Clai
         page_price=start.page_price,
         page_limit=start.page_limit,
         upstream_id=upstream_id,
+        page_timeout_ms=cancels.page_timeout_ms(start.endpoint, body),
     )
     try:
         recorded = await ctx.team_blocking(
