@@ -269,7 +269,9 @@ async def _start_queued(ctx: AppContext) -> None:
     slots allow — teams side by side, a team's starts one after another, in arrival order."""
     assert ctx.upstream is not None and ctx.process_id is not None
     now = ctx.clock()
-    given_up = await blocking(queued.abandoned, ctx.db, partial(processes.live, ctx.db, now), now)
+    given_up = await blocking(
+        queued.abandoned, ctx.db, partial(processes.live, ctx.db, now), now, ctx.page_grace_ms
+    )
     for start in given_up:
         web_metrics.queued_start("failed")
         log.error("queued job start %s of team %s was abandoned mid-start", start.id, start.team_id)
