@@ -87,9 +87,11 @@ async def handle(request: Request) -> Response:
     if kind is RouteKind.LIST:
         return await _list(ctx, snap)
     if kind in (RouteKind.JOB_READ, RouteKind.JOB_CANCEL):
-        # Firecrawl limits status reads apart from the work, and more generously.
+        # Firecrawl limits status reads apart from the work, and more generously. Cancels have
+        # a window of their own: a client that polled too fast can still stop its crawl.
         status_rpm = max(STATUS_RPM_FACTOR * snap.plan.scrape_rpm, STATUS_RPM_MIN)
-        decision = await ctx.limiter.hit(snap.team.id, "status", status_rpm, now)
+        window = "status" if kind is RouteKind.JOB_READ else "cancel"
+        decision = await ctx.limiter.hit(snap.team.id, window, status_rpm, now)
         if not decision.allowed:
             raise rate_limited(decision, now)
         # At most the team's share of reads in flight in this process: a slow upstream for its
