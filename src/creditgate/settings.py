@@ -79,6 +79,15 @@ class Settings(BaseSettings):
         100, description="a team's scrapes, searches and maps that may wait for a slot at once"
     )
     follow_seconds: float = 1.0
+    upstream_connections: int = Field(
+        200, ge=1, description="the process's upstream connection pool"
+    )
+    team_upstream_connections: int | None = Field(
+        None, ge=1, description="a team's share of that pool (default: a quarter, at least 4)"
+    )
+    team_reads_in_flight: int = Field(
+        16, ge=1, description="a team's job reads and cancels at once per process; more: 429"
+    )
     page_grace_seconds: float = Field(
         60.0,
         description="how long a page may still run upstream after creditgate stopped waiting "

@@ -26,7 +26,11 @@ batch: its URLs); a crawl whose URL contains `liar` reports `creditsUsed: 10**9`
 deep research report no credit figure, as Firecrawl's do: llms.txt lists `LLMSTXT_URLS` pages
 (at most `maxUrls`) in its text, deep research analyses `DEEP_RESEARCH_URLS` sources; each is
 billed by §3's rule. A cancelled job reads "cancelled" at once, but its pages in flight still
-finish: `after_cancel` more pages, one per status poll, then it stops moving.
+finish: `after_cancel` more pages, one per status poll, then it stops moving. Its other pages
+fail at once, as the 2025-08 build's do (seen on the real build, tests/upstream): they leave
+its `total` (which then counts what is done and what is still running) and its errors route
+lists them ("Parent crawl/batch scrape was cancelled"); so once its pages in flight have ended,
+`total == completed`.
 
 With `state.workers` set, pages take real time instead: every page (a scrape's, or one of a
 crawl's or batch's) runs on one of that many workers for `page_seconds`, shared by everyone, as
@@ -35,6 +39,9 @@ pages at once (all the workers if it names none), its status reports what has fi
 cancel lets its pages in flight finish. The pool records, per team (the target URL's host),
 the pages in flight, their peak, and how long each page waited for a worker
 (`state.pool`).
+
+`state.status_seconds` makes every crawl and batch status read answer that much later (an
+upstream slow to answer status).
 
 `state.billed` is what this Firecrawl bills for each piece of work (a job's id, a scrape's id, a
 search's or map's own id): the figure it reports, or where it reports none (map, v1 search) what
@@ -78,6 +85,7 @@ class Crawl:
     url: str = ""
     in_flight: int = 0  # pages still to finish after a cancel
     done_at_cancel: int | None = None  # pages completed when the cancel arrived
+    failed: int = 0  # pages that failed (a cancelled job's pages that never ran): not in total
     max_concurrency: int | None = None  # as the request asked
     page_price: int = 1  # what each of its pages is billed (page_cost of its options)
     max_urls: int | None = None  # llms.txt, deep research: the request's maxUrls
@@ -144,6 +152,10 @@ class FakeState:
     # self-host mode before anything is saved (controllers/v2/crawl.ts:142).
     v2_crawl_takes_concurrency: bool = True
     running: set[asyncio.Task[None]] = field(default_factory=set)
+    # A crawl or batch status read answers after this many seconds (a slow upstream's status).
+    status_seconds: float = 0.0
+    status_reads: int = 0  # crawl and batch status reads being answered now
+    status_peak: int = 0  # and the most at once
 
     def use_workers(self, size: int, page_seconds: float) -> WorkerPool:
         self.pool = WorkerPool(size, page_seconds)
@@ -592,7 +604,8 @@ def make_app(state: FakeState) -> ExpressRouter:
         async def page(url: str) -> None:
             async with own:
                 if crawl.status == "cancelled":
-                    return  # not started before the cancel: never runs
+                    crawl.failed += 1  # not started before the cancel: fails, never runs
+                    return
                 await pool.scrape(team_of(url))
                 crawl.completed += 1
 
@@ -623,6 +636,12 @@ def make_app(state: FakeState) -> ExpressRouter:
 
     async def job_status(request: Request) -> Response:
         await record(request)
+        state.status_reads += 1
+        state.status_peak = max(state.status_peak, state.status_reads)
+        try:
+            await asyncio.sleep(state.status_seconds)
+        finally:
+            state.status_reads -= 1
         job_id = request.path_params["job_id"]
         crawl = lookup(request, CRAWL_LIKE)
         if crawl is None:
@@ -643,7 +662,7 @@ def make_app(state: FakeState) -> ExpressRouter:
                 "success": True,
                 "status": crawl.status,
                 "completed": crawl.completed,
-                "total": crawl.total,
+                "total": crawl.total - crawl.failed,
                 **figure(crawl, used),
                 "expiresAt": "2030-01-01T00:00:00.000Z",
                 "next": next_url if more else None,
@@ -666,9 +685,18 @@ def make_app(state: FakeState) -> ExpressRouter:
 
     async def job_errors(request: Request) -> Response:
         await record(request)
-        if lookup(request, CRAWL_LIKE) is None:
+        crawl = lookup(request, CRAWL_LIKE)
+        if crawl is None:
             return _not_found()
-        return JSONResponse({"errors": [], "robotsBlocked": []})
+        failed = [
+            {
+                "id": f"{request.path_params['job_id']}-{i}",
+                "url": f"https://site.example/failed{i}",
+                "error": "(Internal server error) - Parent crawl/batch scrape was cancelled",
+            }
+            for i in range(crawl.failed)
+        ]
+        return JSONResponse({"errors": failed, "robotsBlocked": []})
 
     async def cancel(request: Request) -> Response:
         await record(request)
@@ -682,6 +710,8 @@ def make_app(state: FakeState) -> ExpressRouter:
         if crawl.status == "scraping":
             crawl.done_at_cancel = crawl.completed
             crawl.in_flight = min(state.after_cancel, crawl.total - crawl.completed)
+            if state.pool is None:  # the pages not running fail at once (with a pool: when
+                crawl.failed = crawl.total - crawl.completed - crawl.in_flight  # taken)
         crawl.status = "cancelled"
         return JSONResponse({"success": True, "status": "cancelled"})
 

@@ -190,8 +190,9 @@ def test_a_cancelled_crawl_keeps_its_slots_while_its_pages_in_flight_may_run(
 ) -> None:
     """Finding (outside test): pages longer than three polls kept running upstream after a
     cancel while the crawl's slots were given back (its total had stopped moving), and a
-    second crawl of the team ran 8 pages on a plan of 4. Now the slots stay the page grace
-    after the cancel, and the pages finishing meanwhile are charged."""
+    second crawl of the team ran 8 pages on a plan of 4. Now the slots stay until the upstream
+    reports every page ended (its pages that never ran fail and leave its total, as the real
+    build's do), and the pages finishing meanwhile are charged."""
     gateway.ctx.page_grace_seconds = 2.5
     pool = fake.state.use_workers(100, page_seconds=1.5)
     _, key, _ = team_with_key(db, now(), plan=pages_plan(db, "four", 4))

@@ -5,6 +5,7 @@ arrival order; scrapes over the concurrency wait their turn up to their own time
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -178,7 +179,9 @@ def test_a_queued_start_left_by_a_dead_process_is_started_exactly_once(
 def test_a_start_abandoned_mid_start_is_failed_not_sent_again(db: Database, fake: Fake) -> None:
     """A process claimed a queued start (its slots taken, `starting`) and died before it
     recorded the upstream's answer: the upstream may have the job. It is never re-sent: it is
-    failed with an error saying so, and its hold released."""
+    failed with an error saying so, and its hold (its slots with it) ends one page grace later,
+    not at once (found by an outside tester: the team's next start then ran beside the pages
+    the upstream may be running, 4 pages on 2 slots)."""
     team, key, key_id = team_with_key(db, now(), plan=pages_plan(db, "two", 2))
     blocker = busy(db, key_id, 2)
     with gateway_on(db, fake, follow_seconds=0) as a:
@@ -187,10 +190,18 @@ def test_a_start_abandoned_mid_start_is_failed_not_sent_again(db: Database, fake
     claimed = queued.claim_next(db, team.id, "a-process-that-died", now())
     assert isinstance(claimed, queued.Claimed) and claimed.slots == 2
     with gateway_on(db, fake, 0.1) as b:
+        b.ctx.page_grace_seconds = 3600
+        given_up_at = now()
         wait_until(lambda: status(b, key, job).json()["status"] == "failed", "it is given up")
         read = status(b, key, job).json()
         assert "interrupted" in read["error"]
-        assert idle(b, key)
+        hold = reservations.get(db, claimed.start.reservation_id, now())
+        assert (hold.status, hold.slots) == ("open", 2)
+        assert given_up_at + 3_600_000 <= hold.expires_at <= now() + 3_600_000
+        nxt = start(b, key, {"url": "https://team.example/next", "limit": 3})
+        time.sleep(0.5)  # follower rounds pass: the next start must still wait for the slots
+        waiting = queued.get(db, team.id, nxt)
+        assert waiting is not None and waiting.state is queued.State.QUEUED
     assert crawl_posts(fake) == []
     assert charged(db, team.id) == 0
 

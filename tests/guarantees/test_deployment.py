@@ -33,6 +33,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from sqlalchemy import func, select
 
 from creditgate.domain.instants import now
@@ -321,11 +322,23 @@ def own_redis(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
         stderr=subprocess.DEVNULL,
     )
     process.port = port  # type: ignore[attr-defined]
-    reachable_redis(f"redis://127.0.0.1:{port}/0", flush=True)
-    yield process
-    process.send_signal(signal.SIGCONT)
-    process.kill()
-    process.wait()
+    try:
+        client = redis.Redis(port=port, socket_timeout=1)
+        deadline = time.monotonic() + 10
+        while True:  # it takes a moment to listen
+            try:
+                client.ping()
+                break
+            except redis.RedisError:
+                assert process.poll() is None, "redis-server exited"
+                assert time.monotonic() < deadline, "redis-server never answered"
+                time.sleep(0.05)
+        client.close()
+        yield process
+    finally:
+        process.send_signal(signal.SIGCONT)
+        process.kill()
+        process.wait()
 
 
 REDIS_DOWN = 8.0  # seconds: haproxy marks a server down after 2 failed checks 2 s apart

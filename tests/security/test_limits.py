@@ -286,6 +286,12 @@ def test_job_reads_are_rate_limited_apart_from_the_work(
         job_id = start_crawl(gateway, slow, {"url": "https://site.example", "limit": 2})
         statuses = [client.get(f"{gateway.url}/v2/crawl/{job_id}").status_code for _ in range(301)]
     assert statuses == [200] * STATUS_RPM_MIN + [429]
+    # Found by an outside tester: the cancel shared that window, so a client that had polled
+    # too fast could not stop its own crawl for up to a minute. Cancels have their own.
+    cancel = httpx.delete(f"{gateway.url}/v2/crawl/{job_id}", headers=bearer(slow))
+    # it reaches the upstream: cancelled, or (the fake's crawl advanced with every read) done
+    assert (cancel.status_code, cancel.json().get("status")) in ((200, "cancelled"), (409, None))
+    assert fake.state.requests[-1][:2] == ("DELETE", f"/v2/crawl/{job_id}")
 
 
 @pytest.mark.parametrize(

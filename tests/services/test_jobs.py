@@ -11,11 +11,21 @@ from tests.helpers import team_with_key
 HOUR = 60 * 60 * 1000
 
 
-def _crawl(db: Database, clock: Clock, key: str, team_id: str, slots: int) -> jobs.Job:
+def _crawl(
+    db: Database,
+    clock: Clock,
+    key: str,
+    team_id: str,
+    slots: int,
+    page_timeout_ms: int | None = None,
+) -> jobs.Job:
     held = reservations.reserve(
         db, ReserveRequest(key, 40, ttl_ms=jobs.JOB_HOLD_MS, slots=slots), clock.now
     )
-    new = jobs.NewJob("job-1", team_id, held.id, held.key_id, "crawl", "/v2/crawl/job-1", None)
+    new = jobs.NewJob(
+        "job-1", team_id, held.id, held.key_id, "crawl", "/v2/crawl/job-1", None,
+        page_timeout_ms=page_timeout_ms,
+    )  # fmt: skip
     return jobs.open_job(db, new, clock.now, 1_000)
 
 
@@ -96,3 +106,68 @@ def test_a_job_already_followed_is_not_opened_again(db: Database, clock: Clock) 
     with pytest.raises(Conflict):
         jobs.open_job(db, again, clock.now, 1_000)
     assert jobs.get_job(db, job.id) == job
+
+
+def test_a_cancelled_job_gives_its_slots_back_once_the_upstream_says_no_page_is_pending(
+    db: Database, clock: Clock
+) -> None:
+    """Issue 18, item 4: the 2025-08 build takes a cancelled crawl's pages that never ran out of
+    its `total`, so `total == completed` after the cancel means no page can still run: the job
+    is settled at that report's figure and its slots come back then, not after the grace."""
+    team, key, _ = team_with_key(db, clock.now)
+    job = _crawl(db, clock, key, team.id, slots=4)
+    jobs.mark_cancelled(db, job, clock.now)
+    job = jobs.get_job(db, job.id) or job
+    grace = 60_000
+    clock.advance(1_000)  # two pages still running (total 5, completed 3)
+    assert jobs.apply_report(db, job, 3, "cancelled", clock.now, 2, grace, 3, 1_000) is (
+        jobs.Next.FOLLOW
+    )
+    assert _active(db, team.id, clock.now) == 4
+    job = jobs.get_job(db, job.id) or job
+    clock.advance(1_000)  # they ended: total 5, completed 5
+    assert jobs.apply_report(db, job, 5, "cancelled", clock.now, 0, grace, 5, 1_000) is (
+        jobs.Next.DONE
+    )
+    assert _active(db, team.id, clock.now) == 0
+    view = reservations.get(db, job.reservation_id, clock.now)
+    assert (view.status, view.settled) == ("settled", 5)
+
+
+def test_no_page_pending_counts_only_in_a_report_read_after_the_cancel(
+    db: Database, clock: Clock
+) -> None:
+    """A report still saying "scraping" was read before the cancel took effect: its counts
+    say nothing about the pages after it."""
+    team, key, _ = team_with_key(db, clock.now)
+    job = _crawl(db, clock, key, team.id, slots=4)
+    jobs.mark_cancelled(db, job, clock.now)
+    job = jobs.get_job(db, job.id) or job
+    clock.advance(1_000)
+    assert jobs.apply_report(db, job, 2, "scraping", clock.now, 0, 60_000, 2, 1_000) is (
+        jobs.Next.FOLLOW
+    )
+    assert _active(db, team.id, clock.now) == 4
+
+
+def test_a_cancelled_jobs_own_page_timeout_bounds_how_long_its_slots_stay(
+    db: Database, clock: Clock
+) -> None:
+    """With no counts to go by, a job whose request set a page timeout (5 s) gives its slots
+    back one poll after cancel + timeout (its total quiet), long before the 60 s grace."""
+    team, key, _ = team_with_key(db, clock.now)
+    job = _crawl(db, clock, key, team.id, slots=4, page_timeout_ms=5_000)
+    cancelled_at = clock.now
+    jobs.mark_cancelled(db, job, cancelled_at)
+    job = jobs.get_job(db, job.id) or job
+    verdicts = []
+    while clock.now < cancelled_at + 10_000:
+        clock.advance(1_000)
+        verdict = jobs.apply_report(db, job, 2, "cancelled", clock.now, None, 60_000, 2, 1_000)
+        verdicts.append((clock.now - cancelled_at, verdict))
+        job = jobs.get_job(db, job.id) or job
+        if verdict is jobs.Next.DONE:
+            break
+    assert verdicts[-1] == (6_000, jobs.Next.DONE)  # cancel + timeout + one poll
+    assert all(v is jobs.Next.FOLLOW for _, v in verdicts[:-1])
+    assert _active(db, team.id, clock.now) == 0

@@ -8,6 +8,11 @@ Settings (environment):
 - `CREDITGATE_FIRECRAWL_CACHE`: where builds are kept, one folder per source content.
   Default: `$XDG_CACHE_HOME/creditgate/firecrawl` (`~/.cache/creditgate/firecrawl`).
 
+Two builds are tested (`VARIANTS`): the source as it is, and the same source with
+`tools/v2-crawl-guard.patch` applied (the later releases' guard of v2 crawl's `maxConcurrency`:
+a fixed release). The patched source is a copy made in the cache and patched there; its
+content differs, so it gets a build of its own.
+
 Nothing of Firecrawl's is copied into this repository (its source is AGPL-3.0): only the
 source folder is read from outside it; the stand-in and the site writer are creditgate's own.
 """
@@ -138,13 +143,56 @@ class Build:
     seconds: float  # the wall time of this call: the build, or finding it cached
     cached: bool
 
+    def v2_crawl_has_the_acuc_guard(self) -> bool:
+        """Whether this build's v2 crawl survives `maxConcurrency` in self-host mode (the
+        2025-08 build reads `req.acuc.concurrency` with no guard and crashes: 500)."""
+        code = (self.api / "src/controllers/v2/crawl.ts").read_text()
+        return "req.acuc.concurrency" not in code or "req.acuc?.concurrency" in code
 
-def build() -> Build:
-    """Firecrawl's API, built from `source_dir()` unless a build of the same content is cached."""
+
+# The builds the suite runs on: a name, and the patch applied to the source (None: as it is).
+GUARD_PATCH = Path(__file__).parent / "tools" / "v2-crawl-guard.patch"
+VARIANTS: dict[str, Path | None] = {"as-is": None, "v2-guard": GUARD_PATCH}
+
+
+def patched_source(src: Path, patch: Path) -> Path:
+    """A copy of `src` in the cache with `patch` applied (`patch -p1`, which fails when a hunk
+    does not apply: the patch was made for another source), made once per source and patch."""
+    digest = hashlib.sha256(f"{source_key(src)}\0".encode() + patch.read_bytes()).hexdigest()
+    cache = cache_dir()
+    done = cache / f"patched-{digest[:16]}"
+    with _file_lock(cache / f"patched-{digest[:16]}.lock"):
+        if (done / "patched").is_file():
+            return done / "src"
+        shutil.rmtree(done, ignore_errors=True)
+        done.mkdir(parents=True)
+        shutil.copytree(src, done / "src", ignore=shutil.ignore_patterns(*SKIPPED_DIRS))
+        tool = shutil.which("patch")
+        if tool is None:
+            raise Unavailable("`patch` is not installed (Debian's patch package)")
+        applied = subprocess.run(
+            [tool, "-p1", "--forward", "--batch", "--no-backup-if-mismatch", "-i", str(patch)],
+            cwd=done / "src",
+            capture_output=True,
+            text=True,
+        )
+        if applied.returncode != 0:
+            raise RuntimeError(  # not Unavailable: a patch that does not apply is a failure
+                f"{patch.name} does not apply to {src}:\n{applied.stdout}{applied.stderr}"
+            )
+        (done / "patched").write_text(f"{patch.name} applied to {src}\n")
+        return done / "src"
+
+
+def build(patch: Path | None = None) -> Build:
+    """Firecrawl's API, built from `source_dir()` (with `patch` applied, if given) unless a
+    build of the same content is cached."""
     started = time.monotonic()
     src = source_dir()
     if not (src / "apps" / "api" / "package.json").is_file():
         raise Unavailable(f"no Firecrawl source at {src} (set CREDITGATE_FIRECRAWL_SRC)")
+    if patch is not None:
+        src = patched_source(src, patch)
     if shutil.which("node") is None:
         raise Unavailable("node is not installed (Node.js 20 and npm are needed)")
     key = source_key(src)
@@ -351,3 +399,35 @@ def running(built: Build, logs: Path, slow_seconds: float = 1.0) -> Iterator[Fir
         yield fc
     finally:
         fc.stop()
+
+
+# --- the official JS SDK -----------------------------------------------------------------------
+
+# The JS SDK the suite drives, installed into the cache (never into the repository). The same
+# release as tests/sdk/js pins; it speaks both v1 (`fc.v1`) and v2 of the 2025-08 build.
+JS_SDK = "@mendable/firecrawl-js"
+JS_SDK_VERSION = "4.42.0"
+
+
+def js_sdk() -> Path:
+    """The folder whose node_modules holds the pinned JS SDK, installed once with npm."""
+    if shutil.which("node") is None:
+        raise Unavailable("node is not installed (Node.js 20 and npm are needed)")
+    npm = shutil.which("npm")
+    if npm is None:
+        raise Unavailable("npm is not installed (Node.js 20 and npm are needed)")
+    cache = cache_dir()
+    prefix = cache / f"js-sdk-{JS_SDK_VERSION}"
+    with _file_lock(cache / f"js-sdk-{JS_SDK_VERSION}.lock"):
+        if (prefix / "installed").is_file():
+            return prefix
+        shutil.rmtree(prefix, ignore_errors=True)
+        prefix.mkdir(parents=True)
+        logfile = prefix / "install.log"
+        _run(
+            [npm, "install", "--no-audit", "--no-fund", "--save-exact", "--prefix", str(prefix),
+             f"{JS_SDK}@{JS_SDK_VERSION}"],
+            prefix, logfile, dict(os.environ),
+        )  # fmt: skip
+        (prefix / "installed").write_text(f"{JS_SDK}@{JS_SDK_VERSION}\n")
+        return prefix

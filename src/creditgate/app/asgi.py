@@ -217,8 +217,16 @@ async def _join(ctx: AppContext, process_id: str) -> None:
     try:
         await blocking(processes.beat, ctx.db, process_id, ctx.clock())
         await blocking(processes.release_orphans, ctx.db, ctx.clock())
+        await _count_processes(ctx)
     except Exception as exc:
         log.error("could not register this gateway process (retrying): %s", exc)
+
+
+async def _count_processes(ctx: AppContext) -> None:
+    """How many gateway processes are alive: while Redis fails, each limits to its share."""
+    if isinstance(ctx.limiter, RedisLimiter):
+        alive = await blocking(processes.live, ctx.db, ctx.clock())
+        ctx.limiter.processes = max(len(alive), 1)
 
 
 def _round_failed(what: str, exc: Exception) -> None:
@@ -235,6 +243,7 @@ async def _heartbeat(ctx: AppContext, process_id: str) -> None:
         await asyncio.sleep(processes.HEARTBEAT_MS / 1000)
         try:
             await blocking(processes.beat, ctx.db, process_id, ctx.clock())
+            await _count_processes(ctx)
         except Exception as exc:
             log.error("heartbeat failed: %s", exc)
 
@@ -269,7 +278,9 @@ async def _start_queued(ctx: AppContext) -> None:
     slots allow — teams side by side, a team's starts one after another, in arrival order."""
     assert ctx.upstream is not None and ctx.process_id is not None
     now = ctx.clock()
-    given_up = await blocking(queued.abandoned, ctx.db, partial(processes.live, ctx.db, now), now)
+    given_up = await blocking(
+        queued.abandoned, ctx.db, partial(processes.live, ctx.db, now), now, ctx.page_grace_ms
+    )
     for start in given_up:
         web_metrics.queued_start("failed")
         log.error("queued job start %s of team %s was abandoned mid-start", start.id, start.team_id)

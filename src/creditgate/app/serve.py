@@ -20,6 +20,7 @@ from creditgate.settings import Settings
 from creditgate.storage.database import Database
 from creditgate.storage.migrate import migrate_schema
 from creditgate.web.context import AppContext
+from creditgate.web.fairshare import FairShares, TeamGate
 from creditgate.web.limits import Limiter, MemoryLimiter, RedisLimiter
 from creditgate.web.requestlog import logging_config
 from creditgate.web.upstream import Upstream
@@ -37,7 +38,12 @@ def app_from_settings(settings: Settings) -> Starlette:
         timeout_seconds=settings.db_timeout_seconds or None,
     )
     upstream = (
-        Upstream(settings.upstream_url, settings.upstream_secret())
+        Upstream(
+            settings.upstream_url,
+            settings.upstream_secret(),
+            connections=settings.upstream_connections,
+            team_connections=settings.team_upstream_connections,
+        )
         if settings.upstream_url
         else None
     )
@@ -61,6 +67,7 @@ def app_from_settings(settings: Settings) -> Starlette:
             metering=settings.metering,
             cors_origins=tuple(o.strip() for o in settings.cors_origins.split(",") if o.strip()),
             session_secret=settings.session_key() or secrets.token_urlsafe(32),
+            shares=FairShares(reads=TeamGate(settings.team_reads_in_flight)),
         )
     )
 

@@ -26,7 +26,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from creditgate.domain import concurrency, crawl_forms, holds, pricing, requests
+from creditgate.domain import cancels, concurrency, crawl_forms, holds, pricing, requests
 from creditgate.domain import queued as queued_answers
 from creditgate.domain.errors import ConcurrencyLimited, Conflict
 from creditgate.domain.holds import HoldPlan
@@ -37,8 +37,9 @@ from creditgate.services import account, jobs, queued, reservations
 from creditgate.services.reservations import ReservationView, ReserveRequest
 from creditgate.web import metrics
 from creditgate.web.auth import admit, check_token, limit_key, rate_limited
-from creditgate.web.context import AppContext, blocking, context, quick_read
+from creditgate.web.context import AppContext, context, quick_read
 from creditgate.web.errors import HTTPError
+from creditgate.web.fairshare import Busy
 from creditgate.web.metrics import UNMATCHED, Outcome, UpstreamError
 from creditgate.web.requestlog import RequestFields, fields
 from creditgate.web.responses import JSON, fail
@@ -61,6 +62,10 @@ NOT_FOUND = "Not Found"
 JOB_NOT_FOUND = "Job not found"
 STATUS_RPM_FACTOR = 5  # job reads and cancels a minute: this many times the plan's scrape rate,
 STATUS_RPM_MIN = 300  # and never fewer: an SDK polls each job every 1-2 s (Firecrawl: 25,000)
+READS_BUSY = (
+    "Too many job status reads in flight for your team ({} at once per gateway process); "
+    "please retry after 1s."
+)
 POLL_TIMEOUT_S = 10.0  # a status poll of the follower; a slow upstream must not stall the rest
 
 
@@ -82,21 +87,35 @@ async def handle(request: Request) -> Response:
     if kind is RouteKind.LIST:
         return await _list(ctx, snap)
     if kind in (RouteKind.JOB_READ, RouteKind.JOB_CANCEL):
-        # Firecrawl limits status reads apart from the work, and more generously.
+        # Firecrawl limits status reads apart from the work, and more generously. Cancels have
+        # a window of their own: a client that polled too fast can still stop its crawl.
         status_rpm = max(STATUS_RPM_FACTOR * snap.plan.scrape_rpm, STATUS_RPM_MIN)
-        decision = await ctx.limiter.hit(snap.team.id, "status", status_rpm, now)
+        window = "status" if kind is RouteKind.JOB_READ else "cancel"
+        decision = await ctx.limiter.hit(snap.team.id, window, status_rpm, now)
         if not decision.allowed:
             raise rate_limited(decision, now)
-        return await _job_route(ctx, upstream, request, match, snap)
+        # At most the team's share of reads in flight in this process: a slow upstream for its
+        # reads slows only its own (web/fairshare.py).
+        reads = ctx.shares.reads
+        try:
+            await reads.acquire(snap.team.id, ctx.shares.reads_wait_seconds)
+        except Busy:
+            logged.outcome = Outcome.RATE_LIMITED
+            busy = READS_BUSY.format(reads.size)
+            raise HTTPError(429, busy, headers={"Retry-After": "1"}) from None
+        try:
+            return await _job_route(ctx, upstream, request, match, snap)
+        finally:
+            reads.release(snap.team.id)
     if not ctx.metering:  # the proxy alone, as a baseline for what metering costs (bench/)
-        return await _free(upstream, request, match.row, body)
+        return await _free(upstream, request, match.row, body, snap.team.id)
     await limit_key(ctx.limiter, snap.key, now)
     limit = snap.plan.crawl_rpm if match.row.mode == "crawl" else snap.plan.scrape_rpm
     decision = await ctx.limiter.hit(snap.team.id, match.row.mode, limit, now)
     if not decision.allowed:
         raise rate_limited(decision, now)
     if kind is RouteKind.FREE:
-        return await _free(upstream, request, match.row, body)
+        return await _free(upstream, request, match.row, body, snap.team.id)
     return await _metered(ctx, upstream, request, match.row, snap, body)
 
 
@@ -135,18 +154,22 @@ def public_base(ctx: AppContext, request: Request) -> str:
 
 async def _list(ctx: AppContext, snap: account.Snapshot) -> Response:
     """The team's running crawls, from creditgate's records: the upstream lists every team's."""
-    running = await blocking(jobs.active_crawls, ctx.db, snap.team.id)
-    running += await blocking(queued.queued_crawls, ctx.db, snap.team.id)  # accepted, waiting
+    running = await ctx.team_blocking(snap.team.id, jobs.active_crawls, ctx.db, snap.team.id)
+    running += await ctx.team_blocking(
+        snap.team.id, queued.queued_crawls, ctx.db, snap.team.id
+    )  # accepted, waiting
     crawls: list[dict[str, object]] = [
         {"id": job_id, "teamId": snap.team.id, "url": url, "options": {}} for job_id, url in running
     ]
     return JSON({"success": True, "crawls": crawls})
 
 
-async def _free(upstream: Upstream, request: Request, row: RouteRow, body: bytes) -> Response:
+async def _free(
+    upstream: Upstream, request: Request, row: RouteRow, body: bytes, team: str
+) -> Response:
     try:
         response = await upstream.open(
-            row.method, row.upstream_path(None), "", _forwarded(request), body
+            row.method, row.upstream_path(None), "", _forwarded(request), body, team=team
         )
     except UpstreamFailed as exc:
         fields(request).outcome = Outcome.UPSTREAM_FAILED
@@ -206,7 +229,9 @@ async def _metered(
             await release()
             raise
     try:
-        response = await upstream.open(row.method, path, "", _forwarded(request), body)
+        response = await upstream.open(
+            row.method, path, "", _forwarded(request), body, team=snap.team.id
+        )
     except UpstreamFailed as exc:
         await (_release_later(ctx, release) if exc.may_still_run else release())
         logged.outcome = Outcome.UPSTREAM_FAILED
@@ -220,7 +245,7 @@ async def _metered(
         logged.outcome = Outcome.UPSTREAM
         return Response(answer.body, status_code=answer.status, headers=answer.headers)
     if row.kind is RouteKind.JOB_START:
-        return await _job_started(ctx, request, row, snap, held, plan, response)
+        return await _job_started(ctx, request, row, snap, held, plan, parsed, response)
     settle = _Settlement(ctx, row, parsed, plan.ceiling, snap.team.id, held.id, fields(request))
     return StreamingResponse(
         settle.relay(response), status_code=response.status_code, headers=kept_headers(response)
@@ -258,7 +283,9 @@ async def _plan(
     spendable = None
     if row.kind is RouteKind.JOB_START and row.endpoint == "crawl":
         wanted = pricing.estimate(ctx.prices, row.endpoint, parsed)
-        verdict = await blocking(reservations.check, ctx.db, snap.key.id, wanted, ctx.clock())
+        verdict = await ctx.team_blocking(
+            snap.team.id, reservations.check, ctx.db, snap.key.id, wanted, ctx.clock()
+        )
         spendable = None if verdict.allowed else verdict.remaining
     return holds.plan_hold(
         ctx.prices,
@@ -319,6 +346,7 @@ async def _job_started(
     snap: account.Snapshot,
     held: ReservationView,
     plan: HoldPlan,
+    parsed: dict[str, Any],
     response: httpx.Response,
 ) -> Response:
     """An async job's start: record it as the team's, to follow; its status link points at
@@ -347,9 +375,10 @@ async def _job_started(
         hold_ceiling=plan.ceiling,
         page_price=plan.page_price,
         page_limit=plan.page_limit,
+        page_timeout_ms=cancels.page_timeout_ms(row.endpoint, parsed),
     )
     try:
-        await blocking(jobs.open_job, ctx.db, new, ctx.clock(), ctx.poll_ms)
+        await ctx.team_blocking(snap.team.id, jobs.open_job, ctx.db, new, ctx.clock(), ctx.poll_ms)
     except Conflict:  # the upstream answered with a job already followed: never settle it twice
         log.error("job start answered with %s, a job already followed; not charged here", job_id)
         await _release_later(ctx, release)
@@ -595,19 +624,24 @@ async def _job_route(
 ) -> Response:
     """Read or cancel a job: only the team that started it; reading its status settles it."""
     job_id = match.job_id or ""
-    job = await blocking(jobs.team_job, ctx.db, snap.team.id, job_id)
+    job = await ctx.team_blocking(snap.team.id, jobs.team_job, ctx.db, snap.team.id, job_id)
     if job is None:
-        start = await blocking(queued.get, ctx.db, snap.team.id, job_id)
+        start = await ctx.team_blocking(snap.team.id, queued.get, ctx.db, snap.team.id, job_id)
         if start is not None:  # accepted here, not (yet) started upstream
             return await _queued_route(ctx, upstream, request, match, snap, start)
-        if not await blocking(jobs.owns, ctx.db, snap.team.id, job_id):
+        if not await ctx.team_blocking(snap.team.id, jobs.owns, ctx.db, snap.team.id, job_id):
             raise HTTPError(404, JOB_NOT_FOUND)  # neither a job it started nor a scrape it made
     row = match.row
     query = _query(request) if row.kind is RouteKind.JOB_READ else ""
     upstream_id = job_id if job is None else job.upstream_job_id
     try:
         answer = await upstream.send(
-            row.method, row.upstream_path(upstream_id), query, _forwarded(request), b""
+            row.method,
+            row.upstream_path(upstream_id),
+            query,
+            _forwarded(request),
+            b"",
+            team=snap.team.id,
         )
     except UpstreamFailed as exc:
         fields(request).outcome = Outcome.UPSTREAM_FAILED
@@ -617,7 +651,7 @@ async def _job_route(
     payload = answer.json()
     if job is not None and answer.status < 300:
         if row.kind is RouteKind.JOB_CANCEL:
-            await blocking(jobs.mark_cancelled, ctx.db, job, ctx.clock())
+            await ctx.team_blocking(snap.team.id, jobs.mark_cancelled, ctx.db, job, ctx.clock())
             await follow(ctx, upstream, job)  # settle what was done so far; the rest follows
         elif _is_status_of(row, job) and isinstance(payload, dict):
             await _apply(ctx, upstream, job, payload)  # through v1 or v2, whichever was read
@@ -638,7 +672,9 @@ def _is_status_of(row: RouteRow, job: jobs.Job) -> bool:
 async def follow(ctx: AppContext, upstream: Upstream, job: jobs.Job) -> None:
     """Poll one job's status upstream and settle what it reports."""
     try:
-        answer = await upstream.send("GET", job.status_path, "", {}, b"", timeout_s=POLL_TIMEOUT_S)
+        answer = await upstream.send(
+            "GET", job.status_path, "", {}, b"", timeout_s=POLL_TIMEOUT_S, team=job.team_id
+        )
     except UpstreamFailed as exc:
         log.warning("job %s: status poll failed: %s", job.id, exc.error)
         return
@@ -646,7 +682,9 @@ async def follow(ctx: AppContext, upstream: Upstream, job: jobs.Job) -> None:
     if answer.status < 300 and isinstance(payload, dict):
         await _apply(ctx, upstream, job, payload)
     elif answer.status == 404:  # the upstream forgot the job: settle what we know, close it
-        await blocking(jobs.apply_report, ctx.db, job, None, "failed", ctx.clock())
+        await ctx.team_blocking(
+            job.team_id, jobs.apply_report, ctx.db, job, None, "failed", ctx.clock()
+        )
 
 
 async def _apply(
@@ -665,7 +703,8 @@ async def _apply(
     status = payload.get("status")
     status = status if isinstance(status, str) else None
     pending = concurrency.pending_pages(payload)
-    verdict = await blocking(
+    verdict = await ctx.team_blocking(
+        job.team_id,
         jobs.apply_report,
         ctx.db,
         job,
@@ -675,15 +714,16 @@ async def _apply(
         pending,
         ctx.page_grace_ms,
         done,
+        ctx.poll_ms,
     )
     if verdict is jobs.Next.CANCEL and job.cancel_path is not None:
         log.info("job %s: the team cannot pay for more pages; cancelling it upstream", job.id)
         try:
-            await upstream.send("DELETE", job.cancel_path, "", {}, b"")
+            await upstream.send("DELETE", job.cancel_path, "", {}, b"", team=job.team_id)
         except UpstreamFailed as exc:
             log.warning("job %s: cancel failed: %s", job.id, exc.error)
             return
-        await blocking(jobs.mark_cancelled, ctx.db, job, ctx.clock())
+        await ctx.team_blocking(job.team_id, jobs.mark_cancelled, ctx.db, job, ctx.clock())
 
 
 def _rewrite_links(payload: dict[str, Any], upstream_base: str, own_base: str) -> None:
@@ -743,7 +783,7 @@ async def _hold_job(
         ttl_ms=ASYNC_TTL_MS,
         slots=slots,
     )
-    if not await blocking(queued.waiting, ctx.db, snap.team.id):
+    if not await ctx.team_blocking(snap.team.id, queued.waiting, ctx.db, snap.team.id):
         hold = reservations.Reserve(
             hold_request,
             ctx.clock(),
@@ -796,7 +836,7 @@ async def _enqueue(
     hold = reservations.Reserve(
         replace(hold_request, job_id=job_id), now, key=snap.key, queued=True
     )
-    view = await blocking(queued.accept, ctx.db, hold, start)
+    view = await ctx.team_blocking(snap.team.id, queued.accept, ctx.db, hold, start)
     logged = fields(request)
     logged.held, logged.outcome = view.credits, Outcome.QUEUED
     metrics.queued_start("accepted")
@@ -819,7 +859,9 @@ async def _queued_route(
         deadline = time.monotonic() + STARTING_WAIT_S
         while start.state is queued.State.STARTING and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-            found = await blocking(queued.get, ctx.db, snap.team.id, start.id)
+            found = await ctx.team_blocking(
+                snap.team.id, queued.get, ctx.db, snap.team.id, start.id
+            )
             start = found or start
     if start.state is queued.State.STARTED:  # the upstream has it now: ask the upstream
         return await _job_route(ctx, upstream, request, match, snap)
@@ -831,7 +873,9 @@ async def _queued_route(
                 409, "The job is being started; retry the cancel.", headers={"Retry-After": "1"}
             )
         if start.state is queued.State.QUEUED:
-            after = await blocking(queued.cancel, ctx.db, snap.team.id, start.id, ctx.clock())
+            after = await ctx.team_blocking(
+                snap.team.id, queued.cancel, ctx.db, snap.team.id, start.id, ctx.clock()
+            )
             if after is not None and after.state is not queued.State.CANCELLED:
                 return await _queued_route(ctx, upstream, request, match, snap, after)
             metrics.queued_start("cancelled")
@@ -875,7 +919,7 @@ async def start_queued(ctx: AppContext, upstream: Upstream, claimed: queued.Clai
         claimed.slots,
     )
     try:
-        answer = await upstream.send(start.method, path, "", headers, sent)
+        answer = await upstream.send(start.method, path, "", headers, sent, team=start.team_id)
     except UpstreamFailed as exc:
         # As a start forwarded at once: one whose answer broke off may have started upstream,
         # so its slots stay the page grace; one that never got there is released now.
@@ -908,10 +952,11 @@ async def start_queued(ctx: AppContext, upstream: Upstream, claimed: queued.Clai
         page_price=start.page_price,
         page_limit=start.page_limit,
         upstream_id=upstream_id,
+        page_timeout_ms=cancels.page_timeout_ms(start.endpoint, body),
     )
     try:
-        recorded = await blocking(
-            queued.record_started, ctx.db, start, new, ctx.clock(), ctx.poll_ms
+        recorded = await ctx.team_blocking(
+            start.team_id, queued.record_started, ctx.db, start, new, ctx.clock(), ctx.poll_ms
         )
     except Conflict:
         log.error("queued start %s answered with %s, a job already followed", start.id, upstream_id)
@@ -925,7 +970,7 @@ async def start_queued(ctx: AppContext, upstream: Upstream, claimed: queued.Clai
         )
         if cancel is not None:
             with contextlib.suppress(UpstreamFailed):
-                await upstream.send("DELETE", status_path, "", {}, b"")
+                await upstream.send("DELETE", status_path, "", {}, b"", team=start.team_id)
         return
     metrics.queued_start("started")
     log.info(
@@ -941,8 +986,15 @@ async def _start_failed(
 ) -> None:
     metrics.queued_start("failed")
     log.warning("queued job start %s of team %s failed: %s", start.id, start.team_id, error)
-    failed = await blocking(
-        queued.fail, ctx.db, start, queued.State.STARTING, error, ctx.clock(), release=not linger
+    failed = await ctx.team_blocking(
+        start.team_id,
+        queued.fail,
+        ctx.db,
+        start,
+        queued.State.STARTING,
+        error,
+        ctx.clock(),
+        release=not linger,
     )
     if failed and linger:
         await _release_later(ctx, _releaser(ctx, start.team_id, start.reservation_id))

@@ -6,9 +6,10 @@ processes polling the same job, or a poll replayed after a restart, charge each 
 
 Ending: a completed or failed job is settled for good at its first report as such. A cancelled
 one is not: pages in flight at the cancel still finish and are billed upstream, so it is
-followed until its reported total has not moved for QUIET_POLLS polls in a row and the page
-grace has passed since the cancel (a page can run that long): until then it keeps its hold and
-its page slots.
+followed until its pages can no longer run (domain/cancels.py): a report after the cancel says
+no page is pending, or the request's own page timeout (else the page grace) has passed since
+the cancel and the reported total has not moved for QUIET_POLLS polls in a row. Until then it
+keeps its hold and its page slots.
 
 A job's hold lasts JOB_HOLD_MS and is renewed by each report while the job runs: a crawl
 longer than a day keeps its credits and slots; a job whose upstream stopped answering for a
@@ -35,6 +36,7 @@ from enum import StrEnum
 
 from sqlalchemy import Connection
 
+from creditgate.domain import cancels
 from creditgate.domain.errors import Conflict
 from creditgate.domain.instants import Instant
 from creditgate.services import reservations
@@ -72,6 +74,7 @@ class NewJob:
     page_price: int | None = None
     page_limit: int | None = None
     upstream_id: str | None = None  # the upstream's id, when the client was given another
+    page_timeout_ms: int | None = None
 
 
 def open_job(db: Database, new: NewJob, now: Instant, poll_ms: int) -> Job:
@@ -101,6 +104,7 @@ def insert_new(conn: Connection, new: NewJob, now: Instant, poll_ms: int) -> Job
         page_price=new.page_price,
         page_limit=new.page_limit,
         upstream_id=new.upstream_id,
+        page_timeout_ms=new.page_timeout_ms,
     )
     upstream_id = new.upstream_id or new.id
     taken = jobs.get_job(conn, new.id) or jobs.get_by_upstream_id(conn, upstream_id)
@@ -156,11 +160,12 @@ def apply_report(
     pending: int | None = None,
     grace_ms: int = 0,
     pages_done: int | None = None,
+    poll_ms: int = 0,
 ) -> Next:
     """Settle what the upstream says the job has cost in all (capped at its ceiling); close
     it once it has ended. `pending`: pages it reports found and not yet done (total -
     completed), if it does; `pages_done`: pages it reports done. `grace_ms`: how long a page
-    may still run after a cancel (the page grace)."""
+    may still run after a cancel (the page grace); `poll_ms`: the time between two polls."""
     with db.read() as conn:  # the raw rows, in one read: no balance is needed to decide
         held = reservations_store.get_reservation(conn, job.reservation_id)
         current = jobs.get_team_job(conn, job.team_id, job.id) or job
@@ -175,7 +180,8 @@ def apply_report(
     if pending is not None:  # a cancelled job's unscraped pages never run: none waits
         _note_waiting(db, current, 0 if cancelled else max(pending - held.slots, 0))
     if cancelled:
-        return _settle_cancelled(db, current, held.settled, total, now, grace_ms)
+        after = _Report(status == CANCELLED, pending, grace_ms, poll_ms)
+        return _settle_cancelled(db, current, held.settled, total, now, after)
     finished = status in FINISHED
     try:
         if total > held.settled or finished:
@@ -195,12 +201,29 @@ def _note_waiting(db: Database, job: Job, pages: int) -> None:
             jobs.set_waiting_pages(conn, job.team_id, job.id, pages)
 
 
+@dataclass(frozen=True, slots=True)
+class _Report:
+    """What a report after a cancel says, and the gateway's bounds."""
+
+    cancelled: bool  # the report says the job is cancelled
+    pending: int | None  # pages found and not ended, if it says
+    grace_ms: int
+    poll_ms: int
+
+
 def _settle_cancelled(
-    db: Database, job: Job, settled: int, total: int, now: Instant, grace_ms: int
+    db: Database, job: Job, settled: int, total: int, now: Instant, report: _Report
 ) -> Next:
     quiet = job.quiet_polls + 1 if total <= settled else 0
     since = now if job.cancelled_at is None else job.cancelled_at
-    final = quiet >= QUIET_POLLS and now >= since + grace_ms
+    final = cancels.pages_over(
+        cancels.Cancelled(since, job.page_timeout_ms, report.grace_ms, report.poll_ms),
+        now,
+        reported_cancelled=report.cancelled,
+        pending=report.pending,
+        quiet_polls=quiet,
+        quiet_needed=QUIET_POLLS,
+    )
     try:
         if total > settled or final:
             reservations.settle(db, job.reservation_id, total, now, final=final, as_total=True)

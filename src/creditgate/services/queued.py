@@ -19,10 +19,11 @@ a slot is free:
 A start left `starting` by a process that died (kill -9 between the claim and the record) is
 ambiguous: the upstream may or may not have started it, and the upstream — shared by every
 team under one key — has no way to tell whose crawl is whose. It is never sent again: it is
-marked failed, with an error saying so, and its hold is released (`abandon`). A job the dead
-process did start upstream in that window runs there unmetered; the window is one upstream
-call. Queued starts not yet claimed are never lost: any process starts them, exactly once
-(the claim is a conditional update under the team's lock).
+marked failed, with an error saying so, and its hold (its slots with it) ends one page grace
+later (`abandoned`). A job the dead process did start upstream in that window runs there
+unmetered, though not beside the team's next start; the window is one upstream call.
+Queued starts not yet claimed are never lost: any process starts them, exactly once (the claim
+is a conditional update under the team's lock).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from creditgate.domain.errors import ConcurrencyLimited, LedgerError
 from creditgate.domain.instants import Instant
 from creditgate.services import jobs, ledger
 from creditgate.services.reservations import (
+    EndBy,
     Prolong,
     Refused,
     Release,
@@ -146,15 +148,25 @@ def record_started(
 
 
 def fail(
-    db: Database, start: QueuedStart, frm: State, error: str, now: Instant, *, release: bool
+    db: Database,
+    start: QueuedStart,
+    frm: State,
+    error: str,
+    now: Instant,
+    *,
+    release: bool,
+    hold_until: Instant | None = None,
 ) -> bool:
     """Mark a start failed (from `frm`, if it still is there) and, with `release`, release its
-    hold, in one write. False if it had moved on."""
+    hold, or with `hold_until`, end it then (its slots held until its pages may have run), in
+    one write. False if it had moved on."""
     with db.transaction() as tx:
         if not store.move(tx, start, frm, State.FAILED, now, error=error):
             return False
         if release:
             ledger.apply(tx, start.team_id, [Release(start.reservation_id, now, start.team_id)])
+        elif hold_until is not None:
+            ledger.apply(tx, start.team_id, [EndBy(start.reservation_id, hold_until, now)])
     return True
 
 
@@ -183,10 +195,17 @@ def renew(db: Database, now: Instant, limit: int = 100) -> int:
 
 
 def abandoned(
-    db: Database, live_processes: Callable[[], list[str]], now: Instant, limit: int = 100
+    db: Database,
+    live_processes: Callable[[], list[str]],
+    now: Instant,
+    grace_ms: int,
+    limit: int = 100,
 ) -> list[QueuedStart]:
     """Starts left `starting` by a process that is gone (or past their lease): never sent
-    again (the upstream may have started them), marked failed, their holds released."""
+    again (the upstream may have started them), marked failed. Their holds, with their slots,
+    end `grace_ms` (the page grace) later, not at once: the job the upstream may have started
+    runs its pages meanwhile, and the team's next start must not run beside them (found by an
+    outside tester: a kill -9 mid-start let the next start run at once, 4 pages on 2 slots)."""
     with db.read() as conn:
         found = store.starting(Tx.of(conn), limit)
     if not found:
@@ -201,6 +220,6 @@ def abandoned(
             "The job's start was interrupted (the gateway process forwarding it stopped); it "
             "was not retried, since the upstream may have started it. Start it again."
         )
-        if fail(db, start, State.STARTING, error, now, release=True):
+        if fail(db, start, State.STARTING, error, now, release=False, hold_until=now + grace_ms):
             given_up.append(start)
     return given_up

@@ -451,6 +451,23 @@ class Prolong(_OnReservation):
         return True
 
 
+class EndBy(_OnReservation):
+    """An open hold ends at `until` at the latest (its credits and slots held until then): for
+    work that may still run upstream but will never be settled. False if it is closed or ends
+    sooner already."""
+
+    def __init__(self, reservation_id: str, until: Instant, now: Instant) -> None:
+        super().__init__(reservation_id, now, None)
+        self.until = until
+
+    def apply(self, book: Book) -> bool:
+        current = book.reservation(self.reservation_id)
+        if current.status != HoldStatus.OPEN or current.expires_at <= self.until:
+            return False
+        book.change_hold(replace(current, expires_at=self.until))
+        return True
+
+
 def prolong(db: Database, reservation_id: str, until: Instant, now: Instant) -> bool:
     result: bool = run(db, Prolong(reservation_id, until, now))
     return result

@@ -40,6 +40,7 @@ class Job:
     page_price: int | None = None  # a page's price at the table when it started
     page_limit: int | None = None  # the most pages it can run (a crawl's limit, a batch's URLs)
     upstream_id: str | None = None  # the upstream's id, when not `id` (a start that was queued)
+    page_timeout_ms: int | None = None  # the request's own page timeout, if it set one
 
     @property
     def upstream_job_id(self) -> str:
@@ -68,6 +69,7 @@ def _from_row(row: object) -> Job:
         m["page_price"],
         m["page_limit"],
         m["upstream_id"],
+        m["page_timeout_ms"],
     )
 
 
@@ -90,6 +92,7 @@ def insert_job(conn: Connection, job: Job) -> None:
             page_price=job.page_price,
             page_limit=job.page_limit,
             upstream_id=job.upstream_id,
+            page_timeout_ms=job.page_timeout_ms,
         )
     )
 

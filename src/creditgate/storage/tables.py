@@ -240,12 +240,15 @@ jobs = Table(
     # counts them as waiting, as Firecrawl counts the pages in a team's concurrency queue.
     Column("waiting_pages", Integer, nullable=False, server_default="0"),
     # When it was cancelled: its slots (and hold) stay until its pages in flight can have
-    # finished, the page grace after this, not merely until its total stops moving.
+    # finished (domain/cancels.py), not merely until its total stops moving.
     Column("cancelled_ms", BigInteger, nullable=True),
     # The upstream's own id of the job when it differs from `id`, the id the client was given
     # (a start that waited in the queue: the client had its id before the upstream had one).
     # NULL: the same as `id`.
     Column("upstream_id", String(200), nullable=True),
+    # The request's own page timeout (a crawl's scrapeOptions.timeout, a batch's timeout): a
+    # page running at a cancel has ended by then. NULL: none set (the page grace bounds it).
+    Column("page_timeout_ms", BigInteger, nullable=True),
     Index(None, "id", unique=True),
     Index(None, "status", "next_poll_ms"),
     Index(None, "upstream_id", unique=True),

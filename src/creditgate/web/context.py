@@ -22,6 +22,7 @@ from creditgate.services.keys import KeyUses
 from creditgate.services.ledger import Operation
 from creditgate.services.writer import Writer
 from creditgate.storage.database import Database, DeadlineExceeded
+from creditgate.web.fairshare import FairShares
 from creditgate.web.limits import Limiter, MemoryLimiter
 from creditgate.web.upstream import Upstream
 
@@ -55,6 +56,7 @@ class AppContext:
     writer: Writer | None = None  # group commit of ledger operations, while the app runs
     key_uses: KeyUses = field(default_factory=KeyUses)  # keys' last use, written in rounds
     key_use_seconds: float = 10.0  # how often keys' last uses are written; 0: at shutdown only
+    shares: FairShares = field(default_factory=FairShares)  # per-team bounds (web/fairshare.py)
     # Signs the dashboard's session cookies (settings.session_key(); random when not given).
     session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
@@ -64,6 +66,12 @@ class AppContext:
         if self.writer is not None:
             return await self.writer.run(op, team_id)
         return await blocking(ledger.run, self.db, op)
+
+    async def team_blocking(self, team: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A team's database call off the event loop, at most `shares.database` of the team's
+        at once in this process: a team's pile of calls waits for its own, not for others'."""
+        async with self.shares.database.place(team):
+            return await blocking(fn, *args, **kwargs)  # within the call deadline too
 
     @property
     def page_grace_ms(self) -> int:

@@ -8,6 +8,9 @@ reservation, admitted under the team's row lock, so it holds across processes wi
 Redis being down, frozen or failing never fails a request: every call to it is bounded
 (REDIS_TIMEOUT_SECONDS), and on a failure the limits fall back to this process's memory for
 REDIS_RETRY_SECONDS before Redis is tried again; the failure is logged at most once a minute.
+Meanwhile each process allows its share of every limit, ceil(limit / processes), `processes`
+being the gateway processes alive (services/processes.py, counted at each heartbeat): in a
+window wholly within an outage a team gets at most limit + processes - 1 across them all.
 """
 
 from __future__ import annotations
@@ -147,6 +150,9 @@ class RedisLimiter:
         self._memory = MemoryLimiter()
         self._members: dict[tuple[str, int], str] = {}  # this process's waiters in Redis
         self._down_until: float | None = None  # monotonic; None while Redis answers
+        # Gateway processes alive (set at each heartbeat): while Redis fails, this process
+        # allows ceil(limit / processes) of each window, its share of the plan's.
+        self.processes = 1
         self._logged_at: float | None = None
 
     def _usable(self) -> bool:
@@ -183,7 +189,11 @@ class RedisLimiter:
             else:
                 self._answered()
                 return _decide(int(count), limit, window)
-        return self._memory.hit_now(subject, mode, limit, now)
+        return self._memory.hit_now(subject, mode, self.share(limit), now)
+
+    def share(self, limit: int) -> int:
+        """This process's part of a limit while Redis fails."""
+        return max(1, math.ceil(limit / max(self.processes, 1)))
 
     # The queue in Redis: a sorted set per team, each waiter a member `ticket:until_ms` scored
     # by its ticket (INCR of a counter per team); the lowest is served first. A waiter whose

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import httpx
 import orjson
 
 from creditgate.web import metrics
+from creditgate.web.fairshare import TeamGate
 from creditgate.web.metrics import UpstreamError
 
 log = logging.getLogger("creditgate.gateway")
@@ -102,15 +104,60 @@ def outgoing_headers(incoming: dict[str, str], peer: str | None) -> dict[str, st
     return out
 
 
+UPSTREAM_CONNECTIONS = 200  # the process's pool of connections to the upstream
+
+
+def team_share(connections: int) -> int:
+    """A team's default share of the upstream pool: a quarter, at least 4."""
+    return max(4, connections // 4)
+
+
+class _Released(httpx.AsyncByteStream):
+    """An answer's body that gives its team's upstream place back when it is closed."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self._inner = inner
+        self._release: Callable[[], None] | None = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            if self._release is not None:
+                release, self._release = self._release, None
+                release()
+
+
 class Upstream:
-    def __init__(self, base_url: str, api_key: str | None, timeout_s: float = 120.0) -> None:
+    """The upstream's connection pool (`connections`), of which no team holds more than
+    `team_connections` at once (a team's calls past it wait for one of its own to end), so one
+    team's slow answers cannot take every other team's connections."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        timeout_s: float = 120.0,
+        connections: int = UPSTREAM_CONNECTIONS,
+        team_connections: int | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
+        self.connections = max(connections, 1)
         self.client = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout_s, connect=5.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            limits=httpx.Limits(
+                max_connections=self.connections,
+                max_keepalive_connections=min(50, self.connections),
+            ),
         )
+        share = team_share(self.connections) if team_connections is None else team_connections
+        self.shares = TeamGate(min(max(share, 1), self.connections))
 
     async def open(
         self,
@@ -120,12 +167,35 @@ class Upstream:
         headers: dict[str, str],
         body: bytes,
         timeout_s: float | None = None,
+        team: str | None = None,
     ) -> httpx.Response:
         """Send a request and return once the answer's head arrived (any status).
 
         `path` is built by the gateway from its route table, never the client's string. The
-        caller reads or streams the body and must close the response.
+        caller reads or streams the body and must close the response. With a `team`, the call
+        holds one of the team's upstream places until the response is closed.
         """
+        if team is None:
+            return await self._open(method, path, query, headers, body, timeout_s)
+        await self.shares.acquire(team)
+        try:
+            response = await self._open(method, path, query, headers, body, timeout_s)
+        except BaseException:
+            self.shares.release(team)
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _Released(response.stream, lambda: self.shares.release(team))
+        return response
+
+    async def _open(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        timeout_s: float | None,
+    ) -> httpx.Response:
         sent = dict(headers)
         if self.api_key:
             sent["authorization"] = f"Bearer {self.api_key}"
@@ -150,9 +220,10 @@ class Upstream:
         headers: dict[str, str],
         body: bytes,
         timeout_s: float | None = None,
+        team: str | None = None,
     ) -> Answer:
         """Forward one request and read the whole answer (for answers creditgate rewrites)."""
-        response = await self.open(method, path, query, headers, body, timeout_s)
+        response = await self.open(method, path, query, headers, body, timeout_s, team)
         try:
             content = await response.aread()
         except httpx.HTTPError as exc:
