@@ -104,7 +104,7 @@ async def ready(request: Request) -> Response:
 
 def _disk_full(ctx: AppContext) -> bool:
     free = free_disk_bytes(ctx.db.url)
-    return disk_full_lately() or (free is not None and free < MIN_FREE_DISK_BYTES)
+    return disk_full_lately(ctx) or (free is not None and free < MIN_FREE_DISK_BYTES)
 
 
 async def _ping_database(ctx: AppContext) -> None:

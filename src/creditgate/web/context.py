@@ -46,6 +46,7 @@ class AppContext:
     # How long a page may still run upstream once creditgate stopped waiting for it (a job
     # cancelled, an answer timed out): its slot stays taken, its pages are still charged.
     page_grace_seconds: float = 60.0
+    disk_full_at: float | None = None  # monotonic: a write refused for a full disk
     webhook_seconds: float = 1.0  # how often due webhook deliveries are sent; 0: never
     routes: RouteTable = DEFAULT_TABLE  # what the gateway forwards; nothing else is
     prices: PriceTable = DEFAULT_PRICES  # what the work costs, for holds and caps

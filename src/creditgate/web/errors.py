@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,12 +25,13 @@ DATABASE_UNAVAILABLE = "The database is unavailable. Please retry shortly."
 DISK_FULL = "The database's disk is full: nothing was written. Please retry shortly."
 DISK_FULL_RETRY_S = 30
 DISK_FULL_UNREADY_S = 30.0  # after a write refused for a full disk, unready this long
-_disk_full_at: float | None = None
 
 
-def disk_full_lately() -> bool:
-    """Whether a write was refused for a full disk in the last DISK_FULL_UNREADY_S."""
-    return _disk_full_at is not None and time.monotonic() - _disk_full_at < DISK_FULL_UNREADY_S
+def disk_full_lately(ctx: Any) -> bool:
+    """Whether a write of this app (its AppContext) was refused for a full disk in the last
+    DISK_FULL_UNREADY_S."""
+    at = getattr(ctx, "disk_full_at", None)
+    return at is not None and time.monotonic() - at < DISK_FULL_UNREADY_S
 
 
 LOG_UNAVAILABLE_EVERY_SECONDS = 10.0
@@ -80,13 +82,15 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
 async def on_database_error(request: Request, exc: Exception) -> Response:
     """A database that is down, frozen, timed out or locked is a 503 (retry shortly); any other
     database error is a bug, a 500. The outage is logged at most every few seconds."""
-    global _unavailable_logged_at, _disk_full_at
+    global _unavailable_logged_at
     if is_disk_full(exc):  # named, so an operator's client and logs say what to fix
-        if not disk_full_lately():
+        ctx = getattr(request.app.state, "ctx", None)
+        if not disk_full_lately(ctx):
             log.error(
                 "the database's disk is full: %s %s refused", request.method, request.url.path
             )
-        _disk_full_at = time.monotonic()
+        if ctx is not None:
+            ctx.disk_full_at = time.monotonic()
         return fail(503, DISK_FULL, {"Retry-After": str(DISK_FULL_RETRY_S)})
     if not is_unavailable(exc):
         return await on_unexpected(request, exc)

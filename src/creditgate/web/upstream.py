@@ -18,7 +18,7 @@ import httpx
 import orjson
 
 from creditgate.web import metrics
-from creditgate.web.fairshare import TeamGate
+from creditgate.web.fairshare import Busy, TeamGate
 from creditgate.web.metrics import UpstreamError
 
 log = logging.getLogger("creditgate.gateway")
@@ -105,6 +105,10 @@ def outgoing_headers(incoming: dict[str, str], peer: str | None) -> dict[str, st
 
 
 UPSTREAM_CONNECTIONS = 200  # the process's pool of connections to the upstream
+# A call waits at most this long for one of its team's upstream connections (all in use by the
+# team's own slow answers), then is a 503 that was never sent.
+TEAM_PLACE_WAIT_S = 30.0
+TEAM_BUSY = "Too many of your requests are waiting for the upstream. Please retry shortly."
 
 
 def team_share(connections: int) -> int:
@@ -177,7 +181,10 @@ class Upstream:
         """
         if team is None:
             return await self._open(method, path, query, headers, body, timeout_s)
-        await self.shares.acquire(team)
+        try:
+            await self.shares.acquire(team, TEAM_PLACE_WAIT_S)
+        except Busy:  # never sent: nothing can run upstream
+            raise UpstreamFailed(503, TEAM_BUSY) from None
         try:
             response = await self._open(method, path, query, headers, body, timeout_s)
         except BaseException:
