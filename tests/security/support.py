@@ -115,7 +115,18 @@ def remaining(db: Database, team_id: str) -> int:
 
 
 def open_holds(db: Database, team_id: str) -> int:
-    return account.queue_status(db, teams.get_team(db, team_id), now()).active
+    """The team's open holds, a queued job start's (no slot yet) among them."""
+    from sqlalchemy import func, select
+
+    from creditgate.storage.tables import reservations
+
+    with db.read() as conn:
+        found = conn.execute(
+            select(func.count()).where(
+                reservations.c.team_id == team_id, reservations.c.status == "open"
+            )
+        ).scalar_one()
+    return int(found)
 
 
 def charged(db: Database, team_id: str) -> int:

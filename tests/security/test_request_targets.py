@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from creditgate.domain.instants import now
+from creditgate.services import account, teams
 from creditgate.storage.database import Database
 from tests.gateway.conftest import Fake, Gateway
 from tests.helpers import team_with_key
@@ -220,4 +221,6 @@ def test_the_canonical_spelling_still_starts_a_held_crawl(
     outcome, answer = attempt(gateway, fake, "POST", "/v2/crawl", key, crawl_body(limit=2))
     assert (outcome.status, outcome.forwarded) == (200, (("POST", "/v2/crawl"),))
     assert answer.json()["url"].startswith(gateway.url)
-    assert open_holds(db, team.id) == 2  # a slot for each of its two pages
+    assert open_holds(db, team.id) == 1
+    slots = account.queue_status(db, teams.get_team(db, team.id), now()).active
+    assert slots == 2  # a slot for each of its two pages

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from creditgate.domain.instants import now
 from creditgate.storage.database import Database
 from tests.helpers import bearer, team_with_key
-from tests.security.support import charged, make_plan, settled
+from tests.security.support import charged, make_plan, settled, wait_until
 from tests.upstream.conftest import TIMINGS, Gateway, peak_in_flight, standin_pages
 
 PAGES = 20
@@ -48,14 +49,20 @@ def test_three_crawls_of_a_two_slot_team_are_accepted_at_once_and_held_to_two_pa
     assert [a.status_code for _, a in started] == [200] * 3, [a.text for _, a in started]
     accepted = max(t for t, _ in started)
     ids = [a.json()["id"] for _, a in started]
-    settled(db, team.id, timeout=240)
+
+    def reads() -> list[dict[str, Any]]:
+        return [
+            httpx.get(f"{gateway.url}/v2/crawl/{job}", headers=bearer(key), timeout=30).json()
+            for job in ids
+        ]
+
+    # Every crawl read completed (`settled` alone counts holds with slots: a start still
+    # queued between two follower rounds has none).
+    wait_until(lambda: all(r["status"] == "completed" for r in reads()), "all three ran", 240)
     finished = time.monotonic() - began
-    reads = [
-        httpx.get(f"{gateway.url}/v2/crawl/{job}", headers=bearer(key), timeout=30).json()
-        for job in ids
-    ]
-    assert [(r["status"], r["completed"]) for r in reads] == [("completed", PAGES)] * 3
-    upstream_used = sum(r["creditsUsed"] for r in reads)
+    settled(db, team.id, timeout=60)
+    assert [(r["status"], r["completed"]) for r in reads()] == [("completed", PAGES)] * 3
+    upstream_used = sum(r["creditsUsed"] for r in reads())
     assert charged(db, team.id) == upstream_used == 3 * PAGES
     pages = [p for p in standin_pages(gateway.upstream.standin_log(), since) if "/slow/" in p[2]]
     peak = peak_in_flight(pages)
