@@ -18,6 +18,7 @@ import pytest
 from firecrawl import Firecrawl
 
 from creditgate.domain.instants import now
+from creditgate.services import account, teams
 from creditgate.storage.database import Database
 from tests.conftest import ADMIN_TOKEN, IN_CI
 from tests.helpers import team_with_key
@@ -148,7 +149,9 @@ def test_a_crawl_is_settled_once_when_creditgate_is_killed_mid_crawl(
     finally:
         if not killed:
             stop(server)
-    assert open_holds(db, team) == 2  # the crawl keeps its hold and both slots past the process
+    # the crawl keeps its hold and both slots past the process
+    assert open_holds(db, team) == 1
+    assert account.queue_status(db, teams.get_team(db, team), now()).active == 2
     server = start(database_url, ADMIN_TOKEN, free_port(), extra_env=env)
     try:
         settled(db, team, timeout=90)
