@@ -37,7 +37,7 @@ from creditgate.storage.database import Database
 from creditgate.storage.migrate import upgrade
 
 ROOT = Path(__file__).parent.parent
-ADMIN = "bench-admin"
+ADMIN = "bench-admin-token-16"
 UNLIMITED = {"CREDITGATE_ACCOUNT_RPM": str(10**9)}  # measure the route, not the rate limiter
 HEADERS = {"Authorization": f"Bearer {ADMIN}"}
 Row = dict[str, Any]

@@ -31,7 +31,7 @@ from creditgate.storage.database import Database
 from creditgate.storage.migrate import upgrade
 
 ROOT = Path(__file__).parent.parent
-ADMIN = "bench-admin"
+ADMIN = "bench-admin-token-16"
 WORKERS = 8
 PAGE_SECONDS = 0.05
 SCRAPERS = 4
