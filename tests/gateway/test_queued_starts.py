@@ -255,6 +255,50 @@ def test_a_scrape_whose_wait_outlasts_its_timeout_gets_429(
     assert body["success"] is False and body["error"].startswith("Concurrency limit reached")
     assert fake.state.requests == []
     reservations.release(db, blocker, now())
+    # Counted apart from a full queue (an outside tester found both under `queue_full`).
+    scraped = httpx.get(f"{gateway.url}/metrics", timeout=10).text
+    timed_out = [
+        line
+        for line in scraped.splitlines()
+        if line.startswith("creditgate_http_requests_total") and 'outcome="queue_timeout"' in line
+    ]
+    assert timed_out and float(timed_out[0].rsplit(" ", 1)[1]) >= 1
+
+
+def test_metrics_say_how_many_starts_wait_and_for_how_long(
+    db: Database, fake: Fake, gateway: Gateway
+) -> None:
+    """An operator alerts on a stuck queue from two gauges (found missing by an outside
+    tester: only counters, to subtract)."""
+    team, key, key_id = team_with_key(db, now(), plan=pages_plan(db, "two", 2))
+    blocker = busy(db, key_id, 2)
+
+    def gauges() -> dict[str, float]:
+        text = httpx.get(f"{gateway.url}/metrics", timeout=10).text
+        return {
+            name: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            for name in (
+                "creditgate_queued_starts_waiting",
+                "creditgate_queued_starts_oldest_seconds",
+            )
+            if line.startswith(name + " ")
+        }
+
+    assert gauges() == {
+        "creditgate_queued_starts_waiting": 0.0,
+        "creditgate_queued_starts_oldest_seconds": 0.0,
+    }
+    job = start(gateway, key, {"url": "https://team.example/w", "limit": 2})
+    time.sleep(0.2)
+    waiting = gauges()
+    assert waiting["creditgate_queued_starts_waiting"] == 1.0
+    assert 0.0 < waiting["creditgate_queued_starts_oldest_seconds"] < 60
+    cancel = httpx.delete(f"{gateway.url}/v1/crawl/{job}", headers=bearer(key), timeout=10)
+    assert cancel.status_code == 200
+    assert gauges()["creditgate_queued_starts_waiting"] == 0.0
+    reservations.release(db, blocker, now())
+    assert charged(db, team.id) == 0
 
 
 def test_a_full_queue_is_429_at_once(db: Database, fake: Fake, gateway: Gateway) -> None:

@@ -606,7 +606,7 @@ async def _reserve(
                     logged.outcome = Outcome.QUEUE_FULL
                     raise _retry_soon(limited) from None
             if time.monotonic() >= deadline:
-                logged.outcome = Outcome.QUEUE_FULL
+                logged.outcome = Outcome.QUEUE_TIMEOUT
                 raise _retry_soon(limited) from None
             await asyncio.sleep(0.05)
     finally:

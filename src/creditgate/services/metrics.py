@@ -35,8 +35,10 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from creditgate.domain.instants import Instant, now
+from creditgate.storage import queued as queued_rows
 from creditgate.storage import reservations as reservation_rows
 from creditgate.storage.database import Database
+from creditgate.storage.tx import Tx
 
 log = logging.getLogger("creditgate.metrics")
 
@@ -116,7 +118,27 @@ class DatabaseCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._pools()
         yield from self._reservations()
+        yield from self._queued_starts()
         yield from self._webhook_backlog()
+
+    def _queued_starts(self) -> Iterator[Metric]:
+        try:
+            with self.db.read() as conn:
+                waiting, oldest = queued_rows.waiting_totals(Tx.of(conn))
+        except Exception as exc:
+            log.warning("metrics: queued starts could not be read (%s)", type(exc).__name__)
+            return
+        yield GaugeMetricFamily(
+            "creditgate_queued_starts_waiting",
+            "Job starts accepted and waiting for a slot, of every team, from the database.",
+            value=waiting,
+        )
+        age = 0.0 if oldest is None else max(self.clock() - oldest, 0) / 1000
+        yield GaugeMetricFamily(
+            "creditgate_queued_starts_oldest_seconds",
+            "How long the oldest waiting job start has waited (0: none waits).",
+            value=age,
+        )
 
     def _pools(self) -> Iterator[Metric]:
         out = GaugeMetricFamily(
@@ -126,7 +148,7 @@ class DatabaseCollector(Collector):
         )
         size = GaugeMetricFamily(
             "creditgate_db_pool_size",
-            "Connections this process's pool keeps (more may overflow up to as many again).",
+            "Connections this process's pool may open (its share of CREDITGATE_DB_CONNECTIONS).",
             labels=["pool"],
         )
         for name, pool in self.db.pools().items():

@@ -127,6 +127,15 @@ def count_queued(tx: Tx, team_id: str) -> int:
     return int(n)
 
 
+def waiting_totals(tx: Tx) -> tuple[int, Instant | None]:
+    """Every team's starts still waiting for a slot: how many, and when the oldest arrived
+    (the state index: the waiting rows only)."""
+    ((n, oldest),) = tx.rows(
+        "SELECT COUNT(*), MIN(created_ms) FROM queued_starts WHERE state = 'queued'", {}
+    )
+    return int(n), None if oldest is None else int(oldest)
+
+
 def teams_waiting(tx: Tx, limit: int) -> list[str]:
     """Teams with a start queued, the one waiting longest first."""
     rows = tx.rows(

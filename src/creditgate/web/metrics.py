@@ -41,7 +41,8 @@ class Outcome(StrEnum):
     NO_CREDITS = "no_credits"  # 402
     NOT_FOUND = "not_found"  # 404
     RATE_LIMITED = "rate_limited"  # 429: requests per minute
-    QUEUE_FULL = "queue_full"  # 429: the concurrency queue was full, or its wait ran out
+    QUEUE_FULL = "queue_full"  # 429: the concurrency queue was full
+    QUEUE_TIMEOUT = "queue_timeout"  # 429: it waited in the queue for as long as it may
     UPSTREAM = "upstream"  # the upstream's own 4xx or 5xx, passed through
     UPSTREAM_FAILED = "upstream_failed"  # creditgate's 502/504: no answer from the upstream
     UNAVAILABLE = "unavailable"  # 503: the database (or a dependency) is unavailable
