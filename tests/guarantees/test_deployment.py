@@ -22,18 +22,15 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from sqlalchemy import func, select
 
 from creditgate.domain.instants import now
@@ -46,6 +43,7 @@ from tests.gateway.conftest import Fake
 from tests.gateway.fake_firecrawl import FakeState, make_app
 from tests.guarantees.test_crash import Charge, check_ledger
 from tests.haproxy import haproxy, haproxy_binary
+from tests.redis_server import own_redis_server
 from tests.server import Server, app_in_thread, free_port, start, stop
 
 # A Redis database of this test's own (the suite's other Redis tests use 0): the limiter's keys
@@ -308,37 +306,9 @@ def test_three_gateways_behind_haproxy_survive_a_kill_9_mid_load(
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A redis-server of this test's own, to stop."""
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not Path(binary).exists():
-        if IN_CI:
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    process.port = port  # type: ignore[attr-defined]
-    try:
-        client = redis.Redis(port=port, socket_timeout=1)
-        deadline = time.monotonic() + 10
-        while True:  # it takes a moment to listen
-            try:
-                client.ping()
-                break
-            except redis.RedisError:
-                assert process.poll() is None, "redis-server exited"
-                assert time.monotonic() < deadline, "redis-server never answered"
-                time.sleep(0.05)
-        client.close()
-        yield process
-    finally:
-        process.send_signal(signal.SIGCONT)
-        process.kill()
-        process.wait()
+def own_redis() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    with own_redis_server() as server:
+        yield server
 
 
 REDIS_DOWN = 8.0  # seconds: haproxy marks a server down after 2 failed checks 2 s apart
@@ -348,17 +318,18 @@ def test_a_frozen_redis_takes_no_gateway_out_of_rotation(
     pg: Database,
     postgres_url: str,
     upstream: Fake,
-    own_redis: subprocess.Popen[bytes],
+    own_redis: tuple[subprocess.Popen[bytes], str],
     proxy_binary: str,
 ) -> None:
     """Found by an outside tester (issue 19): Redis stopped 12 s marked all three gateways down
     (their readiness included Redis) and haproxy refused 769 scrapes with its 503. Now Redis is
     `degraded`, not a failure: every scrape through haproxy is served while it is frozen."""
+    redis_server, redis_url = own_redis
     plans.create_plan(pg, Plan("deploy", 0, "month", 1000, 100_000, 100_000), now())
     _, scrape_key = _team(pg, "redis-stop")
     env = {
         "CREDITGATE_UPSTREAM_URL": upstream.url,
-        "CREDITGATE_REDIS_URL": f"redis://127.0.0.1:{own_redis.port}/0",  # type: ignore[attr-defined]
+        "CREDITGATE_REDIS_URL": redis_url,
         "CREDITGATE_LOG_LEVEL": "warning",
     }
     servers: list[Server] = []
@@ -375,19 +346,19 @@ def test_a_frozen_redis_takes_no_gateway_out_of_rotation(
             for thread in threads:
                 thread.start()
             time.sleep(1.0)
-            own_redis.send_signal(signal.SIGSTOP)
+            redis_server.send_signal(signal.SIGSTOP)
             before = load.scrapes_ok
             time.sleep(REDIS_DOWN)
             served_while_down = load.scrapes_ok - before
             ready = [httpx.get(f"{s.url}/health/ready", timeout=10).json() for s in servers]
-            own_redis.send_signal(signal.SIGCONT)
+            redis_server.send_signal(signal.SIGCONT)
             time.sleep(1.0)
             halt.set()
             for thread in threads:
                 thread.join(timeout=RETRY_FOR + 15)
     finally:
         halt.set()
-        own_redis.send_signal(signal.SIGCONT)
+        redis_server.send_signal(signal.SIGCONT)
         for thread in threads:
             thread.join(timeout=5)
         for server in servers:

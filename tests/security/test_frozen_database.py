@@ -16,7 +16,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -39,9 +38,10 @@ from creditgate.settings import Settings
 from creditgate.storage.database import POOL_WAIT_SECONDS, Database
 from creditgate.storage.migrate import upgrade
 from creditgate.web.limits import REDIS_TIMEOUT_SECONDS
-from tests.conftest import ADMIN_TOKEN, IN_CI, reachable_redis
+from tests.conftest import ADMIN_TOKEN, IN_CI
 from tests.gateway.fake_firecrawl import FakeState, make_app
 from tests.helpers import bearer, team_with_key
+from tests.redis_server import own_redis_server
 from tests.server import app_in_thread, free_port
 
 BOUND = 1.0  # CREDITGATE_DB_TIMEOUT_SECONDS of these tests: the deadline of a database call
@@ -466,30 +466,8 @@ def test_a_process_opens_no_more_than_its_budget_and_running_out_is_a_503_at_onc
 
 @pytest.fixture
 def own_redis() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not Path(binary).exists():
-        if IN_CI:
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # it takes a moment to listen
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            break
-        time.sleep(0.05)
-    reachable_redis(url, flush=True)
-    try:
-        yield process, url
-    finally:
-        process.send_signal(signal.SIGCONT)
-        process.kill()
-        process.wait()
+    with own_redis_server() as server:
+        yield server
 
 
 # The longest a request may wait on a frozen Redis: its first call that finds Redis silent (a

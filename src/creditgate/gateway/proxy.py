@@ -587,14 +587,7 @@ async def _reserve(
             if first or await ctx.limiter.is_next(team, ticket or 0):
                 first = False
                 try:
-                    hold = reservations.Reserve(
-                        request,
-                        ctx.clock(),
-                        max_open=snap.plan.concurrency,
-                        owner=ctx.process_id,
-                        key=snap.key,
-                    )
-                    view: ReservationView = await ctx.write(hold, team)
+                    view = await _take_hold(ctx, snap, request)
                     if ticket is not None:
                         logged.outcome = Outcome.QUEUED
                     return view
@@ -612,6 +605,18 @@ async def _reserve(
     finally:
         if ticket is not None:
             await ctx.limiter.leave_queue(team, ticket)
+
+
+async def _take_hold(
+    ctx: AppContext, snap: account.Snapshot, request: ReserveRequest
+) -> ReservationView:
+    """A hold with its slots, owned by this process, within the plan's concurrency
+    (ConcurrencyLimited when no slot is free)."""
+    hold = reservations.Reserve(
+        request, ctx.clock(), max_open=snap.plan.concurrency, owner=ctx.process_id, key=snap.key
+    )
+    view: ReservationView = await ctx.write(hold, snap.team.id)
+    return view
 
 
 def _retry_soon(limited: ConcurrencyLimited) -> HTTPError:
@@ -784,15 +789,8 @@ async def _hold_job(
         slots=slots,
     )
     if not await ctx.team_blocking(snap.team.id, queued.waiting, ctx.db, snap.team.id):
-        hold = reservations.Reserve(
-            hold_request,
-            ctx.clock(),
-            max_open=snap.plan.concurrency,
-            owner=ctx.process_id,
-            key=snap.key,
-        )
         try:
-            view: ReservationView = await ctx.write(hold, snap.team.id)
+            view = await _take_hold(ctx, snap, hold_request)
             return view
         except ConcurrencyLimited:
             pass
