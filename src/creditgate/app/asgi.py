@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from creditgate.dashboard import pages as dashboard
@@ -27,7 +27,7 @@ from creditgate.domain.errors import LedgerError
 from creditgate.domain.ids import new_id
 from creditgate.gateway import proxy
 from creditgate.http import account, admin, openapi
-from creditgate.http.hot import HotReads
+from creditgate.http.hot import Gateway, HotReads
 from creditgate.services import jobs, metrics, processes, queued, reservations, webhooks
 from creditgate.services.writer import Writer
 from creditgate.storage.database import (
@@ -306,6 +306,9 @@ async def _start_team(ctx: AppContext, team_id: str) -> None:
             log.warning("queued job start %s was not started: %s", claimed.id, claimed.error)
 
 
+GATEWAY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
 def create_app(ctx: AppContext) -> Starlette:
     routes = [
         *account.routes(),
@@ -323,10 +326,9 @@ def create_app(ctx: AppContext) -> Starlette:
         Route("/v1/health/readiness", ready, methods=["GET"]),
     ]
     if ctx.upstream is not None:  # the rest of /v1 and /v2: the gateway's route table decides
-        methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
         routes += [
-            Route("/v1/{rest:path}", proxy.handle, methods=methods),
-            Route("/v2/{rest:path}", proxy.handle, methods=methods),
+            Route("/v1/{rest:path}", proxy.handle, methods=GATEWAY_METHODS),
+            Route("/v2/{rest:path}", proxy.handle, methods=GATEWAY_METHODS),
         ]
     handlers = {
         LedgerError: on_ledger_error,
@@ -351,7 +353,24 @@ def create_app(ctx: AppContext) -> Starlette:
     app.router.redirect_slashes = False
     app.state.ctx = ctx
     app.hot_routes, app.hot_handlers = account.hot_routes(), handlers
+    app.hot_gateway = None if ctx.upstream is None else _gateway(routes)
     return app
+
+
+def _gateway(routes: list[BaseRoute]) -> Gateway:
+    """The gateway's catch-all, as http/hot.py takes it: every path under /v1/ and /v2/ but
+    those the routes before it hold (matched exactly, so none of them may take parameters)."""
+    taken = set()
+    for route in routes:
+        path = getattr(route, "path", "")
+        if getattr(route, "endpoint", None) is proxy.handle or not path.startswith(
+            ("/v1/", "/v2/")
+        ):
+            continue
+        if "{" in path:
+            raise ValueError(f"a route under the gateway's prefixes takes parameters: {path}")
+        taken.add(path.encode())
+    return Gateway(proxy.handle, frozenset(GATEWAY_METHODS), frozenset(taken))
 
 
 class _App(Starlette):
@@ -361,8 +380,9 @@ class _App(Starlette):
 
     hot_routes: dict[str, Any]
     hot_handlers: dict[Any, Any]
+    hot_gateway: Gateway | None
 
     def build_middleware_stack(self) -> ASGIApp:
         origins: tuple[str, ...] = self.state.ctx.cors_origins
         stack = super().build_middleware_stack()
-        return HotReads(stack, self.hot_routes, self.hot_handlers, origins)
+        return HotReads(stack, self.hot_routes, self.hot_handlers, origins, self.hot_gateway)

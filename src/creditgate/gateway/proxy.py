@@ -22,9 +22,8 @@ from typing import Any, ClassVar
 
 import httpx
 import orjson
-from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from creditgate.domain import cancels, concurrency, crawl_forms, holds, pricing, requests
 from creditgate.domain import queued as queued_answers
@@ -42,7 +41,7 @@ from creditgate.web.errors import HTTPError
 from creditgate.web.fairshare import Busy
 from creditgate.web.metrics import UNMATCHED, Outcome, UpstreamError
 from creditgate.web.requestlog import RequestFields, fields
-from creditgate.web.responses import JSON, fail
+from creditgate.web.responses import JSON, Relay, fail
 from creditgate.web.upstream import (
     Answer,
     Upstream,
@@ -176,12 +175,16 @@ async def _free(
         return fail(exc.status, exc.error)
     if response.status_code >= 400:
         fields(request).outcome = Outcome.UPSTREAM
-    return StreamingResponse(
-        response.aiter_bytes(),
-        status_code=response.status_code,
-        headers=kept_headers(response),
-        background=BackgroundTask(response.aclose),
-    )
+    return Relay(_passed(response), response.status_code, kept_headers(response))
+
+
+async def _passed(response: httpx.Response) -> AsyncIterator[bytes]:
+    """An answer's chunks as they come; its connection back to the pool at the end."""
+    try:
+        async for chunk in response.aiter_bytes():
+            yield chunk
+    finally:
+        await response.aclose()
 
 
 async def _metered(
@@ -247,9 +250,7 @@ async def _metered(
     if row.kind is RouteKind.JOB_START:
         return await _job_started(ctx, request, row, snap, held, plan, parsed, response)
     settle = _Settlement(ctx, row, parsed, plan.ceiling, snap.team.id, held.id, fields(request))
-    return StreamingResponse(
-        settle.relay(response), status_code=response.status_code, headers=kept_headers(response)
-    )
+    return Relay(settle.relay(response), response.status_code, kept_headers(response))
 
 
 async def _v2_crawl_form(
