@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 from tests.conftest import POSTGRES_ADMIN_URL
+from tests.haproxy import config as haproxy_config
+from tests.haproxy import haproxy_binary
 from tests.server import free_port, start, stop
 
 from bench import bulk
@@ -414,11 +416,49 @@ def bench_gateway(seconds: int, pg_url: str) -> list[Row]:
     rows: list[Row] = []
     try:
         time.sleep(1)
+        rows += _floor_rows(f"127.0.0.1:{fake_port}", fake_url, script, seconds)
         for name, url in (("SQLite", f"sqlite:///{tmp}/gateway.db"), ("PostgreSQL", pg_url)):
             rows += _gateway_rows(name, url, fake_url, script, seconds)
     finally:
         fake.terminate()
         fake.wait()
+    return rows
+
+
+def _floor_rows(fake_address: str, fake_url: str, script: Path, seconds: int) -> list[Row]:
+    """HAProxy relaying to the same upstream (no key, no ledger): the floor a proxy's CPU per
+    request can reach on this machine, beside which the gateway's figures read."""
+    binary = haproxy_binary()
+    if binary is None:
+        raise RuntimeError("haproxy is not installed (scripts/setup --dev installs it)")
+    port = free_port()
+    cfg = Path(tempfile.mkdtemp()) / "haproxy.cfg"
+    cfg.write_text(haproxy_config(port, [fake_address]).replace("    option httpchk", "#"))
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    process = subprocess.Popen([binary, "-db", "-f", str(cfg)], **quiet)  # type: ignore[call-overload]
+    rows = []
+    try:
+        time.sleep(0.5)
+        for conns in (1, 32):
+            direct = wrk_post(f"{fake_url}/v2/scrape", conns, seconds, script, {})
+            before = cpu_seconds(process.pid)
+            load = wrk_post(f"http://127.0.0.1:{port}/v2/scrape", conns, seconds, script, {})
+            cpu_ms = (cpu_seconds(process.pid) - before) * 1000 / max(load.rps * seconds, 1)
+            rows.append(
+                {
+                    "unit": "req/s",
+                    "figure": f"POST /v2/scrape via HAProxy (the floor) vs direct, {conns} conns",
+                    "value": round(load.rps),
+                    "baseline": round(direct.rps),
+                    "ratio": load.rps / direct.rps,
+                    "target": "-",
+                    "p50_ms": load.p50_ms,
+                    "cpu_ms": round(cpu_ms, 3),
+                }
+            )
+    finally:
+        process.terminate()
+        process.wait()
     return rows
 
 
