@@ -434,8 +434,8 @@ def _floor_rows(fake_address: str, fake_url: str, script: Path, seconds: int) ->
     port = free_port()
     cfg = Path(tempfile.mkdtemp()) / "haproxy.cfg"
     cfg.write_text(haproxy_config(port, [fake_address]).replace("    option httpchk", "#"))
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    process = subprocess.Popen([binary, "-db", "-f", str(cfg)], **quiet)  # type: ignore[call-overload]
+    quiet = subprocess.DEVNULL
+    process = subprocess.Popen([binary, "-db", "-f", str(cfg)], stdout=quiet, stderr=quiet)
     rows = []
     try:
         time.sleep(0.5)
