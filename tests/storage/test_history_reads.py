@@ -22,13 +22,14 @@ import pytest
 from psycopg import sql as pgsql
 from sqlalchemy import text
 
-from creditgate.domain.instants import Instant
+from creditgate.domain.instants import Instant, parse_iso
 from creditgate.services import ledger
 from creditgate.services.reservations import Reserve, ReserveRequest, Settle
+from creditgate.storage import book as books
 from creditgate.storage import tx as txs
 from creditgate.storage.database import Database
 from tests.conftest import Clock
-from tests.helpers import team_with_key
+from tests.helpers import charge, team_with_key
 
 SMALL, BIG = 10, 400
 Statement = tuple[str, dict[str, Any]]
@@ -212,3 +213,37 @@ def test_a_reserve_and_settle_reads_no_more_after_hundreds_of_requests(
     # or tens of thousands of instructions (SQLite); btree depth may add a few.
     assert young > 0
     assert old <= young * 1.05 + 10, (young, old)
+
+
+def _grant_starts(db: Database, team_id: str, now: Instant, since: Instant | None) -> list[str]:
+    with db.read() as conn:
+        book = books.load(txs.Tx.of(conn), team_id, now, books.Wants(since=since), lock=False)
+    return sorted(g.id for g in book.grants.values())
+
+
+def test_the_book_reads_the_live_grants_not_every_period_the_team_had(
+    db: Database, clock: Clock
+) -> None:
+    """11 months of plan grants, expired and recorded: the book reads the current one; a late
+    charge's batch reads the one it spends too, and spends it (its expiry partly reversed)."""
+    team, key, _ = team_with_key(db, clock.now, anchor="2025-09-01T00:00:00Z")
+    charge(db, key, 1, clock.now)  # rolls the team forward: 12 periods granted, 11 expired
+    with db.read() as conn:
+        periods = conn.execute(
+            text("SELECT id, period_start_ms FROM grants WHERE team_id = :t"), {"t": team.id}
+        ).all()
+    assert len(periods) == 12
+    current = [g for g, start in periods if start == parse_iso("2026-08-01T00:00:00Z")]
+    july = [g for g, start in periods if start == parse_iso("2026-07-01T00:00:00Z")]
+    assert _grant_starts(db, team.id, clock.now, None) == current
+    assert _grant_starts(db, team.id, clock.now, parse_iso("2026-07-31T12:00:00Z")) == sorted(
+        current + july
+    )
+    late = charge(db, key, 7, clock.now, at="2026-07-31T12:00:00Z")
+    assert late.period_start == parse_iso("2026-07-01T00:00:00Z")
+    with db.read() as conn:
+        spent = conn.execute(
+            text("SELECT remaining, expired_amount, amount FROM grants WHERE id = :g"),
+            {"g": july[0]},
+        ).one()
+    assert (spent.remaining, spent.expired_amount) == (0, spent.amount - 7)
