@@ -30,6 +30,7 @@ from tests.haproxy import haproxy_binary
 from tests.server import free_port, start, stop
 
 from bench import bulk
+from bench.history import bench_history
 from bench.load import wrk, wrk_post
 from creditgate.domain.errors import Conflict
 from creditgate.domain.instants import from_datetime, now, to_datetime
@@ -523,7 +524,7 @@ def main() -> None:
         help="charges of the big team (the issue's figure: 10,000,000)",
     )
     parser.add_argument("--batches", type=int, default=3, help="1,000-event ingestion batches")
-    parser.add_argument("--only", default="http,ingest,reserve,reads,gateway")
+    parser.add_argument("--only", default="http,ingest,reserve,reads,gateway,history")
     args = parser.parse_args()
     only = set(args.only.split(","))
     pg_url = fresh_postgres()
@@ -534,6 +535,7 @@ def main() -> None:
         ("reserve", lambda: bench_reservations(pg_url, args.seconds)),
         ("reads", lambda: bench_reads(pg_url, args.charges, args.seconds)),
         ("gateway", lambda: bench_gateway(args.seconds, pg_url)),
+        ("history", lambda: bench_history(pg_url)),
     ]
     try:
         for name, step in steps:
@@ -544,7 +546,12 @@ def main() -> None:
         drop_postgres(pg_url)
     print(f"{'figure':<72} {'value':>10} {'baseline':>10} {'ratio':>7}  target  cpu ms/req")
     for r in rows:
-        cpu = f"{r['cpu_ms']} (baseline {r.get('baseline_cpu_ms', '-')})" if "cpu_ms" in r else ""
+        cpu = ""
+        if "cpu_ms" in r:
+            base = r.get("baseline_cpu_ms", "-")
+            cpu = f"{r['cpu_ms']} (baseline {base})"
+            if "cpu_ratio" in r:
+                cpu = f"{r['cpu_ms']} (x{r['cpu_ratio']} of 0 prior)"
         print(
             f"{r['figure']:<72} {r['value']:>10} {r['baseline']:>10} {r['ratio']:>7.2f}  "
             f"{r['target']}  {cpu}"

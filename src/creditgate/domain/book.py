@@ -208,6 +208,7 @@ class Book:
         expired: list[Reservation] | None = None,
     ) -> None:
         self.team, self.plan, self.now = team, plan, now
+        # the live grants, and those a late charge of the batch may spend (not every past one)
         self.grants = {g.id: g for g in grants}
         self.held = holds.held
         self.key_held = dict(holds.by_key)

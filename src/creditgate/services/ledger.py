@@ -133,12 +133,15 @@ def _wants(ops: Sequence[Operation[Any]]) -> Wants:
     keys: set[str] = set()
     held: set[str] = set()
     guarded: set[str] = set()
+    since: list[Instant] = []
     for op in ops:
         wanted = op.wants()
         keys.update(wanted.keys)
         held.update(wanted.reservations)
         guarded.update(wanted.idempotency)
-    return Wants(keys, held, guarded)
+        if wanted.since is not None:
+            since.append(wanted.since)
+    return Wants(keys, held, guarded, min(since, default=None))
 
 
 def run(db: Database, operation: Operation[Any]) -> Any:
@@ -292,7 +295,7 @@ class Charge:
     def wants(self) -> Wants:
         assert self._key is not None
         guarded = () if self.request.idempotency_key is None else (self.request.idempotency_key,)
-        return Wants(keys=(self._key.id,), idempotency=guarded)
+        return Wants(keys=(self._key.id,), idempotency=guarded, since=self.request.at)
 
     def idempotency(self) -> tuple[str, str] | None:
         if self.request.idempotency_key is None:

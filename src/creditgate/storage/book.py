@@ -27,9 +27,12 @@ SELECT t.id, t.name, t.plan_id, t.anchor_ms, t.suspended, t.allow_overage, t.cre
        t.granted_through_ms, t.next_rollover_ms, t.last_charge_ms,
        p.credits, p.interval, p.concurrency, p.scrape_rpm, p.crawl_rpm, t.event_seq
 FROM teams t JOIN plans p ON p.id = t.plan_id WHERE t.id = :team"""
+# The grants a charge at or after :since may spend, and those whose expiry is still to be
+# recorded: not every period's grant the team ever had (a read bounded by what is live).
 _GRANTS = """
 SELECT id, kind, starts_ms, expires_ms, remaining, expired_amount, expired_ms, amount
-FROM grants WHERE team_id = :team ORDER BY starts_ms"""
+FROM grants WHERE team_id = :team AND (expired_ms IS NULL OR expires_ms > :since)
+ORDER BY starts_ms"""
 _TOPUPS = """
 SELECT id, below, credits, expires_days, max_per_period, created_ms, period_start_ms, granted
 FROM topup_rules WHERE team_id = :team ORDER BY created_ms, id"""
@@ -62,6 +65,9 @@ class Wants:
     keys: Collection[str] = ()
     reservations: Collection[str] = ()
     idempotency: Collection[str] = ()
+    # The earliest instant an operation charges at, when before now (a late charge): the
+    # grants active then are read too. None: now.
+    since: Instant | None = None
 
 
 def teams_of_reservations(tx: Tx, ids: Collection[str]) -> dict[str, str]:
@@ -76,11 +82,14 @@ def teams_of_reservations(tx: Tx, ids: Collection[str]) -> dict[str, str]:
 def load(tx: Tx, team_id: str, now: Instant, wants: Wants, *, lock: bool = True) -> Book:
     """Lock the team and read its book: team, plan, grants, open holds, and what `wants` names
     (reservations with their keys). `lock=False`: a read, for an answer that writes nothing.
-    The statements go together (one round trip on PostgreSQL), the lock first."""
+    The statements go together (one round trip on PostgreSQL), the lock first. What is read is
+    bounded by what is open or live (grants, open holds, the current period's usage), never by
+    the team's past: tests/storage/test_history_reads.py counts it."""
+    since = now if wants.since is None else min(wants.since, now)
     team_sql = _TEAM + (" FOR UPDATE OF t" if lock and tx.postgres else "")
     statements: list[tuple[str, Params]] = [
         (team_sql, {"team": team_id}),
-        (_GRANTS, {"team": team_id}),
+        (_GRANTS, {"team": team_id, "since": since}),
         (_HOLDS, {"team": team_id, "now": now}),
         _keys_sql(team_id, wants),
         _reservations_sql(team_id, wants.reservations),
