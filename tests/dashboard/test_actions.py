@@ -313,3 +313,26 @@ def test_a_date_range_is_checked_and_defaults_to_the_period() -> None:
     assert len(dashboard.day_range(now - 91 * MS_PER_DAY, now, start, now).days) == 92
     far = dashboard.day_range(None, None, now - 400 * MS_PER_DAY, now)
     assert len(far.days) == 92  # a long period's default: its last 92 days
+
+
+def test_the_page_lists_the_newest_entries_of_its_range_and_says_when_there_are_more(
+    db: Database, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dashboard, "ENTRIES_SHOWN", 3)
+    clock.set("2026-03-10T06:00:00Z")
+    team = teams.create_team(db, "acme", clock(), plan_id="hobby")
+    made = keys.create_key(db, team.id, clock(), name="k")
+    for credits in (1, 2, 3, 4, 5):
+        clock.advance(60_000)
+        ledger.charge(db, ledger.ChargeRequest(key=made.secret, credits=credits), clock())
+    days = dashboard.day_range(None, None, team.anchor, clock())
+    found = dashboard.entries_in(db, team.id, days)
+    assert [(e["kind"], e["credits"], e["keyName"]) for e in found.rows] == [
+        ("charge", -5, "k"),
+        ("charge", -4, "k"),
+        ("charge", -3, "k"),
+    ]
+    assert found.truncated
+    monkeypatch.setattr(dashboard, "ENTRIES_SHOWN", 6)  # 5 charges and the plan's grant
+    wide = dashboard.entries_in(db, team.id, days)
+    assert not wide.truncated and [e["kind"] for e in wide.rows][-1] == "grant"

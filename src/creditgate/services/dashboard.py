@@ -27,6 +27,7 @@ from creditgate.services import account, alerts, export, ledger_views, plans, we
 from creditgate.services import keys as key_service
 from creditgate.services import teams as team_service
 from creditgate.storage import ledger, reservations, teams, usage, used_forms
+from creditgate.storage import ledger_views as views
 from creditgate.storage.database import Database
 from creditgate.storage.ledger import GrantRow
 from creditgate.storage.usage import ActivityRow
@@ -364,29 +365,19 @@ def daily_in(db: Database, team_id: str, days: DayRange) -> DailyUsage:
 @dataclass(frozen=True, slots=True)
 class Entries:
     rows: list[dict[str, Any]]  # the admin API's entry objects, newest first
-    total: int  # in the range; more than shown when truncated
-
-    @property
-    def truncated(self) -> bool:
-        return self.total > len(self.rows)
+    truncated: bool  # more entries in the range than shown (the CSV has them all)
 
 
 def entries_in(db: Database, team_id: str, days: DayRange) -> Entries:
-    """The team's ledger entries in the range, newest first, at most ENTRIES_SHOWN (the
-    `/admin/teams/{id}/entries` listing's rows and the `what=entries` export's, same range)."""
+    """The team's ledger entries in the range, newest first, at most ENTRIES_SHOWN: the
+    `/admin/teams/{id}/entries` listing's rows (and the `what=entries` export's) for the same
+    range, read backwards on the listing's index (however many the range holds)."""
     listing = ledger_views.ENTRIES
     found = ledger_views.filters(listing, days.start_iso, days.end_iso)
-    total = ledger_views.count(db, listing.view, team_id, found)
-    skip = max(total - ENTRIES_SHOWN, 0)
-    rows: list[dict[str, Any]] = []
-    for chunk in ledger_views.chunks(db, listing.view, team_id, found, export.CHUNK_ROWS):
-        if skip >= len(chunk):
-            skip -= len(chunk)
-            continue
-        rows.extend(ledger_views.as_json(listing, chunk[skip:]))
-        skip = 0
-    rows.reverse()
-    return Entries(rows, total)
+    ledger_views.require_team(db, team_id)
+    with db.read() as conn:
+        got = views.rows(conn, listing.view, team_id, found, None, ENTRIES_SHOWN + 1, True)
+    return Entries(ledger_views.as_json(listing, got[:ENTRIES_SHOWN]), len(got) > ENTRIES_SHOWN)
 
 
 def claim_form(db: Database, form_id: str, now: Instant) -> bool:
