@@ -6,11 +6,12 @@ Screenshots go to tests/artifacts/dashboard/ (see conftest.py)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Browser, Page, ViewportSize
+from playwright.sync_api import Browser, Page, Request, ViewportSize
 
 from tests.conftest import ADMIN_TOKEN
 from tests.dashboard.test_dashboard_browser import admin_api, number, seed, sign_in, table, text_of
@@ -28,6 +29,10 @@ def balance(url: str, team: str) -> int:
 
 def keys_of(url: str, team: str) -> dict[str, dict[str, Any]]:
     return {k["name"]: k for k in admin_api(url, f"/admin/teams/{team}/keys")}
+
+
+def _note(into: list[str], request: Request) -> None:
+    into.append(request.url)
 
 
 def submit(page: Page, test_id: str) -> None:
@@ -162,6 +167,8 @@ def test_the_layout_at_a_phone_and_a_wide_screen(
     for name, viewport in VIEWPORTS.items():
         context = browser.new_context(viewport=viewport)
         page = context.new_page()
+        fetched: list[str] = []
+        page.on("request", functools.partial(_note, fetched))
         sign_in(page, server, ADMIN_TOKEN)
         page.screenshot(path=shots / f"operator-{name}.png", full_page=True)
         page.goto(f"{server}/dashboard/teams/{seeded.team}")
@@ -209,4 +216,7 @@ def test_the_layout_at_a_phone_and_a_wide_screen(
             "[data-testid=daily-chart] text", "ts => ts.map(t => t.getBoundingClientRect().height)"
         )
         assert min(heights) >= 10, (name, min(heights))
+        # No CDN: every request the pages made went to this server (assets ship in the package).
+        assert fetched and all(u.startswith(server + "/") for u in fetched), fetched
+        assert any(u.endswith("/dashboard/static/dashboard.css") for u in fetched)
         context.close()
