@@ -211,9 +211,10 @@ async def rotate_key(acting: Acting) -> Response:
     key = await blocking(dashboard.team_key, ctx.db, acting.team_id, key_id)
     overlap = f.integer("overlap", 0, MAX_OVERLAP_SECONDS, required=False) or 0
     if not f.flag(CONFIRM_FIELD):
+        ends = "now" if overlap == 0 else f"in {overlap:,} seconds"
         question = (
             f"Rotate key “{key.name}” ({key.hint})? A new secret replaces it; the old one stops "
-            f"working in {overlap:,} seconds. This cannot be undone."
+            f"working {ends}. This cannot be undone."
         )
         return _confirm(acting, "rotate", question, "Rotate the key")
     if blocked := await _claim(acting):
