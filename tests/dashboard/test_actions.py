@@ -48,13 +48,14 @@ def forms(html: str) -> list[tuple[str, str | None, Form]]:
 
 
 def form(html: str, test_id: str | None = None, key: str | None = None) -> tuple[str, Form]:
-    """The form with this data-testid, or the key row's form to `key`'s action (a path end)."""
+    """The form with this data-testid, or with `key` as "<action's path end>:<an id it
+    carries>" a row's form (a key's revoke, a rule's removal)."""
     for action, tid, fields in forms(html):
         if test_id is not None and tid == test_id:
             return action, dict(fields)
         if (
             key is not None
-            and fields.get("key") == key.split(":")[1]
+            and key.split(":")[1] in (fields.get("key"), fields.get("rule"))
             and action.endswith(key.split(":")[0])
         ):
             return action, dict(fields)
@@ -140,6 +141,18 @@ def test_the_operator_creates_a_team_changes_its_plan_and_adds_an_alert_rule(
     assert answer.status_code == 303
     (added,) = [r for r in alerts.list_rules(db, team.id) if r.id not in before]
     assert (str(added.kind), added.threshold, added.key_id) == ("remaining", 700, None)
+
+    action, fields = form(page(web, team.id), key=f"alerts/remove:{added.id}")
+    with_rule = {**fields}
+    assert web.post(action, data=fields).status_code == 303
+    assert {r.id for r in alerts.list_rules(db, team.id)} == before
+    assert web.post(action, data=with_rule).status_code == 409  # the same form again
+    # Another team's rule through this team's path: not found, and it stays.
+    other = teams.create_team(db, "other", clock())
+    theirs = alerts.add_rule(db, other.id, "percent", 50, clock()).id
+    _, fresh = form(page(web, team.id), "add-alert")
+    assert web.post(action, data={**fresh, "rule": theirs}).status_code == 404
+    assert theirs in {r.id for r in alerts.list_rules(db, other.id)}
 
 
 def test_revoke_and_rotate_ask_first_then_act_once(

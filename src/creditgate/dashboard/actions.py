@@ -204,6 +204,18 @@ async def add_alert(acting: Acting) -> Response:
     return _back(acting.team_id, "alert-added")
 
 
+async def remove_alert(acting: Acting) -> Response:
+    """Remove a rule (added back with the form above: no confirmation)."""
+    ctx = acting.ctx
+    assert acting.team_id is not None
+    rule_id = acting.fields.text("rule", 64)
+    assert rule_id is not None
+    if blocked := await _claim(acting):
+        return blocked
+    await blocking(alerts.remove_rule, ctx.db, acting.team_id, rule_id)
+    return _back(acting.team_id, "alert-removed")
+
+
 async def rotate_key(acting: Acting) -> Response:
     ctx, f = acting.ctx, acting.fields
     assert acting.team_id is not None
@@ -281,6 +293,7 @@ ACTIONS: list[tuple[str, Handler, bool]] = [
     ("/dashboard/teams/{team_id}/topups", top_up, True),
     ("/dashboard/teams/{team_id}/plan", change_plan, True),
     ("/dashboard/teams/{team_id}/alerts", add_alert, True),
+    ("/dashboard/teams/{team_id}/alerts/remove", remove_alert, True),
     ("/dashboard/teams/{team_id}/keys/rotate", rotate_key, True),
     ("/dashboard/teams/{team_id}/keys", create_key, False),
     ("/dashboard/teams/{team_id}/keys/revoke", revoke_key, False),

@@ -273,6 +273,7 @@ DONE = {  # the notice after an action (a fixed text: nothing from the URL is pr
     "topped-up": "Credits topped up.",
     "plan-changed": "Plan changed.",
     "alert-added": "Alert rule added.",
+    "alert-removed": "Alert rule removed.",
     "key-revoked": "Key revoked.",
 }
 
