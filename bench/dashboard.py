@@ -3,7 +3,8 @@
 The daily chart reads the current period's per-key-per-day rollup (usage_by_key_day, written
 here in bulk beside the other rollups); this measures that read alone and the whole page's
 service call (services/dashboard.py:team_view) for a team whose N charges all fall in the
-current period, spread over its first 20 days and 50 keys.
+current period, spread over its first 20 days and 50 keys; and the page's date-range reads
+(the daily chart for a range, the newest ledger entries of a range).
 
     python -m bench.dashboard --charges 1000000 [--database-url URL] [--runs 20]
 """
@@ -106,6 +107,15 @@ def main() -> None:
     print(f"per-key-per-day read: median {p50:.1f} ms, max {worst:.1f} ms ({len(days)} rows)")
     p50, worst = timed(lambda: dashboard.team_view(db, team_id, now()), args.runs)
     print(f"whole team page (team_view): median {p50:.1f} ms, max {worst:.1f} ms")
+    # The page's date-range reads: the daily chart over the default range (the current period)
+    # and the newest entries of that range (read backwards on the entries' index).
+    days = dashboard.day_range(None, None, current.start, now())
+    daily = dashboard.daily_in(db, team_id, days)
+    assert sum(sum(s) for _, s in daily.series) == args.charges
+    p50, worst = timed(lambda: dashboard.daily_in(db, team_id, days), args.runs)
+    print(f"daily chart for the range (daily_in): median {p50:.1f} ms, max {worst:.1f} ms")
+    p50, worst = timed(lambda: dashboard.entries_in(db, team_id, days), args.runs)
+    print(f"newest entries of the range (entries_in): median {p50:.1f} ms, max {worst:.1f} ms")
     db.dispose()
 
 

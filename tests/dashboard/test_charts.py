@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -80,3 +81,45 @@ def test_a_gauge_arc_covers_its_fraction_of_the_half_circle(
 def test_a_gauge_of_nothing_or_of_a_debt_is_empty() -> None:
     assert charts.gauge(10, 0).arc == ""
     assert charts.gauge(-5, 100).fraction == 0.0
+
+
+def test_a_nice_step_is_one_two_or_five_times_a_power_of_ten() -> None:
+    assert [charts.nice_step(t) for t in (0, 1, 3, 4, 7, 20, 49, 50, 999, 3_000, 12_345)] == [
+        1,
+        1,
+        1,
+        1,
+        2,
+        5,
+        20,
+        20,
+        500,
+        1_000,
+        5_000,
+    ]
+
+
+def test_the_axis_tops_at_a_round_tick_and_labels_sit_under_their_bars() -> None:
+    series = [[12, 0, 5, 0, 0, 3] * 5, [0, 7, 0, 0, 20, 0] * 5]  # 30 days, the tallest 20
+    chart = charts.axis_chart(series)
+    assert [t.value for t in chart.ticks] == [0, 5, 10, 15, 20]
+    assert chart.ticks[0].y == chart.plot_height and chart.ticks[-1].y == 0
+    tallest = [r for r in chart.bars.rects if r.value == 20]
+    assert tallest and all(r.y == 0 for r in tallest)  # 20 is the axis' top: it touches it
+    by_column = {r.column: r for r in chart.bars.rects}
+    assert len(chart.labels) <= 10 and chart.labels[0].column == 0
+    for label in chart.labels:
+        bar = by_column.get(label.column) or chart.bars.rects[0]
+        assert abs(label.x - (label.column * chart.plot_width / 30 + bar.width / 2)) < 0.01
+    steps = {b.column - a.column for a, b in itertools.pairwise(chart.labels)}
+    assert steps == {3}  # evenly spaced: every third day of thirty
+    # An axis above the tallest stack: 23 tops at 30 (a round tick), its bar 23/30 of the box.
+    (rect,) = charts.axis_chart([[23]]).bars.rects
+    plot = charts.axis_chart([[23]]).plot_height
+    assert abs(rect.height - plot * 23 / 30) < 0.01
+
+
+def test_shares_keep_a_small_period_visible_beside_a_dominant_one() -> None:
+    found = charts.shares([1_000_000, 3, 0, 500_000])
+    assert [s.percent for s in found] == [100.0, 0.5, 0.0, 50.0]
+    assert charts.shares([0, 0]) == [charts.Share(0, 0.0), charts.Share(0, 0.0)]

@@ -103,6 +103,11 @@ def admin_api(url: str, path: str) -> Any:
     return answer.json()["data"]
 
 
+def readable(stamp: str | None) -> str:
+    """An ISO 8601 UTC instant as the dashboard prints it: 2026-12-07 21:04:05 UTC."""
+    return "" if not stamp else f"{stamp[:10]} {stamp[11:19]} UTC"
+
+
 def number(text: str) -> int:
     return int(text.replace(",", "").strip())
 
@@ -145,19 +150,24 @@ def check_team_page(page: Page, url: str, seeded: Seeded, key: str) -> None:
     usage = account(url, key, "/v2/team/credit-usage")["data"]
     assert number(text_of(page, "remaining")) == usage["remainingCredits"]
     assert number(text_of(page, "plan-credits")) == usage["planCredits"]
-    assert text_of(page, "period-start") == usage["billingPeriodStart"]
-    assert text_of(page, "period-end") == usage["billingPeriodEnd"]
+    assert text_of(page, "period-start") == readable(usage["billingPeriodStart"])
+    assert text_of(page, "period-end") == readable(usage["billingPeriodEnd"])
     gauge = charts.gauge(usage["remainingCredits"], usage["planCredits"])
     assert page.get_by_test_id("gauge-arc").get_attribute("d") == gauge.arc
 
     history = account(url, key, "/v2/team/credit-usage/historical")["periods"]
     shown = table(page, "history")
     assert [(r["start"], r["end"], number(r["credits"])) for r in shown] == [
-        (p["startDate"], p["endDate"], p["creditsUsed"]) for p in history
+        (readable(p["startDate"]), readable(p["endDate"]), p["creditsUsed"]) for p in history
     ]
-    assert [int(r["credits"]) for r in rects(page, "history-chart")] == [
-        p["creditsUsed"] for p in history if p["creditsUsed"] > 0
-    ]
+    # Each period is a row with its number and a bar of its share of the largest: a period
+    # that dominates cannot hide the others (a non-zero one always shows).
+    bars_shown = page.eval_on_selector_all(
+        "[data-testid='history'] tbody tr svg.hbar",
+        "ss => ss.map(s => s.querySelector('rect')?.dataset.percent ?? '0').map(Number)",
+    )
+    assert bars_shown == [s.percent for s in charts.shares([p["creditsUsed"] for p in history])]
+    assert all(b >= 0.5 for b, p in zip(bars_shown, history, strict=True) if p["creditsUsed"])
     current = history[-1]
     assert current["startDate"] == usage["billingPeriodStart"]
     assert number(text_of(page, "used")) == current["creditsUsed"]
@@ -172,7 +182,7 @@ def check_team_page(page: Page, url: str, seeded: Seeded, key: str) -> None:
         assert row["keyId"] == k["id"]
         assert row["hint"] == k["hint"]
         assert row["cap"] == ("none" if k["cap"] is None else f"{k['cap']:,}")
-        assert row["revoked"] == (k["revokedAt"] or "")
+        assert row["revoked"] == readable(k["revokedAt"])
         assert number(row["used"]) == used.get(k["name"], 0)
         assert bool(row["last-use"]) == (used.get(k["name"], 0) > 0)
 
@@ -193,15 +203,29 @@ def check_team_page(page: Page, url: str, seeded: Seeded, key: str) -> None:
     assert number(text_of(page, "running")) == queue["activeJobsInQueue"]
     assert number(text_of(page, "max-concurrency")) == queue["maxConcurrency"]
     assert number(text_of(page, "waiting")) == queue["waitingJobsInQueue"]
-    assert text_of(page, "last-charge") == queue["mostRecentSuccess"]
+    assert text_of(page, "last-charge") == readable(queue["mostRecentSuccess"])
     holds = table(page, "holds")
     assert sum(number(h["slots"]) for h in holds) == queue["activeJobsInQueue"] == 1
     assert (number(holds[0]["credits"]), number(holds[0]["holding"])) == (30, 30)
 
-    activity = account(url, key, "/v2/team/activity?limit=20")["data"]
+    # Ledger activity: the admin API's entries for the page's date range, newest first, with
+    # credits, key and a readable UTC time.
+    first, last = page.input_value("[data-testid=from]"), page.input_value("[data-testid=to]")
+    end = (datetime.fromisoformat(last) + timedelta(days=1)).strftime("%Y-%m-%d")
+    entries = admin_api(
+        url,
+        f"/admin/teams/{seeded.team}/entries?from={first}T00:00:00Z&to={end}T00:00:00Z&limit=500",
+    )
     shown_activity = table(page, "activity")
-    assert [r["id"] for r in shown_activity] == [a["id"] for a in activity]
-    assert [r["at"] for r in shown_activity] == [a["created_at"] for a in activity]
+    assert [(r["movement"], int(r["line"])) for r in shown_activity] == [
+        (e["movementId"], e["line"]) for e in reversed(entries)
+    ]
+    for row, entry in zip(shown_activity, reversed(entries), strict=True):
+        assert number(row["credits"]) == entry["credits"]
+        assert row["key"] == (entry["keyName"] or "")
+        stamp = entry["occurredAt"]
+        assert row["at"] == readable(stamp)
+    assert {r["kind"] for r in shown_activity} >= {"charge", "grant"}
 
     # Names are text: the script key and the markup in the team's name never ran.
     assert page.evaluate("window.__xss") is None
@@ -214,7 +238,7 @@ def check_team_page(page: Page, url: str, seeded: Seeded, key: str) -> None:
     shown_fired = table(page, "alerts-fired")
     assert len(fired) == 2  # the remaining rule and the capped key's
     assert [(r["rule"], r["when"]) for r in shown_fired] == [
-        (f["ruleId"], f["firedAt"]) for f in fired
+        (f["ruleId"], readable(f["firedAt"])) for f in fired
     ]
 
 

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
+from creditgate.dashboard import actions as dashboard_actions
 from creditgate.dashboard import pages as dashboard
 from creditgate.domain.errors import LedgerError
 from creditgate.domain.ids import new_id
@@ -314,6 +315,7 @@ def create_app(ctx: AppContext) -> Starlette:
         *account.routes(),
         *admin.routes(),
         *dashboard.routes(),
+        *dashboard_actions.routes(),
         Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
         Route("/docs", openapi.docs, methods=["GET"]),
         Route("/health", health, methods=["GET"]),

@@ -18,15 +18,16 @@ import orjson
 
 from creditgate.domain import alerts as alert_rules
 from creditgate.domain.alerts import EventType
-from creditgate.domain.errors import NoBalance
-from creditgate.domain.instants import MS_PER_DAY, Instant, floor_day
+from creditgate.domain.errors import InvalidInput, NoBalance, NotFound
+from creditgate.domain.instants import MS_PER_DAY, Instant, floor_day, format_iso
 from creditgate.domain.periods import period_at
 from creditgate.domain.plans import Plan
 from creditgate.domain.teams import ApiKey, Team
-from creditgate.services import account, alerts, webhooks
+from creditgate.services import account, alerts, export, ledger_views, plans, webhooks
 from creditgate.services import keys as key_service
 from creditgate.services import teams as team_service
-from creditgate.storage import ledger, reservations, teams, usage
+from creditgate.storage import ledger, reservations, teams, usage, used_forms
+from creditgate.storage import ledger_views as views
 from creditgate.storage.database import Database
 from creditgate.storage.ledger import GrantRow
 from creditgate.storage.usage import ActivityRow
@@ -289,3 +290,113 @@ def _detail(event: dict[str, Any]) -> str:
         f"{data.get('creditsUsed', 0):,} used, {data.get('remainingCredits', 0):,} left "
         f"(period from {data.get('periodStart')})"
     )
+
+
+# --- a date range, the entries in it, and the forms that act -------------------------------
+
+MAX_RANGE_DAYS = 92  # the daily chart's widest range (a quarter)
+ENTRIES_SHOWN = 200  # ledger entries listed on the page; the CSV download has them all
+FORM_MAX_AGE_MS = 12 * 3600 * 1000  # a used form id is kept this long (the session's life)
+
+
+@dataclass(frozen=True, slots=True)
+class DayRange:
+    """UTC days `first` to `last`, both included (midnights); `end` is the midnight after."""
+
+    first: Instant
+    last: Instant
+
+    @property
+    def end(self) -> Instant:
+        return self.last + MS_PER_DAY
+
+    @property
+    def days(self) -> list[Instant]:
+        return list(range(self.first, self.end, MS_PER_DAY))
+
+    @property
+    def start_iso(self) -> str:
+        return format_iso(self.first)
+
+    @property
+    def end_iso(self) -> str:
+        return format_iso(self.end)
+
+
+def day_range(
+    first: Instant | None, last: Instant | None, default_first: Instant, now: Instant
+) -> DayRange:
+    """The range asked for (midnights), by default from `default_first`'s day to today; a
+    range ending before it starts or wider than MAX_RANGE_DAYS is refused, naming the field."""
+    last_day = floor_day(now if last is None else last)
+    first_day = floor_day(default_first if first is None else first)
+    if first is None and last_day - first_day >= MAX_RANGE_DAYS * MS_PER_DAY:
+        first_day = last_day - (MAX_RANGE_DAYS - 1) * MS_PER_DAY
+    if last_day < first_day:
+        raise InvalidInput("to: must not be before from", field="to")
+    if last_day - first_day >= MAX_RANGE_DAYS * MS_PER_DAY:
+        raise InvalidInput(f"from: the range is at most {MAX_RANGE_DAYS} days", field="from")
+    return DayRange(first_day, last_day)
+
+
+def period_start(db: Database, team_id: str, now: Instant) -> Instant:
+    """The start of the team's current billing period (its anchor's day when none)."""
+    team, plan = account.current_team(db, team_service.get_team(db, team_id), now)
+    current = period_at(team.anchor, plan.renews, now)
+    return team.anchor if current is None else current.start
+
+
+def daily_in(db: Database, team_id: str, days: DayRange) -> DailyUsage:
+    """Credits per key and UTC day in the range: the rows of the `usage by=day` export for the
+    same range (so the chart and its CSV agree), a series per key name."""
+    found = export.prepare(db, team_id, "usage", "day", "csv", days.start_iso, days.end_iso)
+    per_key: dict[str, list[int]] = {}
+    names: dict[str, str] = {}
+    for rows in export.batches(db, found):
+        for row in rows:
+            key_id = row.key_id or ""
+            names[key_id] = row.key_name or key_id or "(no key)"
+            series = per_key.setdefault(key_id, [0] * len(days.days))
+            series[(row.day_ms - days.first) // MS_PER_DAY] += row.credits
+    named = sorted((names[k], s) for k, s in per_key.items())
+    return DailyUsage(days.days, named)
+
+
+@dataclass(frozen=True, slots=True)
+class Entries:
+    rows: list[dict[str, Any]]  # the admin API's entry objects, newest first
+    truncated: bool  # more entries in the range than shown (the CSV has them all)
+
+
+def entries_in(db: Database, team_id: str, days: DayRange) -> Entries:
+    """The team's ledger entries in the range, newest first, at most ENTRIES_SHOWN: the
+    `/admin/teams/{id}/entries` listing's rows (and the `what=entries` export's) for the same
+    range, read backwards on the listing's index (however many the range holds)."""
+    listing = ledger_views.ENTRIES
+    found = ledger_views.filters(listing, days.start_iso, days.end_iso)
+    ledger_views.require_team(db, team_id)
+    with db.read() as conn:
+        got = views.rows(conn, listing.view, team_id, found, None, ENTRIES_SHOWN + 1, True)
+    return Entries(ledger_views.as_json(listing, got[:ENTRIES_SHOWN]), len(got) > ENTRIES_SHOWN)
+
+
+def claim_form(db: Database, form_id: str, now: Instant) -> bool:
+    """Record a dashboard form as acted on: False when it already was (a double submit or a
+    replay). Ids older than a session are dropped on the way."""
+    with db.write() as conn:
+        used_forms.forget_before(conn, now - FORM_MAX_AGE_MS)
+        return used_forms.claim(conn, form_id, now)
+
+
+def team_key(db: Database, team_id: str, key_id: str) -> ApiKey:
+    """A key of this team: NotFound for any other key, as for one that does not exist (a
+    team's session acts on its own keys only, and learns nothing of others')."""
+    for key in key_service.list_keys(db, team_id):
+        if key.id == key_id:
+            return key
+    raise NotFound(f"API key {key_id} not found", keyId=key_id)
+
+
+def plan_ids(db: Database) -> list[str]:
+    """Every plan's id (the plan-change form's choices)."""
+    return [p.id for p in plans.list_plans(db)]

@@ -87,9 +87,11 @@ def rows(
     filters: Filters,
     after: Sequence[Any] | None,
     limit: int,
+    newest_first: bool = False,
 ) -> list[Any]:
     """Up to `limit` rows in the view's order, strictly after the sort key `after`; with the
-    key's name as `key_name` when the view has a key column (None for a row without a key)."""
+    key's name as `key_name` when the view has a key column (None for a row without a key).
+    `newest_first`: the last rows first instead (the same index, read backwards; no `after`)."""
     c = view.table.c
     order: list[Column[Any]] = [c[name] for name in view.order]
     where = _where(view, team_id, filters)
@@ -100,7 +102,11 @@ def rows(
     if view.key is not None:
         columns.append(api_keys.c.name.label("key_name"))
         source = view.table.outerjoin(api_keys, api_keys.c.id == c[view.key])
-    query = select(*columns).select_from(source).where(and_(*where)).order_by(*order).limit(limit)
+    sort: list[Any] = order
+    if newest_first:
+        assert after is None, "newest_first reads from the end"
+        sort = [column.desc() for column in order]
+    query = select(*columns).select_from(source).where(and_(*where)).order_by(*sort).limit(limit)
     return list(conn.execute(query))
 
 

@@ -288,6 +288,16 @@ queued_starts = Table(
     Index(None, "state", "team_id", "seq"),
 )
 
+# Dashboard forms already acted on: a form's one-time id, so a double or replayed submit of the
+# same rendered form is refused instead of acting twice (storage/used_forms.py; migration 0015).
+used_forms = Table(
+    "used_forms",
+    metadata,
+    Column("form_id", String(64), primary_key=True),
+    Column("used_ms", BigInteger, nullable=False),
+    Index(None, "used_ms"),
+)
+
 # Gateway processes alive, by heartbeat: a hold whose owner stopped beating is released.
 processes = Table(
     "processes",
