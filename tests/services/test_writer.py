@@ -122,8 +122,14 @@ class Faulty:
     def replayed(self, stored: dict[str, Any]) -> None:
         raise AssertionError
 
+    def spends_through(self) -> None:
+        return None
+
     def apply(self, book: Book) -> None:
         raise RuntimeError("a bug in one operation")
+
+    def movement(self, result: Any) -> str:
+        raise AssertionError
 
 
 def test_a_faulty_operation_fails_alone_and_the_rest_of_its_batch_commits(

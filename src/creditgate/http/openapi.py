@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 import html
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -13,34 +12,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from creditgate import __version__
-from creditgate.http import answers, schemas
 from creditgate.http.account import ACCOUNT_ROUTES
-from creditgate.http.admin import ADMIN_ROUTES
-from creditgate.http.admin import QUERY as ADMIN_QUERY
-from creditgate.services.pages import DEFAULT_LIMIT, MAX_LIMIT
+from creditgate.http.admin import ROUTES as ADMIN
+from creditgate.http.admin.route import AdminRoute
 from creditgate.web.context import context
 from creditgate.web.responses import JSON
-
-BODIES: dict[tuple[str, str], type[BaseModel]] = {
-    ("POST", "/admin/teams"): schemas.TeamIn,
-    ("PATCH", "/admin/teams/{team_id}"): schemas.TeamPatch,
-    ("POST", "/admin/teams/{team_id}/keys"): schemas.KeyIn,
-    ("PATCH", "/admin/keys/{key_id}"): schemas.KeyPatch,
-    ("POST", "/admin/keys/{key_id}/rotate"): schemas.KeyRotateIn,
-    ("POST", "/admin/plans"): schemas.PlanIn,
-    ("PUT", "/admin/plans/{plan_id}"): schemas.PlanPut,
-    ("PATCH", "/admin/plans/{plan_id}"): schemas.PlanPatch,
-    ("POST", "/admin/teams/{team_id}/grants"): schemas.GrantIn,
-    ("POST", "/admin/charges"): schemas.ChargeIn,
-    ("POST", "/admin/charges/batch"): schemas.ChargeBatchIn,
-    ("POST", "/admin/check"): schemas.CheckIn,
-    ("POST", "/admin/reservations"): schemas.ReserveIn,
-    ("POST", "/admin/reservations/{reservation_id}/settle"): schemas.SettleIn,
-    ("POST", "/admin/reservations/{reservation_id}/release"): schemas.ReleaseIn,
-    ("POST", "/admin/teams/{team_id}/alerts"): schemas.AlertRuleIn,
-    ("POST", "/admin/webhooks"): schemas.WebhookIn,
-    ("POST", "/admin/teams/{team_id}/topups"): schemas.TopUpIn,
-}
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 QUERY: dict[str, list[dict[str, Any]]] = {
@@ -53,215 +29,6 @@ QUERY: dict[str, list[dict[str, Any]]] = {
         {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 50}},
         {"name": "cursor", "in": "query", "schema": {"type": "string"}},
     ],
-}
-
-# The admin routes' query parameters (http/admin.py QUERY says which route takes which); any
-# other parameter is a 400.
-ADMIN_PARAMETERS: dict[str, dict[str, Any]] = {
-    "limit": {
-        "name": "limit",
-        "in": "query",
-        "description": f"rows per page, 1 to {MAX_LIMIT}",
-        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
-    },
-    "cursor": {
-        "name": "cursor",
-        "in": "query",
-        "description": "the previous page's cursor (opaque); the answer's cursor is null and "
-        "hasMore false on the last page",
-        "schema": {"type": "string"},
-    },
-    "byKey": {
-        "name": "byKey",
-        "in": "query",
-        "description": "one row per period and API key (true or false)",
-        "schema": {"type": "boolean", "default": False},
-    },
-    "teamId": {
-        "name": "teamId",
-        "in": "query",
-        "description": "only this team's",
-        "schema": {"type": "string"},
-    },
-}
-
-# The ledger listings' filters and the export's choices (http/ledger_views.py).
-ADMIN_PARAMETERS.update(
-    {
-        "from": {
-            "name": "from",
-            "in": "query",
-            "description": "from this instant, inclusive (ISO 8601 with a zone, or a date: "
-            "midnight UTC)",
-            "schema": {"type": "string", "format": "date-time"},
-        },
-        "to": {
-            "name": "to",
-            "in": "query",
-            "description": "up to this instant, exclusive; after from",
-            "schema": {"type": "string", "format": "date-time"},
-        },
-        "keyId": {
-            "name": "keyId",
-            "in": "query",
-            "description": "only this API key's rows",
-            "schema": {"type": "string"},
-        },
-        "kind": {
-            "name": "kind",
-            "in": "query",
-            "description": "entries: grant, charge, expiry or expiry_reversal; grants: plan, "
-            "pack, coupon or topup",
-            "schema": {"type": "string"},
-        },
-        "status": {
-            "name": "status",
-            "in": "query",
-            "description": "reservations: open, settled, released or expired; jobs: active, "
-            "cancelling or done",
-            "schema": {"type": "string"},
-        },
-        "what": {
-            "name": "what",
-            "in": "query",
-            "required": True,
-            "description": "entries (every line, in time order) or usage (from the rollups)",
-            "schema": {"enum": ["entries", "usage"]},
-        },
-        "by": {
-            "name": "by",
-            "in": "query",
-            "description": "usage only: per billing period, per period and key, or per period, "
-            "UTC day and key",
-            "schema": {"enum": ["period", "key", "day"], "default": "period"},
-        },
-        "format": {
-            "name": "format",
-            "in": "query",
-            "description": "CSV (a header row) or NDJSON (a JSON object a line)",
-            "schema": {"enum": ["csv", "ndjson"], "default": "csv"},
-        },
-    }
-)
-
-
-@dataclass(frozen=True)
-class Returns:
-    """What one admin route answers: its operation id (the generated client's function name),
-    the model of its `data` (a list of them with `many`; a page when the route takes `limit`),
-    its success statuses and the errors only it can answer, beside those of every admin route
-    (ADMIN_ERRORS) and of every route with a body (413)."""
-
-    operation_id: str
-    model: type[BaseModel]
-    many: bool = False
-    status: tuple[int, ...] = (200,)
-    errors: tuple[int, ...] = ()
-
-
-CREATED = (201,)
-REPLAYABLE = (201, 200)  # 200: an idempotent write replayed, its first answer again
-NAMED = (404,)
-
-# One entry per admin route (a test fails for a route of ADMIN_ROUTES without one).
-RESPONSES: dict[tuple[str, str], Returns] = {
-    ("GET", "/admin/plans"): Returns("listPlans", answers.Plan, many=True),
-    ("POST", "/admin/plans"): Returns("createPlan", answers.Plan, status=CREATED, errors=(409,)),
-    ("PUT", "/admin/plans/{plan_id}"): Returns("replacePlan", answers.Plan, errors=NAMED),
-    ("PATCH", "/admin/plans/{plan_id}"): Returns("updatePlan", answers.Plan, errors=NAMED),
-    ("GET", "/admin/teams"): Returns("listTeams", answers.Team, many=True),
-    ("POST", "/admin/teams"): Returns("createTeam", answers.Team, status=CREATED, errors=NAMED),
-    ("GET", "/admin/teams/{team_id}"): Returns("getTeam", answers.Team, errors=NAMED),
-    ("PATCH", "/admin/teams/{team_id}"): Returns("updateTeam", answers.Team, errors=NAMED),
-    ("GET", "/admin/teams/{team_id}/balance"): Returns("getBalance", answers.Balance, errors=NAMED),
-    ("GET", "/admin/teams/{team_id}/usage"): Returns(
-        "getUsage", answers.UsagePeriod, many=True, errors=NAMED
-    ),
-    ("GET", "/admin/teams/{team_id}/keys"): Returns(
-        "listKeys", answers.ApiKey, many=True, errors=NAMED
-    ),
-    ("POST", "/admin/teams/{team_id}/keys"): Returns(
-        "createKey", answers.NewApiKey, status=CREATED, errors=(404, 409)
-    ),
-    ("POST", "/admin/keys/{key_id}/revoke"): Returns("revokeKey", answers.ApiKey, errors=NAMED),
-    ("PATCH", "/admin/keys/{key_id}"): Returns("updateKey", answers.ApiKey, errors=NAMED),
-    ("POST", "/admin/keys/{key_id}/rotate"): Returns(
-        "rotateKey", answers.RotatedKey, status=CREATED, errors=(404, 409)
-    ),
-    ("GET", "/admin/teams/{team_id}/grants"): Returns(
-        "listGrants", answers.GrantRow, many=True, errors=NAMED
-    ),
-    ("GET", "/admin/teams/{team_id}/entries"): Returns(
-        "listEntries", answers.EntryRow, many=True, errors=NAMED
-    ),
-    ("GET", "/admin/teams/{team_id}/reservations"): Returns(
-        "listReservations", answers.ReservationRow, many=True, errors=NAMED
-    ),
-    ("GET", "/admin/teams/{team_id}/jobs"): Returns(
-        "listJobs", answers.JobRow, many=True, errors=NAMED
-    ),
-    ("GET", "/admin/teams/{team_id}/export"): Returns(
-        "exportLedger", answers.ExportStream, errors=NAMED
-    ),
-    ("GET", "/admin/teams/{team_id}/topups"): Returns(
-        "listTopUpRules", answers.TopUpRule, many=True, errors=NAMED
-    ),
-    ("POST", "/admin/teams/{team_id}/topups"): Returns(
-        "addTopUpRule", answers.TopUpRule, status=CREATED, errors=NAMED
-    ),
-    ("DELETE", "/admin/teams/{team_id}/topups/{rule_id}"): Returns(
-        "removeTopUpRule", answers.RemovedAlertRule, errors=NAMED
-    ),
-    ("POST", "/admin/teams/{team_id}/grants"): Returns(
-        "grantCredits", answers.Grant, status=REPLAYABLE, errors=(404, 409)
-    ),
-    ("POST", "/admin/charges"): Returns(
-        "recordCharge", answers.Charge, status=REPLAYABLE, errors=(402, 404, 409)
-    ),
-    ("POST", "/admin/charges/batch"): Returns("recordCharges", answers.BatchOutcome, many=True),
-    ("POST", "/admin/check"): Returns("checkCredits", answers.CheckVerdict, errors=(404, 409)),
-    ("POST", "/admin/reservations"): Returns(
-        "reserveCredits", answers.Reservation, status=REPLAYABLE, errors=(402, 404, 409, 429)
-    ),
-    ("GET", "/admin/reservations/{reservation_id}"): Returns(
-        "getReservation", answers.Reservation, errors=NAMED
-    ),
-    ("POST", "/admin/reservations/{reservation_id}/settle"): Returns(
-        "settleReservation", answers.Reservation, errors=(404, 409)
-    ),
-    ("POST", "/admin/reservations/{reservation_id}/release"): Returns(
-        "releaseReservation", answers.Reservation, errors=NAMED
-    ),
-    ("GET", "/admin/teams/{team_id}/alerts"): Returns(
-        "listAlertRules", answers.AlertRule, many=True, errors=NAMED
-    ),
-    ("POST", "/admin/teams/{team_id}/alerts"): Returns(
-        "addAlertRule", answers.AlertRule, status=CREATED, errors=(404, 409)
-    ),
-    ("DELETE", "/admin/teams/{team_id}/alerts/{rule_id}"): Returns(
-        "removeAlertRule", answers.RemovedAlertRule, errors=NAMED
-    ),
-    ("GET", "/admin/teams/{team_id}/alerts/fired"): Returns(
-        "listFiredAlerts", answers.FiredAlert, many=True, errors=NAMED
-    ),
-    ("GET", "/admin/webhooks"): Returns(
-        "listWebhooks", answers.WebhookEndpoint, many=True, errors=NAMED
-    ),
-    ("POST", "/admin/webhooks"): Returns(
-        "addWebhook", answers.NewWebhookEndpoint, status=CREATED, errors=NAMED
-    ),
-    ("DELETE", "/admin/webhooks/{endpoint_id}"): Returns(
-        "disableWebhook", answers.WebhookEndpoint, errors=NAMED
-    ),
-    ("POST", "/admin/webhooks/{endpoint_id}/rotate"): Returns(
-        "rotateWebhookSecret", answers.NewWebhookEndpoint, errors=(404, 409)
-    ),
-    ("POST", "/admin/webhooks/{endpoint_id}/test"): Returns(
-        "testWebhook", answers.WebhookTest, errors=(404, 409)
-    ),
-    ("GET", "/admin/webhooks/{endpoint_id}/deliveries"): Returns(
-        "listWebhookDeliveries", answers.Delivery, many=True, errors=NAMED
-    ),
 }
 
 # What every admin route can answer, besides its own errors.
@@ -318,16 +85,16 @@ def _add_model(components: dict[str, Any], model: type[BaseModel]) -> None:
     components[model.__name__] = schema
 
 
-def _envelope(components: dict[str, Any], returns: Returns, pages: bool) -> str:
+def _envelope(components: dict[str, Any], route: AdminRoute) -> str:
     """The success envelope's component (TeamAnswer, TeamList, TeamPage): its name."""
-    model = returns.model.__name__
-    _add_model(components, returns.model)
-    data: dict[str, Any] = {"type": "array", "items": _ref(model)} if returns.many else _ref(model)
+    model = route.answer.__name__
+    _add_model(components, route.answer)
+    data: dict[str, Any] = {"type": "array", "items": _ref(model)} if route.many else _ref(model)
     properties: dict[str, Any] = {"success": {"type": "boolean", "const": True}, "data": data}
     name = f"{model}Answer"
-    if returns.many:
+    if route.many:
         name = f"{model}List"
-    if pages:
+    if route.pages:
         name = f"{model}Page"
         properties["cursor"] = {
             "anyOf": [{"type": "string"}, {"type": "null"}],
@@ -343,17 +110,14 @@ def _envelope(components: dict[str, Any], returns: Returns, pages: bool) -> str:
     return name
 
 
-def admin_responses(
-    components: dict[str, Any], method: str, path: str, returns: Returns
-) -> dict[str, Any]:
-    pages = "limit" in ADMIN_QUERY.get((method, path), ())
-    envelope = {"application/json": {"schema": _ref(_envelope(components, returns, pages))}}
+def admin_responses(components: dict[str, Any], route: AdminRoute) -> dict[str, Any]:
+    envelope = {"application/json": {"schema": _ref(_envelope(components, route))}}
     out: dict[str, Any] = {
         str(status): {"description": SUCCESS[status], "content": envelope}
-        for status in returns.status
+        for status in route.status
     }
-    errors = set(ADMIN_ERRORS) | set(returns.errors)
-    if (method, path) in BODIES:
+    errors = set(ADMIN_ERRORS) | set(route.errors)
+    if route.body is not None:
         errors.add(413)
     for status in sorted(errors):
         out[str(status)] = {
@@ -361,6 +125,31 @@ def admin_responses(
             "content": {"application/json": {"schema": ERROR}},
         }
     return out
+
+
+def admin_operation(components: dict[str, Any], route: AdminRoute) -> dict[str, Any]:
+    """One admin route's operation, from its declaration (http/admin/route.py)."""
+    op: dict[str, Any] = {
+        "operationId": route.operation_id,
+        "summary": route.summary,
+        "tags": ["admin"],
+        "security": [{"adminToken": []}],
+        "responses": admin_responses(components, route),
+    }
+    params = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+        for p in re.findall(r"{(\w+)}", route.path)
+    ] + [p.openapi() for p in route.query]
+    if params:
+        op["parameters"] = params
+    if route.body is not None:
+        name = route.body.__name__
+        components[name] = route.body.model_json_schema(ref_template="#/components/schemas/{model}")
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(name)}},
+        }
+    return op
 
 
 def build() -> dict[str, Any]:
@@ -397,35 +186,8 @@ def build() -> dict[str, Any]:
             "responses": _responses("A page of activity"),
         }
     }
-    for method, path, _endpoint, summary in ADMIN_ROUTES:
-        returns = RESPONSES[(method, path)]
-        op = {
-            "operationId": returns.operation_id,
-            "summary": summary,
-            "tags": ["admin"],
-            "security": [{"adminToken": []}],
-            "responses": admin_responses(components, method, path, returns),
-        }
-        params = [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-            for p in re.findall(r"{(\w+)}", path)
-        ] + [ADMIN_PARAMETERS[q] for q in ADMIN_QUERY.get((method, path), ())]
-        if params:
-            op["parameters"] = params
-        model = BODIES.get((method, path))
-        if model is not None:
-            components[model.__name__] = model.model_json_schema(
-                ref_template="#/components/schemas/{model}"
-            )
-            op["requestBody"] = {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}
-                    }
-                },
-            }
-        paths.setdefault(path, {})[method.lower()] = op
+    for route in ADMIN:
+        paths.setdefault(route.path, {})[route.method.lower()] = admin_operation(components, route)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -450,15 +212,18 @@ def build() -> dict[str, Any]:
 
 
 def describe_streams(document: dict[str, Any]) -> dict[str, Any]:
-    """The export route answers CSV or NDJSON, not the JSON envelope (http/ledger_views.py)."""
-    op = document["paths"]["/admin/teams/{team_id}/export"]["get"]
-    op["responses"]["200"] = {
-        "description": "The rows, streamed: CSV with a header row, or one JSON object a line",
-        "content": {
-            "text/csv": {"schema": {"type": "string"}},
-            "application/x-ndjson": {"schema": {"type": "string"}},
-        },
-    }
+    """A route that answers ExportStream answers CSV or NDJSON, not the JSON envelope."""
+    for route in ADMIN:
+        if route.streams:
+            op = document["paths"][route.path][route.method.lower()]
+            op["responses"]["200"] = {
+                "description": "The rows, streamed: CSV with a header row, or one JSON object "
+                "a line",
+                "content": {
+                    "text/csv": {"schema": {"type": "string"}},
+                    "application/x-ndjson": {"schema": {"type": "string"}},
+                },
+            }
     return document
 
 

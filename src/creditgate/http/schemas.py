@@ -216,3 +216,15 @@ class TopUpIn(Body):
 
 class Empty(Body):
     """No field: a route that takes none refuses any."""
+
+
+def require_changes(body: Body) -> None:
+    """A PATCH changes the fields it names: naming none is a mistake, and null is no value."""
+    for name in sorted(body.model_fields_set):
+        if getattr(body, name) is None:
+            raise InvalidInput(f"Bad Request: {name}: must not be null", field=name)
+    if not body.model_fields_set:
+        raise InvalidInput(
+            "Bad Request: nothing to update: give at least one of "
+            + ", ".join(type(body).model_fields)
+        )

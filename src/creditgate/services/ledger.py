@@ -7,8 +7,11 @@ settlement, release, expiry, period rollover, reported total — is an operation
   2. roll     forward: new periods' plan credits, expired grants and holds (domain/book.py)
   3. replay   a repeated idempotency key with the same content (its first answer), or refuse it
               with other content (409)
-  4. admit    and move: the operation's own checks, then the single cap-and-balance check, then
-              the movement, in memory; a refused operation raises before it changes anything
+  4. admit    and move: the key it spends through must be live and its team not suspended
+              (checked here, for every operation that names one), then the operation's own
+              checks, the single cap-and-balance check and the movement, in memory; a refused
+              operation raises before it changes anything; a guarded one's answer is recorded
+              under its idempotency key (here too, for every operation)
   5. write    each team's changes once, in a statement per kind of change
 
 The caller commits, and acknowledges nothing before the commit: services/writer.py batches a
@@ -80,8 +83,18 @@ class Operation(Protocol[R]):
         """The answer to a repeat: the first answer, marked replayed."""
         ...
 
+    def spends_through(self) -> str | None:
+        """The id of the key it spends through, which `apply` requires live (not revoked) in a
+        team not suspended (checks 4 and 5); None if it names no key or may act on a closed
+        one (a settlement of work already admitted)."""
+        ...
+
     def apply(self, book: Book) -> R:
         """Admit and move, in memory; raises, changing nothing, when refused."""
+        ...
+
+    def movement(self, result: Any) -> str:
+        """The movement an idempotency record of this result names (after `apply`)."""
         ...
 
 
@@ -124,9 +137,23 @@ def _one(book: Book, op: Operation[Any]) -> Outcome:
             previous = book.replay(*guard)
             if previous is not None:
                 return op.replayed(previous)
-        return op.apply(book)  # 4. admit and move
+        key_id = op.spends_through()
+        if key_id is not None:  # 4. the key live, its team not suspended
+            spendable_key(book, key_id)
+        result = op.apply(book)  # 4. admit and move
+        if guard is not None:  # remembered with the movement, written in step 5
+            book.remember(guard[0], guard[1], op.movement(result), stored_form(result))
+        return result
     except LedgerError as exc:
         return exc
+
+
+def spendable_key(book: Book, key_id: str) -> ApiKey:
+    """Checks 4 and 5: the key, not revoked, of a team not suspended."""
+    key = book.active_key(key_id)
+    if book.team.suspended:
+        raise TeamSuspended()
+    return key
 
 
 def _wants(ops: Sequence[Operation[Any]]) -> Wants:
@@ -322,12 +349,16 @@ class Charge:
     def replayed(self, stored: dict[str, Any]) -> ChargeResult:
         return ChargeResult(**{**stored, "replayed": True})
 
-    def apply(self, book: Book) -> ChargeResult:
+    def spends_through(self) -> str:
         assert self._key is not None
+        return self._key.id
+
+    def movement(self, result: ChargeResult) -> str:
+        return result.id
+
+    def apply(self, book: Book) -> ChargeResult:
         request = self.request
-        key = book.active_key(self._key.id)
-        if book.team.suspended:
-            raise TeamSuspended()
+        key = book.key(self.spends_through())  # live, in a team not suspended (`apply`)
         at = book.now if request.at is None else request.at
         if at > book.now + MAX_FUTURE_MS:
             raise InvalidInput(
@@ -340,7 +371,7 @@ class Charge:
             Details(request.endpoint, request.api_version, request.job_id, request.target),
             overage_ok=book.team.allow_overage,
         )
-        result = ChargeResult(
+        return ChargeResult(
             id=posted.movement_id,
             team_id=book.team.id,
             key_id=key.id,
@@ -350,10 +381,6 @@ class Charge:
             overage=posted.overage,
             remaining_credits=book.available_now(),
         )
-        guard = self.idempotency()
-        if guard is not None:
-            book.remember(guard[0], guard[1], posted.movement_id, stored_form(result))
-        return result
 
 
 def charge(db: Database, request: ChargeRequest, now: Instant) -> ChargeResult:
@@ -418,10 +445,16 @@ class Grant:
     def replayed(self, stored: dict[str, Any]) -> GrantResult:
         return GrantResult(**{**stored, "replayed": True})
 
+    def spends_through(self) -> None:
+        return None
+
+    def movement(self, result: GrantResult) -> str:
+        return result.id
+
     def apply(self, book: Book) -> GrantResult:
         r = self.request
         grant_id = book.grant(r.kind, r.credits, r.expires_at, r.note)
-        result = GrantResult(
+        return GrantResult(
             id=grant_id,
             team_id=book.team.id,
             kind=r.kind,
@@ -430,10 +463,6 @@ class Grant:
             expires_at=r.expires_at,
             remaining_credits=book.available_now(),
         )
-        guard = self.idempotency()
-        if guard is not None:
-            book.remember(guard[0], guard[1], grant_id, stored_form(result))
-        return result
 
 
 def grant(db: Database, request: GrantRequest, now: Instant) -> GrantResult:
@@ -461,6 +490,12 @@ class TeamOperation:
         return None
 
     def replayed(self, stored: dict[str, Any]) -> Any:
+        raise AssertionError(f"{type(self).__name__} takes no idempotency key")
+
+    def spends_through(self) -> None:
+        return None
+
+    def movement(self, result: Any) -> str:
         raise AssertionError(f"{type(self).__name__} takes no idempotency key")
 
 

@@ -25,7 +25,6 @@ from creditgate.domain.errors import (
     InsufficientCredits,
     InvalidInput,
     NotFound,
-    TeamSuspended,
 )
 from creditgate.domain.ids import new_id
 from creditgate.domain.instants import Instant
@@ -39,7 +38,7 @@ from creditgate.services.ledger import (
     find_key,
     request_hash,
     run,
-    stored_form,
+    spendable_key,
 )
 from creditgate.storage import book as books
 from creditgate.storage import reservations
@@ -103,10 +102,6 @@ def view(r: Reservation, book: Book, overage: int = 0) -> ReservationView:
     )
 
 
-def _stored(v: ReservationView) -> dict[str, Any]:
-    return stored_form(v)
-
-
 def _replayed(previous: dict[str, Any]) -> ReservationView:
     return ReservationView(**{**previous, "replayed": True})
 
@@ -136,6 +131,12 @@ class _OnReservation:
 
     def replayed(self, stored: dict[str, Any]) -> Any:
         return _replayed(stored)
+
+    def spends_through(self) -> None:
+        return None  # admitted when it was reserved; the key may be revoked since
+
+    def movement(self, result: Any) -> str:
+        raise AssertionError(f"{type(self).__name__} takes no idempotency key")
 
 
 # --- reserve ---------------------------------------------------------------------------------
@@ -196,12 +197,16 @@ class Reserve:
     def replayed(self, stored: dict[str, Any]) -> ReservationView:
         return _replayed(stored)
 
-    def apply(self, book: Book) -> ReservationView:
+    def spends_through(self) -> str:
         assert self._key is not None
+        return self._key.id
+
+    def movement(self, result: ReservationView) -> str:
+        return result.id  # the hold
+
+    def apply(self, book: Book) -> ReservationView:
         r = self.request
-        key = book.active_key(self._key.id)
-        if book.team.suspended:
-            raise TeamSuspended()
+        key = book.key(self.spends_through())  # live, in a team not suspended (ledger.apply)
         slots = 0 if self.queued else r.slots
         if self.max_open is not None and not self.queued:
             if book.running >= self.max_open:
@@ -230,11 +235,7 @@ class Reserve:
             slots=slots,
         )
         book.open_hold(held)
-        result = view(held, book)
-        guard = self.idempotency()
-        if guard is not None:
-            book.remember(guard[0], guard[1], held.id, _stored(result))
-        return result
+        return view(held, book)
 
 
 class Refused(str):
@@ -314,6 +315,7 @@ class Settle(_OnReservation):
         super().__init__(reservation_id, now, team_id)
         self.credits, self.final, self.key = credits, final, idempotency_key
         self.as_total, self.job_id = as_total, job_id
+        self._charged: str | None = None
 
     def wants(self) -> Wants:
         return Wants(
@@ -326,6 +328,10 @@ class Settle(_OnReservation):
             return None
         content = {"reservation": self.reservation_id, "credits": self.credits, "final": self.final}
         return self.key, request_hash("settle", content)
+
+    def movement(self, result: ReservationView) -> str:
+        assert self._charged is not None, "movement() after apply()"
+        return self._charged  # the charge it made, not the reservation
 
     def apply(self, book: Book) -> ReservationView:
         current = book.reservation(self.reservation_id)
@@ -352,11 +358,8 @@ class Settle(_OnReservation):
             check_cap=False,
             settles=after,
         )
-        result = view(after, book, overage=posted.overage)
-        guard = self.idempotency()
-        if guard is not None:
-            book.remember(guard[0], guard[1], posted.movement_id, _stored(result))
-        return result
+        self._charged = posted.movement_id
+        return view(after, book, overage=posted.overage)
 
 
 def settle(
@@ -517,10 +520,7 @@ def check(db: Database, key_or_id: str, credits: int, now: Instant) -> Check:
     with db.read() as conn:
         key = find_key(Tx.of(conn), key_or_id)
     book = _read_book(db, key.team_id, now, Wants(keys=(key.id,)))
-    key = book.active_key(key.id)
-    if book.team.suspended:
-        raise TeamSuspended()
-    return book.admit(key, credits)
+    return book.admit(spendable_key(book, key.id), credits)
 
 
 def get(db: Database, reservation_id: str, now: Instant) -> ReservationView:
