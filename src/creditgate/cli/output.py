@@ -35,7 +35,7 @@ class Output:
     def __init__(self, as_json: bool, database_url: str | None) -> None:
         self.as_json = as_json
         # Absolute; named on stderr when it depends on the current directory (cli/where.py).
-        self.database_url, self.default = where.chosen(database_url)
+        self.database_url, self.relative = where.chosen(database_url)
         self.shown_url = display_url(self.database_url)
         self._db: Database | None = None
 
@@ -66,7 +66,7 @@ class Output:
         return self._db
 
     def _open(self, create: bool) -> Database:
-        if self.default:
+        if self.relative:
             click.echo(f"using {self.shown_url}", err=True)
         return Database(
             self.database_url,
