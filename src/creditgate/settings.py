@@ -11,6 +11,7 @@ import hashlib
 import hmac
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,28 @@ DEFAULT_DATABASE_URL = "sqlite:///.creditgate/creditgate.db"  # under the curren
 def default_database_url() -> str:
     """The default database with its path made absolute (the current directory's)."""
     return f"sqlite:///{(Path('.creditgate') / 'creditgate.db').absolute()}"
+
+
+UPGRADE_URL_MAX = 2048
+
+
+def check_upgrade_url(url: str) -> str:
+    """`url` if clients can be sent to it from an error text: an absolute http(s) URL with a
+    host, in one piece (no spaces, no control characters); else ValueError saying why."""
+    if len(url) > UPGRADE_URL_MAX:
+        raise ValueError(f"at most {UPGRADE_URL_MAX} characters")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ValueError("must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a bad port raises only when read)
+    except ValueError as exc:
+        raise ValueError(f"not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            "must be an absolute http:// or https:// URL, e.g. https://example.com/plans"
+        )
+    return url
 
 
 class SecretError(ValueError):
@@ -102,6 +125,11 @@ class Settings(BaseSettings):
     )
     metering: bool = Field(True, description="off: the gateway only authenticates and forwards")
     public_url: str | None = Field(None, description="where clients reach the gateway")
+    upgrade_url: str | None = Field(
+        None,
+        description="the page 402 and 429 texts send a client to for a bigger plan "
+        "(default: Firecrawl's, https://firecrawl.dev/pricing)",
+    )
     trusted_proxies: str | None = Field(
         None, description="addresses whose X-Forwarded-For names the client (comma-separated)"
     )
@@ -115,6 +143,11 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("upgrade_url")
+    @classmethod
+    def _upgrade_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_upgrade_url(value)
 
     @field_validator("sqlite_synchronous", mode="before")
     @classmethod

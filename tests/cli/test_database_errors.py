@@ -136,8 +136,9 @@ def test_no_command_but_migrate_creates_a_missing_sqlite_database(
 ) -> None:
     url = f"sqlite:///{tmp_path}/missing/dir/creditgate.db"
     assert refused(url, *args) == (
-        f"no database at {url} ({tmp_path}/missing/dir/creditgate.db does not exist): "
-        "run `creditgate migrate` to create it, or check the URL"
+        f"no database at {url} ({tmp_path}/missing/dir/creditgate.db does not exist): if the "
+        "ledger is elsewhere, run from its directory or name it (--database-url or "
+        "CREDITGATE_DATABASE_URL); `creditgate migrate` creates a new, empty one here"
     )
     assert list(tmp_path.iterdir()) == []  # not even the directory
 
@@ -312,12 +313,13 @@ def test_the_default_database_is_named_on_every_command_that_uses_it(
     listed = invoke("team", "list")
     assert listed.exit_code == 1
     assert listed.stderr == using + (
-        f"error: no database at {url} ({here}/.creditgate/creditgate.db does not exist): run "
-        "`creditgate migrate` to create it, or check the URL\n"
+        f"error: no database at {url} ({here}/.creditgate/creditgate.db does not exist): if the "
+        "ledger is elsewhere, run from its directory or name it (--database-url or "
+        "CREDITGATE_DATABASE_URL); `creditgate migrate` creates a new, empty one here\n"
     )
     assert list(here.iterdir()) == []
 
-    migrated = invoke("migrate", "--json")
+    migrated = invoke("migrate", "--json", "--yes")
     assert (migrated.exit_code, migrated.stderr) == (0, using)
     assert one_json(migrated) == {
         "success": True,

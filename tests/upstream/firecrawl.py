@@ -2,7 +2,8 @@
 
 Settings (environment):
 - `CREDITGATE_FIRECRAWL_SRC`: Firecrawl's source, the folder holding `apps/api` (a checkout of
-  the firecrawl repository will do). Default: `../shared/firecrawl/src` from the repository root.
+  the firecrawl repository will do). Default: the project's Firecrawl checkout beside this
+  repository (`source_dir()`: the one place the repository looks outside itself).
 - `CREDITGATE_FIRECRAWL_TOOLS`: the folder with `playwright_standin.py` and `site.py` (a stand-in
   for Firecrawl's browser service and a test-site writer). Default: `tests/upstream/tools/`.
 - `CREDITGATE_FIRECRAWL_CACHE`: where builds are kept, one folder per source content.

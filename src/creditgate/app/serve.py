@@ -64,6 +64,7 @@ def app_from_settings(settings: Settings) -> Starlette:
             routes=table_with(parse_extra_routes(settings.routes)),
             prices=parse_extra_prices(settings.prices),
             public_url=settings.public_url,
+            upgrade_url=settings.upgrade_url,
             metering=settings.metering,
             cors_origins=tuple(o.strip() for o in settings.cors_origins.split(",") if o.strip()),
             session_secret=settings.session_key() or secrets.token_urlsafe(32),

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from creditgate import __version__
 from creditgate.app import serve as serve_app
 from creditgate.cli import ledger as ledger_commands
+from creditgate.cli import where
 from creditgate.cli.output import Output, command_options, fail, table
 from creditgate.domain.errors import InvalidInput
 from creditgate.domain.instants import Instant, InvalidInstant, format_iso, now, parse_iso
@@ -46,7 +47,7 @@ from creditgate.services.wire import (
     topup_json,
     usage_json,
 )
-from creditgate.settings import SecretError, Settings, default_database_url
+from creditgate.settings import SecretError, Settings
 from creditgate.storage.database import database_errors, display_url, explain
 from creditgate.storage.migrate import current_revision
 
@@ -147,9 +148,7 @@ def serve(
     allow_foreign_tables: bool,
 ) -> None:
     """Start the HTTP server (creates and migrates the database first)."""
-    if not database_url and not os.environ.get("CREDITGATE_DATABASE_URL"):
-        database_url = default_database_url()  # absolute: every worker uses this very file
-        click.echo(f"using {display_url(database_url)}", err=True)
+    database_url = where.for_serve(database_url)  # absolute: every worker uses this very file
     for name, value in (
         ("HOST", host),
         ("PORT", port),
@@ -172,11 +171,14 @@ def serve(
         settings.admin_secret()
         settings.upstream_secret()
         settings.session_key()
+        new = where.new_file(settings.database_url)
         warning = serve_app.prepare(settings, allow_foreign_tables=allow_foreign_tables)
     except (SecretError, ValueError) as exc:  # e.g. an unreadable secret, CREDITGATE_ROUTES
         raise click.ClickException(str(exc)) from exc
     except database_errors() as exc:  # one line: what failed, where, what to do
         raise click.ClickException(explain(settings.database_url, exc)) from None
+    if new is not None:
+        click.echo(f"created a new, empty database at {new}", err=True)
     if warning is not None:
         click.echo(warning, err=True)
     click.echo(
@@ -211,9 +213,15 @@ def _export_secret(name: str, flag: str, value: str | None, path: str | None) ->
     is_flag=True,
     help="Add creditgate's tables to a database that holds other tables.",
 )
+@click.option("--yes", is_flag=True, help="Create a new SQLite file without asking.")
 @command_options
-def migrate(out: Output, allow_foreign_tables: bool) -> None:
-    """Create or upgrade the database schema (no other command does)."""
+def migrate(out: Output, allow_foreign_tables: bool, yes: bool) -> None:
+    """Create or upgrade the database schema (no other command does). A new SQLite file is
+    created only with --yes or a yes at the prompt (cli/where.py)."""
+    try:
+        where.confirm_new(out.database_url, yes)
+    except where.NewDatabaseRefused as exc:
+        fail(out, str(exc), 409)
     before = out.revision_before_migrating()
     after = current_revision(out.migrated(allow_foreign_tables))
     done = (

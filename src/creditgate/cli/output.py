@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 import click
 import orjson
 
+from creditgate.cli import where
 from creditgate.domain.errors import STATUS, LedgerError
 from creditgate.domain.text import refuse_nul
-from creditgate.settings import default_database_url
 from creditgate.storage.database import (
     BadDatabaseUrl,
     Database,
@@ -34,8 +34,8 @@ CONNECT_TIMEOUT_SECONDS = 10
 class Output:
     def __init__(self, as_json: bool, database_url: str | None) -> None:
         self.as_json = as_json
-        self.default = not database_url  # neither --database-url nor the environment
-        self.database_url = database_url or default_database_url()
+        # Absolute; named on stderr when it depends on the current directory (cli/where.py).
+        self.database_url, self.relative = where.chosen(database_url)
         self.shown_url = display_url(self.database_url)
         self._db: Database | None = None
 
@@ -66,7 +66,7 @@ class Output:
         return self._db
 
     def _open(self, create: bool) -> Database:
-        if self.default:
+        if self.relative:
             click.echo(f"using {self.shown_url}", err=True)
         return Database(
             self.database_url,

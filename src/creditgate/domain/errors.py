@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+# Where Firecrawl's 402 and 429 texts send a client for a bigger plan, byte for byte as
+# Firecrawl writes them (docs/firecrawl-api.md §1). An operator names their own page with
+# CREDITGATE_UPGRADE_URL; the HTTP boundary puts it in place of this one (web/errors.py).
+FIRECRAWL_UPGRADE_URL = "https://firecrawl.dev/pricing"
+
 
 class LedgerError(Exception):
     """Base of every expected failure. Anything else is a bug and becomes a 500."""
@@ -41,7 +46,7 @@ class InsufficientCredits(LedgerError):
     def __init__(self, required: int, remaining: int, reason: str = "team") -> None:
         super().__init__(
             "Insufficient credits to perform this request. For more credits, you can upgrade "
-            "your plan at https://firecrawl.dev/pricing or try changing the request limit to a "
+            f"your plan at {FIRECRAWL_UPGRADE_URL} or try changing the request limit to a "
             "lower value.",
             requiredCredits=required,
             remainingCredits=remaining,
@@ -70,7 +75,7 @@ class ConcurrencyLimited(LedgerError):
     def __init__(self, running: int, limit: int) -> None:
         super().__init__(
             f"Concurrency limit reached: {running} of {limit} concurrent pages are in flight. "
-            "Retry when one finishes, or upgrade your plan at https://firecrawl.dev/pricing.",
+            f"Retry when one finishes, or upgrade your plan at {FIRECRAWL_UPGRADE_URL}.",
             running=running,
             maxConcurrency=limit,
         )

@@ -541,8 +541,9 @@ def _sqlite_file(path: Path, shown_url: str, create: bool) -> None:
     if not create:
         if not path.exists():
             raise DatabaseUnusable(
-                f"no database at {shown_url} ({path.absolute()} does not exist): run "
-                "`creditgate migrate` to create it, or check the URL"
+                f"no database at {shown_url} ({path.absolute()} does not exist): if the ledger "
+                "is elsewhere, run from its directory or name it (--database-url or "
+                "CREDITGATE_DATABASE_URL); `creditgate migrate` creates a new, empty one here"
             )
         return
     try:

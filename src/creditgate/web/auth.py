@@ -9,6 +9,7 @@ from typing import Protocol, TypeVar
 from starlette.requests import Request
 
 from creditgate.domain import keys as keygen
+from creditgate.domain.errors import FIRECRAWL_UPGRADE_URL
 from creditgate.domain.instants import Instant, to_datetime
 from creditgate.domain.teams import ApiKey, Team
 from creditgate.web.errors import INVALID_TOKEN, TOKEN_MISSING, UNAUTHORIZED, HTTPError
@@ -79,7 +80,7 @@ def rate_limited(decision: Decision, now: int) -> HTTPError:
     return HTTPError(
         429,
         f"Rate limit exceeded. Consumed (req/min): {decision.consumed}, Remaining (req/min): "
-        f"{decision.remaining}. Upgrade your plan at https://firecrawl.dev/pricing for increased "
+        f"{decision.remaining}. Upgrade your plan at {FIRECRAWL_UPGRADE_URL} for increased "
         f"rate limits or please retry after {seconds}s, resets at {when}",
         headers={"Retry-After": str(seconds)},
     )

@@ -51,6 +51,7 @@ class AppContext:
     routes: RouteTable = DEFAULT_TABLE  # what the gateway forwards; nothing else is
     prices: PriceTable = DEFAULT_PRICES  # what the work costs, for holds and caps
     public_url: str | None = None  # where clients reach the gateway (rewritten links)
+    upgrade_url: str | None = None  # the plans page 402/429 texts name; None: Firecrawl's
     cors_origins: tuple[str, ...] = ("*",)
     process_id: str | None = None  # this process's row in `processes` (gateway mode)
     metering: bool = True  # off (for measuring the proxy alone): authenticate and forward only

@@ -51,18 +51,32 @@ class HTTPError(Exception):
         self.extra = extra
 
 
-def render_ledger_error(exc: errors.LedgerError) -> Response:
-    return fail(STATUS[type(exc)], exc.message, **exc.details)
+def with_upgrade_url(text: str, upgrade_url: str | None) -> str:
+    """A 402/429 text with the operator's upgrade page (CREDITGATE_UPGRADE_URL) in place of
+    Firecrawl's; unchanged without one, or for any other text."""
+    if upgrade_url is None:
+        return text
+    return text.replace(errors.FIRECRAWL_UPGRADE_URL, upgrade_url)
 
 
-async def on_ledger_error(_request: Request, exc: Exception) -> Response:
+def _upgrade_url(request: Request) -> str | None:
+    return getattr(getattr(request.app.state, "ctx", None), "upgrade_url", None)
+
+
+def render_ledger_error(exc: errors.LedgerError, upgrade_url: str | None = None) -> Response:
+    text = with_upgrade_url(exc.message, upgrade_url)
+    return fail(STATUS[type(exc)], text, **exc.details)
+
+
+async def on_ledger_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.LedgerError)
-    return render_ledger_error(exc)
+    return render_ledger_error(exc, _upgrade_url(request))
 
 
-async def on_http_error(_request: Request, exc: Exception) -> Response:
+async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPError)
-    return fail(exc.status, exc.error, exc.headers, **exc.extra)
+    text = with_upgrade_url(exc.error, _upgrade_url(request))
+    return fail(exc.status, text, exc.headers, **exc.extra)
 
 
 async def on_starlette_error(_request: Request, exc: Exception) -> Response:
