@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from creditgate.app.asgi import create_app
 from creditgate.domain.instants import now
 from creditgate.services import keys
-from creditgate.storage import keys as key_rows
+from creditgate.storage import key_rows as key_rows
 from creditgate.storage.database import Database
 from creditgate.web.context import AppContext
 from tests.conftest import ADMIN_TOKEN, Clock

@@ -11,7 +11,7 @@ from creditgate.domain.errors import Conflict, InsufficientCredits, InvalidInput
 from creditgate.domain.instants import MS_PER_HOUR
 from creditgate.domain.keys import MAX_METADATA_BYTES, metadata_problem
 from creditgate.services import keys
-from creditgate.storage import keys as key_rows
+from creditgate.storage import key_rows as key_rows
 from creditgate.storage.database import Database
 from tests.conftest import Clock
 from tests.helpers import charge, team_with_key

@@ -25,17 +25,29 @@ from creditgate.domain.plans import Plan
 from creditgate.domain.teams import Team
 from creditgate.services.ledger import roll_forward_now
 from creditgate.storage import (
-    jobs,
-    keys,
-    ledger,
-    plans,
-    reservations,
+    balances as ledger,
+)
+from creditgate.storage import (
+    job_rows as jobs,
+)
+from creditgate.storage import (
+    key_rows as keys,
+)
+from creditgate.storage import (
+    plan_rows as plans,
+)
+from creditgate.storage import (
+    queued_rows as queued_starts,
+)
+from creditgate.storage import (
+    reservation_rows as reservations,
+)
+from creditgate.storage import (
     snapshots,
-    teams,
     usage,
 )
 from creditgate.storage import (
-    queued as queued_starts,
+    team_rows as teams,
 )
 from creditgate.storage.database import Database
 from creditgate.storage.tx import Tx

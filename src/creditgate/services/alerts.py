@@ -8,8 +8,10 @@ from creditgate.domain.alerts import DEFAULT_PERCENTS, AlertRule, RuleKind, chec
 from creditgate.domain.errors import Conflict, InvalidInput, NotFound
 from creditgate.domain.ids import new_id
 from creditgate.domain.instants import Instant
-from creditgate.storage import alerts, keys, teams
-from creditgate.storage.alerts import FiredRow
+from creditgate.storage import alert_rows as alerts
+from creditgate.storage import key_rows as keys
+from creditgate.storage import team_rows as teams
+from creditgate.storage.alert_rows import FiredRow
 from creditgate.storage.database import Database
 
 MAX_RULES = 50  # per team

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from creditgate.storage import audit
+from creditgate.storage import consistency as audit
 from creditgate.storage.database import Database
 
 

@@ -26,10 +26,13 @@ from creditgate.domain.teams import ApiKey, Team
 from creditgate.services import account, alerts, export, ledger_views, plans, webhooks
 from creditgate.services import keys as key_service
 from creditgate.services import teams as team_service
-from creditgate.storage import ledger, reservations, teams, usage, used_forms
-from creditgate.storage import ledger_views as views
+from creditgate.storage import balances as ledger
+from creditgate.storage import entry_pages as views
+from creditgate.storage import reservation_rows as reservations
+from creditgate.storage import team_rows as teams
+from creditgate.storage import usage, used_forms
+from creditgate.storage.balances import GrantRow
 from creditgate.storage.database import Database
-from creditgate.storage.ledger import GrantRow
 from creditgate.storage.usage import ActivityRow
 
 CHART_DAYS = 31  # the daily chart covers at most this many days (a month's period)

@@ -28,9 +28,9 @@ import orjson
 from creditgate.domain.errors import InvalidInput
 from creditgate.services import ledger_views
 from creditgate.services.ledger_views import Listing, as_json, as_values, wire
-from creditgate.storage import ledger_views as store
+from creditgate.storage import entry_pages as store
 from creditgate.storage.database import Database
-from creditgate.storage.ledger_views import Filters
+from creditgate.storage.entry_pages import Filters
 
 WHATS = ("entries", "usage")
 BYS = ("period", "key", "day")

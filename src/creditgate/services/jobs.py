@@ -40,11 +40,11 @@ from creditgate.domain import cancels
 from creditgate.domain.errors import Conflict
 from creditgate.domain.instants import Instant
 from creditgate.services import reservations
-from creditgate.storage import jobs
-from creditgate.storage import reservations as reservations_store
+from creditgate.storage import job_rows as jobs
+from creditgate.storage import reservation_rows as reservations_store
 from creditgate.storage.database import Database
-from creditgate.storage.jobs import Job as Job  # re-exported for the gateway
-from creditgate.storage.jobs import JobStatus
+from creditgate.storage.job_rows import Job as Job  # re-exported for the gateway
+from creditgate.storage.job_rows import JobStatus
 
 FINISHED = ("completed", "failed")
 CANCELLED = "cancelled"

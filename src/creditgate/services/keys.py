@@ -18,7 +18,8 @@ from creditgate.domain.teams import ApiKey, Team
 from creditgate.domain.text import refuse_nul
 from creditgate.services import pages
 from creditgate.services.pages import Page
-from creditgate.storage import keys, teams
+from creditgate.storage import key_rows as keys
+from creditgate.storage import team_rows as teams
 from creditgate.storage.database import Database
 
 MAX_NAME = 100

@@ -21,11 +21,11 @@ from creditgate.domain.instants import InvalidInstant, format_iso, parse_iso
 from creditgate.domain.reservations import HoldStatus
 from creditgate.services import pages
 from creditgate.services.pages import Page
-from creditgate.storage import ledger_views as store
-from creditgate.storage import teams
+from creditgate.storage import entry_pages as store
+from creditgate.storage import team_rows as teams
 from creditgate.storage.database import Database
-from creditgate.storage.jobs import JobStatus
-from creditgate.storage.ledger_views import Filters, View
+from creditgate.storage.entry_pages import Filters, View
+from creditgate.storage.job_rows import JobStatus
 
 Field = tuple[str, str, bool]  # (name on the wire, column, an instant)
 

@@ -35,8 +35,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from creditgate.domain.instants import Instant, now
-from creditgate.storage import queued as queued_rows
-from creditgate.storage import reservations as reservation_rows
+from creditgate.storage import queued_rows as queued_rows
+from creditgate.storage import reservation_rows as reservation_rows
 from creditgate.storage.database import Database
 from creditgate.storage.tx import Tx
 

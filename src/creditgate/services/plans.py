@@ -15,7 +15,7 @@ from creditgate.domain.plans import BILLING_INTERVALS, Plan
 from creditgate.domain.pricing import MAX_CREDITS
 from creditgate.services import pages
 from creditgate.services.pages import Page
-from creditgate.storage import plans
+from creditgate.storage import plan_rows as plans
 from creditgate.storage.database import Database
 
 PLAN_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")

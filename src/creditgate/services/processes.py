@@ -15,7 +15,7 @@ import socket
 
 from creditgate.domain.instants import Instant
 from creditgate.services import reservations
-from creditgate.storage import processes
+from creditgate.storage import process_rows as processes
 from creditgate.storage.database import Database
 
 HEARTBEAT_MS = 5_000

@@ -43,9 +43,9 @@ from creditgate.services.reservations import (
     Reserve,
     TakeSlots,
 )
-from creditgate.storage import queued as store
+from creditgate.storage import queued_rows as store
 from creditgate.storage.database import Database
-from creditgate.storage.queued import QueuedStart, State
+from creditgate.storage.queued_rows import QueuedStart, State
 from creditgate.storage.tx import Tx
 
 __all__ = ["QueuedStart", "State", "accept", "claim_next"]

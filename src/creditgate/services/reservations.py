@@ -41,7 +41,7 @@ from creditgate.services.ledger import (
     spendable_key,
 )
 from creditgate.storage import book as books
-from creditgate.storage import reservations
+from creditgate.storage import reservation_rows as reservations
 from creditgate.storage.book import Wants
 from creditgate.storage.database import Database
 from creditgate.storage.tx import Tx

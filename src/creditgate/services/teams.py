@@ -14,7 +14,8 @@ from creditgate.services import alerts, pages
 from creditgate.services.ledger import ChangePlan, roll_forward
 from creditgate.services.ledger import apply as ledger_apply
 from creditgate.services.pages import Page
-from creditgate.storage import plans, teams
+from creditgate.storage import plan_rows as plans
+from creditgate.storage import team_rows as teams
 from creditgate.storage.database import Database
 from creditgate.storage.tx import Tx
 

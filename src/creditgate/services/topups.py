@@ -7,7 +7,8 @@ from creditgate.domain.alerts import TopUpRule, check_topup
 from creditgate.domain.errors import InvalidInput, NotFound
 from creditgate.domain.ids import new_id
 from creditgate.domain.instants import Instant
-from creditgate.storage import teams, topups
+from creditgate.storage import team_rows as teams
+from creditgate.storage import topup_rows as topups
 from creditgate.storage.database import Database
 
 MAX_RULES = 20  # per team

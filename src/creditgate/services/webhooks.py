@@ -33,9 +33,10 @@ from creditgate.domain.ids import new_id
 from creditgate.domain.instants import MS_PER_HOUR, Instant, format_iso
 from creditgate.services import metrics, pages
 from creditgate.services.pages import Page
-from creditgate.storage import teams, webhooks
+from creditgate.storage import team_rows as teams
+from creditgate.storage import webhook_rows as webhooks
 from creditgate.storage.database import Database
-from creditgate.storage.webhooks import Delivery, Endpoint
+from creditgate.storage.webhook_rows import Delivery, Endpoint
 
 log = logging.getLogger("creditgate.webhooks")
 

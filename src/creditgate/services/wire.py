@@ -24,9 +24,9 @@ from creditgate.domain.plans import Plan as PlanRecord
 from creditgate.domain.teams import ApiKey as ApiKeyRecord
 from creditgate.domain.teams import Team as TeamRecord
 from creditgate.services import account, ingest, ledger, ledger_views, reservations
-from creditgate.storage.alerts import FiredRow
-from creditgate.storage.webhooks import Delivery as DeliveryRecord
-from creditgate.storage.webhooks import Endpoint
+from creditgate.storage.alert_rows import FiredRow
+from creditgate.storage.webhook_rows import Delivery as DeliveryRecord
+from creditgate.storage.webhook_rows import Endpoint
 
 Instant = str  # ISO 8601 UTC, milliseconds, e.g. 2026-08-01T00:00:00.000Z
 

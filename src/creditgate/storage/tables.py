@@ -122,7 +122,7 @@ entries = Table(
     Column("recorded_ms", BigInteger, nullable=False),
     Column("reservation_id", String(36), nullable=True),  # the hold a settlement charged
     Index(None, "team_id", "kind", "occurred_ms"),
-    # A team's ledger in time order, page by page (storage/ledger_views.py; migration 0010).
+    # A team's ledger in time order, page by page (storage/entry_pages.py; migration 0010).
     Index(None, "team_id", "occurred_ms", "movement_id", "line"),
 )
 

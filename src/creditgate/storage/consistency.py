@@ -8,7 +8,7 @@ from sqlalchemy import Connection, Select, Table, and_, func, literal, or_, sele
 
 from creditgate.domain.grants import GRANT_KINDS
 from creditgate.domain.instants import MS_PER_DAY, MS_PER_HOUR
-from creditgate.storage.jobs import JobStatus
+from creditgate.storage.job_rows import JobStatus
 from creditgate.storage.tables import (
     alerts_fired,
     api_keys,
