@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         None, description="extra price table rows: a JSON object (README, 'The price table')"
     )
     metering: bool = Field(True, description="off: the gateway only authenticates and forwards")
+    leases: bool = Field(
+        False,
+        description="admit scrapes, maps and searches on credit leases, charged in batches "
+        "(README, 'Credit leases')",
+    )
     public_url: str | None = Field(None, description="where clients reach the gateway")
     trusted_proxies: str | None = Field(
         None, description="addresses whose X-Forwarded-For names the client (comma-separated)"
