@@ -124,6 +124,11 @@ class Settings(BaseSettings):
         None, description="extra price table rows: a JSON object (README, 'The price table')"
     )
     metering: bool = Field(True, description="off: the gateway only authenticates and forwards")
+    leases: bool = Field(
+        False,
+        description="admit scrapes, maps and searches on credit leases, charged in batches "
+        "(README, 'Credit leases')",
+    )
     public_url: str | None = Field(None, description="where clients reach the gateway")
     upgrade_url: str | None = Field(
         None,

@@ -13,8 +13,10 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from creditgate.cli import main
+from creditgate.domain.book import Details
 from creditgate.services import audit, jobs, ledger, processes, reservations, teams
 from creditgate.services import keys as key_service
+from creditgate.services.leases import Draw, TakeLease
 from creditgate.services.ledger import ChargeRequest, GrantRequest
 from creditgate.services.reservations import ReserveRequest
 from creditgate.storage.database import Database
@@ -65,6 +67,10 @@ def build(db: Database) -> dict[str, Any]:
     done = job("done", 22)
     assert jobs.apply_report(db, done, 2, "completed", LATER) is jobs.Next.DONE
     processes.beat(db, "proc-1", LATER)
+    lease = ledger.run(db, TakeLease(key, 8, 1, 1, LATER, owner="proc-1", max_open=10))
+    ids["lease"] = lease.id
+    drawn = Draw(lease.id, team.id, 0, LATER, Details("scrape", "v2", "scrape-1", None))
+    ledger.run(db, drawn)  # 0 credits: the other cases' sums stay as they are
 
     other = teams.create_team(db, "spender", START, plan_id="free", allow_overage=True)
     ids["other_team"] = other.id
@@ -281,6 +287,15 @@ CASES: dict[str, Case] = {
                 "team {team} reservation {released}: expires at {start}, not after it was made "
                 "({start})",
             )
+        ),
+    ),
+    "lease": Case(
+        ("UPDATE reservations SET owner = NULL WHERE id = :lease",),
+        (
+            (
+                "credit leases are a gateway process's and pay for no job",
+                "team {team} lease {lease}: no gateway process owns it",
+            ),
         ),
     ),
     "reservation key": Case(

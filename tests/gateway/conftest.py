@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -48,6 +49,8 @@ def gateway(db: Database, fake: Fake) -> Iterator[Gateway]:
         follow_seconds=0.2,
         queue_wait_seconds=3.0,
         page_grace_seconds=0.5,  # a cancelled job's pages may run this long (tests set more)
+        # The whole gateway suite runs on credit leases with CREDITGATE_TEST_LEASES=1.
+        use_leases=os.environ.get("CREDITGATE_TEST_LEASES") == "1",
     )
     known_without_a_probe(ctx, fake)
     with app_in_thread(create_app(ctx)) as url:

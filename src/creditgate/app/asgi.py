@@ -30,6 +30,7 @@ from creditgate.gateway import proxy
 from creditgate.http import account, admin, openapi
 from creditgate.http.hot import Gateway, HotReads
 from creditgate.services import jobs, metrics, processes, queued, reservations, webhooks
+from creditgate.services.leases import LeaseManager
 from creditgate.services.writer import Writer
 from creditgate.storage.database import (
     Database,
@@ -150,6 +151,9 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         ctx.process_id = new_id(ctx.clock())
         await _join(ctx, ctx.process_id)
         tasks.append(asyncio.create_task(_heartbeat(ctx, ctx.process_id)))
+        if ctx.use_leases and ctx.metering:
+            ctx.leases = LeaseManager(ctx.write, ctx.clock, ctx.process_id)
+            tasks.append(asyncio.create_task(ctx.leases.run()))
     if ctx.sweep_seconds > 0:
         tasks.append(asyncio.create_task(_sweep(ctx)))
     metrics.register_webhook_backlog(webhooks.pending)
@@ -166,6 +170,9 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if ctx.leases is not None:  # leases given back before the writer closes
+            with contextlib.suppress(Exception):
+                await ctx.leases.close()
         with contextlib.suppress(Exception):  # the last round's uses, before the writer closes
             await blocking(ctx.key_uses.flush, ctx.db)
         if ctx.upstream is not None:

@@ -66,6 +66,7 @@ def app_from_settings(settings: Settings) -> Starlette:
             public_url=settings.public_url,
             upgrade_url=settings.upgrade_url,
             metering=settings.metering,
+            use_leases=settings.leases,
             cors_origins=tuple(o.strip() for o in settings.cors_origins.split(",") if o.strip()),
             session_secret=settings.session_key() or secrets.token_urlsafe(32),
             shares=FairShares(reads=TeamGate(settings.team_reads_in_flight)),

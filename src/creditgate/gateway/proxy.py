@@ -304,6 +304,8 @@ _LINGERING: set[asyncio.Task[None]] = set()
 
 def _releaser(ctx: AppContext, team_id: str, reservation_id: str) -> Release:
     async def release() -> None:
+        if ctx.leases is not None and ctx.leases.drop(reservation_id):
+            return  # admitted on a credit lease: its estimate and slot back, in memory
         await ctx.write(reservations.Release(reservation_id, ctx.clock(), team_id), team_id)
 
     return release
@@ -494,6 +496,11 @@ class _Settlement(_Tee):
         if credits > most:
             _note_capped(endpoint, None, credits, most)
             credits = most
+        leases = self.ctx.leases
+        if leases is not None and leases.holds(self.reservation_id):  # one batched write
+            await leases.draw(self.reservation_id, credits, _scrape_id(payload))
+            self.logged.charged = credits
+            return
         settle = reservations.Settle(
             self.reservation_id,
             credits,
@@ -510,6 +517,8 @@ class _Settlement(_Tee):
 
     async def _abandoned(self) -> None:  # the work did not complete: it is not charged
         self.logged.outcome = Outcome.UPSTREAM_FAILED
+        if self.ctx.leases is not None and self.ctx.leases.drop(self.reservation_id):
+            return
         release = reservations.Release(self.reservation_id, self.ctx.clock(), self.team_id)
         await self.ctx.write(release, self.team_id)
 
@@ -588,7 +597,7 @@ async def _reserve(
             if first or await ctx.limiter.is_next(team, ticket or 0):
                 first = False
                 try:
-                    view = await _take_hold(ctx, snap, request)
+                    view = await _admit(ctx, snap, request)
                     if ticket is not None:
                         logged.outcome = Outcome.QUEUED
                     return view
@@ -606,6 +615,19 @@ async def _reserve(
     finally:
         if ticket is not None:
             await ctx.limiter.leave_queue(team, ticket)
+
+
+async def _admit(
+    ctx: AppContext, snap: account.Snapshot, request: ReserveRequest
+) -> ReservationView:
+    """A synchronous request's admission: on this process's credit lease for the key when
+    leases are on and it has room (services/leases.py: no write now, its charge drawn in a
+    batch after the answer), else a hold of its own."""
+    if ctx.leases is not None and request.slots == 1:
+        ticket = await ctx.leases.admit(snap.team.id, snap.key, snap.plan.concurrency, request)
+        if ticket is not None:
+            return ticket
+    return await _take_hold(ctx, snap, request)
 
 
 async def _take_hold(

@@ -10,7 +10,9 @@ just been forgotten until a sweep releases it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
+from creditgate.domain.leases import LEASE
 from creditgate.storage import consistency as audit
 from creditgate.storage.database import Database
 
@@ -112,6 +114,11 @@ CHECKS = (
         "every reservation's key is its team's",
         audit.reservation_key_mismatches,
         "team {0} reservation {1}: key {2} is not a key of this team",
+    ),
+    (
+        "credit leases are a gateway process's and pay for no job",
+        partial(audit.lease_mismatches, lease=LEASE),
+        "team {0} lease {1}: {2}",
     ),
     (
         "every entry's key is its team's",

@@ -439,6 +439,27 @@ def reservation_key_mismatches(conn: Connection) -> list[Row]:
     return _keys_not_of_team(conn, reservations, ("id",))
 
 
+def lease_mismatches(conn: Connection, lease: str) -> list[Row]:
+    """Credit leases (reservations whose endpoint is `lease`) that no gateway process owns,
+    so that no orphan sweep would ever give them back, or that name a job, which only a
+    request's own hold pays for."""
+    out: list[Row] = []
+    query = (
+        select(
+            reservations.c.team_id, reservations.c.id, reservations.c.owner, reservations.c.job_id
+        )
+        .where(
+            reservations.c.endpoint == lease,
+            or_(reservations.c.owner.is_(None), reservations.c.job_id.is_not(None)),
+        )
+        .order_by(reservations.c.team_id, reservations.c.id)
+    )
+    for team_id, lease_id, owner, job_id in conn.execute(query):
+        reason = "no gateway process owns it" if owner is None else f"it names job {job_id}"
+        out.append((team_id, lease_id, reason))
+    return out
+
+
 def entry_key_mismatches(conn: Connection) -> list[Row]:
     """Entries naming a key that is not a key of their team (none, or another team's)."""
     return _keys_not_of_team(conn, entries, ("movement_id", "line"))

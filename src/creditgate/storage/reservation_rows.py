@@ -17,7 +17,7 @@ from sqlalchemy import (
 
 from creditgate.domain.instants import Instant
 from creditgate.domain.reservations import HoldStatus, Reservation
-from creditgate.storage.tables import jobs, reservations
+from creditgate.storage.tables import entries, jobs, reservations
 
 OPEN = HoldStatus.OPEN.value
 
@@ -122,11 +122,15 @@ def hand_over(conn: Connection, team_id: str, reservation_id: str, job_id: str) 
 
 
 def holds_job(conn: Connection, team_id: str, job_id: str) -> bool:
-    """Did one of the team's reservations pay for this upstream job (or scrape) id?"""
+    """Did one of the team's reservations pay for this upstream job (or scrape) id, or one of
+    its charges (a scrape drawn from a credit lease names its id on its charge only)?"""
     query = select(reservations.c.id).where(
         reservations.c.team_id == team_id, reservations.c.job_id == job_id
     )
-    return conn.execute(query.limit(1)).first() is not None
+    if conn.execute(query.limit(1)).first() is not None:
+        return True
+    charged = select(entries.c.line).where(entries.c.team_id == team_id, entries.c.job_id == job_id)
+    return conn.execute(charged.limit(1)).first() is not None
 
 
 def orphaned(conn: Connection, live: list[str], limit: int) -> list[tuple[str, str]]:

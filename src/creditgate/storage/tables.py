@@ -124,6 +124,8 @@ entries = Table(
     Index(None, "team_id", "kind", "occurred_ms"),
     # A team's ledger in time order, page by page (storage/entry_pages.py; migration 0010).
     Index(None, "team_id", "occurred_ms", "movement_id", "line"),
+    # A scrape charged from a credit lease is its team's by its charge (migration 0016).
+    Index(None, "team_id", "job_id"),
 )
 
 idempotency = Table(

@@ -19,6 +19,7 @@ from creditgate.domain.price_table import DEFAULT_PRICES, PriceTable
 from creditgate.domain.routes import DEFAULT_TABLE, RouteTable
 from creditgate.services import ledger
 from creditgate.services.keys import KeyUses
+from creditgate.services.leases import LeaseManager
 from creditgate.services.ledger import Operation
 from creditgate.services.writer import Writer
 from creditgate.storage.database import Database, DeadlineExceeded
@@ -55,6 +56,8 @@ class AppContext:
     cors_origins: tuple[str, ...] = ("*",)
     process_id: str | None = None  # this process's row in `processes` (gateway mode)
     metering: bool = True  # off (for measuring the proxy alone): authenticate and forward only
+    use_leases: bool = False  # admit synchronous metered requests on credit leases (README)
+    leases: LeaseManager | None = None  # this process's leases, while the app runs
     writer: Writer | None = None  # group commit of ledger operations, while the app runs
     key_uses: KeyUses = field(default_factory=KeyUses)  # keys' last use, written in rounds
     key_use_seconds: float = 10.0  # how often keys' last uses are written; 0: at shutdown only
