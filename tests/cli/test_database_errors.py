@@ -24,6 +24,7 @@ from creditgate.storage.database import Database
 from creditgate.storage.migrate import alembic_config, current_revision, head_revision, upgrade
 from creditgate.storage.tables import metadata
 from tests.conftest import POSTGRES_ADMIN_URL
+from tests.helpers import shipped_head
 from tests.server import free_port
 
 A_KEY = "fc-" + "0" * 32
@@ -53,6 +54,8 @@ NO_CREDITGATE_ENV: dict[str, str | None] = {
         ),
     }
 }
+
+HEAD = shipped_head()
 
 
 def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
@@ -162,19 +165,19 @@ def test_commands_refuse_an_older_schema_until_it_is_migrated(
         config.attributes["connection"] = conn
         command.downgrade(config, "0004")
     try:
-        assert (current_revision(db), head_revision(db)) == ("0004", "0014")
+        assert (current_revision(db), head_revision(db)) == ("0004", HEAD)
         for args in (["plan", "list"], ["verify"], ["team", "create", "acme"]):
             assert refused(database_url, *args) == (
                 f"the database at {database_url} is at schema revision 0004 and this "
-                "creditgate needs 0014: run `creditgate migrate`"
+                f"creditgate needs {HEAD}: run `creditgate migrate`"
             )
         assert current_revision(db) == "0004"
         migrated = invoke("migrate", "--json", "--database-url", database_url)
         assert one_json(migrated) == {
             "success": True,
-            "data": {"database": database_url, "revision": "0014", "was": "0004"},
+            "data": {"database": database_url, "revision": HEAD, "was": "0004"},
         }
-        assert current_revision(db) == "0014"
+        assert current_revision(db) == HEAD
         assert invoke("plan", "list", "--database-url", database_url).exit_code == 0
     finally:
         upgrade(db)  # the PostgreSQL database is shared by the tests that follow
@@ -323,7 +326,7 @@ def test_the_default_database_is_named_on_every_command_that_uses_it(
     assert (migrated.exit_code, migrated.stderr) == (0, using)
     assert one_json(migrated) == {
         "success": True,
-        "data": {"database": url, "revision": "0014", "was": None},
+        "data": {"database": url, "revision": HEAD, "was": None},
     }
     created = invoke("team", "create", "acme", "--json")
     assert (created.exit_code, created.stderr) == (0, using)

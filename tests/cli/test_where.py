@@ -14,6 +14,7 @@ import uvicorn
 from click.testing import CliRunner, Result
 
 from creditgate.cli import main, where
+from tests.helpers import shipped_head
 
 # Unset while a command runs, and restored after: `serve` exports its flags to its workers.
 NO_ENV: dict[str, str | None] = {
@@ -23,6 +24,8 @@ NO_ENV: dict[str, str | None] = {
         *(f"CREDITGATE_{n}" for n in ("HOST", "PORT", "WORKERS", "DATABASE_URL")),
     }
 }
+
+HEAD = shipped_head()
 
 
 def invoke(*args: str, stdin: str | None = None, **env: str) -> Result:
@@ -55,9 +58,9 @@ def test_migrate_refuses_to_create_a_new_database_unless_told_to(here: Path) -> 
 
     made = invoke("migrate", "--yes")
     assert made.exit_code == 0, made.output
-    assert made.stdout == f"schema created: revision 0014 (sqlite:///{path})\n"
+    assert made.stdout == f"schema created: revision {HEAD} (sqlite:///{path})\n"
     again = invoke("migrate")  # it exists now: an upgrade needs no --yes
-    assert again.stdout == f"schema already up to date: revision 0014 (sqlite:///{path})\n"
+    assert again.stdout == f"schema already up to date: revision {HEAD} (sqlite:///{path})\n"
 
 
 @pytest.mark.parametrize(("answer", "created"), [("y\n", True), ("n\n", False), ("\n", False)])
@@ -76,7 +79,7 @@ def test_on_a_terminal_migrate_asks_first(
     if created:
         assert (done.exit_code, done.stdout) == (
             0,
-            f"schema created: revision 0014 (sqlite:///{path})\n",
+            f"schema created: revision {HEAD} (sqlite:///{path})\n",
         )
     else:
         assert done.exit_code == 1
