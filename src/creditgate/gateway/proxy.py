@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any, ClassVar
 
-import httpx
 import orjson
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -45,12 +44,14 @@ from creditgate.web.requestlog import RequestFields, fields
 from creditgate.web.responses import JSON, fail
 from creditgate.web.upstream import (
     Answer,
+    ReadFailed,
     Upstream,
     UpstreamFailed,
     failure,
     kept_headers,
     outgoing_headers,
 )
+from creditgate.web.upstream import Response as UpstreamResponse
 
 log = logging.getLogger("creditgate.gateway")
 
@@ -326,11 +327,11 @@ async def _release_later(ctx: AppContext, release: Release) -> None:
     task.add_done_callback(_LINGERING.discard)
 
 
-async def _read(response: httpx.Response, on_failure: Release) -> Answer | Response:
+async def _read(response: UpstreamResponse, on_failure: Release) -> Answer | Response:
     """The whole answer, or (after `on_failure`) creditgate's 502/504 if it never arrives."""
     try:
         content = await response.aread()
-    except httpx.HTTPError as exc:
+    except ReadFailed as exc:
         await on_failure()
         failed = failure(exc)
         return fail(failed.status, failed.error)
@@ -347,7 +348,7 @@ async def _job_started(
     held: ReservationView,
     plan: HoldPlan,
     parsed: dict[str, Any],
-    response: httpx.Response,
+    response: UpstreamResponse,
 ) -> Response:
     """An async job's start: record it as the team's, to follow; its status link points at
     the gateway."""
@@ -417,7 +418,7 @@ class _Tee:
     def payload(self) -> object:
         return None if self.copy is None else Answer(200, {}, bytes(self.copy)).json()
 
-    async def relay(self, response: httpx.Response) -> AsyncIterator[bytes]:
+    async def relay(self, response: UpstreamResponse) -> AsyncIterator[bytes]:
         held_back: bytes | None = None
         self._chunks = response.aiter_bytes()
         try:
@@ -427,7 +428,7 @@ class _Tee:
                     if held_back is not None:
                         yield held_back
                     held_back = chunk
-            except httpx.HTTPError:
+            except ReadFailed:
                 log.warning("the upstream broke off its answer; nothing is charged for it")
                 metrics.upstream_failed(UpstreamError.DROPPED)
                 self.done = True
@@ -445,7 +446,7 @@ class _Tee:
             else:
                 await response.aclose()
 
-    async def _finish(self, response: httpx.Response) -> None:
+    async def _finish(self, response: UpstreamResponse) -> None:
         try:
             if self._chunks is not None:
                 async for chunk in self._chunks:
