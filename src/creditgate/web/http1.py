@@ -3,10 +3,12 @@ httptools (llhttp, the parser uvicorn serves with) reading the answers. Nothing 
 HTTP by hand.
 
 Why not httpx (issue 20): its pool scans every pooled connection twice per request, so its
-CPU per request grows with the connections open; measured by bench/upstream_clients.py on this
-machine, a raw ASGI proxy costs (CPU ms per request, 1 / 32 connections) 1.7 / 3.5 with httpx,
-0.45 / 0.32 with aiohttp's client and 0.21 / 0.15 with a pool like this one (the issue's
-figures; the README holds this run's).
+CPU per request grows with the connections open. `python -m bench.upstream_clients` (a raw
+ASGI proxy before the fake upstream, one client each, in one run; 2026-12-07, this 2-core
+machine under other engineers' load, two runs) measured, CPU ms per request at 1 / 32
+connections: httpx 3.6 / 21 and 2.5 / 5.9; aiohttp's client 1.14 / 0.54 and 0.66 / 0.57; this
+pool 0.41 / 0.27 and 0.38 / 0.31, with the most throughput of the three (974 / 822 req/s
+against aiohttp's 543 / 569 and httpx's 237 / 55 in the second run). So: this pool.
 
 What it does, and no more: one origin (http or https); a request with its whole body; the
 answer's head, then its body streamed as it arrives (chunked, by length, or to the close),
