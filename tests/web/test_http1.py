@@ -148,13 +148,16 @@ def test_an_answer_cut_off_is_disconnected_and_its_connection_dropped() -> None:
     async def run(url: str) -> None:
         pool = http1.Pool(url, 4, 4, BOUNDS)
         response = await pool.request("GET", "/", "", {}, b"")
+        closed: list[int] = []
+        response.on_close(lambda: closed.append(1))
         seen = []
         with pytest.raises(http1.Disconnected):
             async for chunk in response.aiter_bytes():
                 seen.append(chunk)
-        await response.aclose()
         assert seen == [b"only part"]  # relayed as it came, then the cut
-        assert pool.idle() == 0
+        assert closed == [1]  # closed at the cut: a caller that only sees the error leaks nothing
+        await response.aclose()
+        assert closed == [1] and pool.idle() == 0
         await pool.close()
 
     asyncio.run(with_server(handle, run))

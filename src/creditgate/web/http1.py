@@ -209,6 +209,17 @@ class Response:
         self._on_close.append(callback)
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body's chunks as they arrive. If reading breaks off, the response is closed
+        there and then (its connection dropped, its place given back), so a caller that only
+        sees the error leaks nothing."""
+        try:
+            async for chunk in self._chunks():
+                yield chunk
+        except BaseException:
+            self._close()
+            raise
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
         message = self._message
         while True:
             if message.chunks:
@@ -239,6 +250,9 @@ class Response:
         return b"".join([chunk async for chunk in self.aiter_bytes()])
 
     async def aclose(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
         if self._closed:
             return
         self._closed = True
