@@ -46,7 +46,12 @@ def main(seconds: int = 10, url: str | None = None, connections: int = 4) -> Non
         cwd=ROOT,
     )  # fmt: skip
     env = {"CREDITGATE_UPSTREAM_URL": f"http://127.0.0.1:{fake_port}", **UNLIMITED}
-    server = start(db.url, ADMIN, free_port(), extra_env=env)
+    try:
+        server = start(db.url, ADMIN, free_port(), extra_env=env)
+    except BaseException:  # the fake upstream is not left running
+        fake.terminate()
+        fake.wait()
+        raise
     out = tmp / "profile.txt"
     try:
         time.sleep(1)

@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any, ClassVar
 
-import httpx
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -44,12 +43,14 @@ from creditgate.web.requestlog import RequestFields, fields
 from creditgate.web.responses import JSON, Relay, fail
 from creditgate.web.upstream import (
     Answer,
+    ReadFailed,
     Upstream,
     UpstreamFailed,
     failure,
     kept_headers,
     outgoing_headers,
 )
+from creditgate.web.upstream import Response as UpstreamResponse
 
 log = logging.getLogger("creditgate.gateway")
 
@@ -178,7 +179,7 @@ async def _free(
     return Relay(_passed(response), response.status_code, kept_headers(response))
 
 
-async def _passed(response: httpx.Response) -> AsyncIterator[bytes]:
+async def _passed(response: UpstreamResponse) -> AsyncIterator[bytes]:
     """An answer's chunks as they come; its connection back to the pool at the end."""
     try:
         async for chunk in response.aiter_bytes():
@@ -329,11 +330,11 @@ async def _release_later(ctx: AppContext, release: Release) -> None:
     task.add_done_callback(_LINGERING.discard)
 
 
-async def _read(response: httpx.Response, on_failure: Release) -> Answer | Response:
+async def _read(response: UpstreamResponse, on_failure: Release) -> Answer | Response:
     """The whole answer, or (after `on_failure`) creditgate's 502/504 if it never arrives."""
     try:
         content = await response.aread()
-    except httpx.HTTPError as exc:
+    except ReadFailed as exc:
         await on_failure()
         failed = failure(exc)
         return fail(failed.status, failed.error)
@@ -350,7 +351,7 @@ async def _job_started(
     held: ReservationView,
     plan: HoldPlan,
     parsed: dict[str, Any],
-    response: httpx.Response,
+    response: UpstreamResponse,
 ) -> Response:
     """An async job's start: record it as the team's, to follow; its status link points at
     the gateway."""
@@ -420,7 +421,7 @@ class _Tee:
     def payload(self) -> object:
         return None if self.copy is None else Answer(200, {}, bytes(self.copy)).json()
 
-    async def relay(self, response: httpx.Response) -> AsyncIterator[bytes]:
+    async def relay(self, response: UpstreamResponse) -> AsyncIterator[bytes]:
         held_back: bytes | None = None
         self._chunks = response.aiter_bytes()
         try:
@@ -430,7 +431,7 @@ class _Tee:
                     if held_back is not None:
                         yield held_back
                     held_back = chunk
-            except httpx.HTTPError:
+            except ReadFailed:
                 log.warning("the upstream broke off its answer; nothing is charged for it")
                 metrics.upstream_failed(UpstreamError.DROPPED)
                 self.done = True
@@ -448,7 +449,7 @@ class _Tee:
             else:
                 await response.aclose()
 
-    async def _finish(self, response: httpx.Response) -> None:
+    async def _finish(self, response: UpstreamResponse) -> None:
         try:
             if self._chunks is not None:
                 async for chunk in self._chunks:

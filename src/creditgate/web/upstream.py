@@ -11,22 +11,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-import httpx
 import orjson
 
-from creditgate.web import metrics
+from creditgate.web import http1, metrics
 from creditgate.web.fairshare import Busy, TeamGate
 from creditgate.web.metrics import UpstreamError
 
 log = logging.getLogger("creditgate.gateway")
 
+# An answer whose head arrived (web/http1.py), and what its body's reading raises when it breaks
+# off: callers translate that with `failure`, so no client's types leave this boundary.
+Response = http1.Response
+ReadFailed = http1.ClientError
+
 # The client's headers that are the request's content, not the hop's or the client's identity.
 FORWARDED_HEADERS = frozenset({"content-type", "accept", "accept-language", "user-agent"})
-# Headers of the upstream's answer that belong to its hop, or that are recomputed here (bodies
-# are passed on decoded, so their length and encoding change).
+# Headers of the upstream's answer that belong to its hop, or that are recomputed here (the
+# length: bodies are relayed in chunks). A gzip or deflate body is passed on decoded, its
+# Content-Encoding dropped by web/http1.py; any other encoding is passed on with its header.
 HOP_HEADERS = frozenset(
     {
         "connection",
@@ -39,7 +43,6 @@ HOP_HEADERS = frozenset(
         "transfer-encoding",
         "upgrade",
         "content-length",
-        "content-encoding",
         "set-cookie",
         "access-control-allow-origin",  # the edge sets CORS for the gateway's own origin rules
     }
@@ -62,13 +65,13 @@ class UpstreamFailed(Exception):
         self.may_still_run = may_still_run
 
 
-def failure(exc: httpx.HTTPError) -> UpstreamFailed:
+def failure(exc: http1.ClientError) -> UpstreamFailed:
     """The answer to give for an upstream call that failed, the failure counted (each call
     site translates a failure once)."""
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+    if isinstance(exc, http1.ConnectFailed | http1.ConnectTimeout | http1.PoolTimeout):
         metrics.upstream_failed(UpstreamError.CONNECT)  # never sent
         return UpstreamFailed(502, UNREACHABLE)
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, http1.Timeout):
         metrics.upstream_failed(UpstreamError.TIMEOUT)
         return UpstreamFailed(504, TIMED_OUT, may_still_run=True)
     metrics.upstream_failed(UpstreamError.DROPPED)
@@ -88,13 +91,21 @@ class Answer:
             return None
 
 
-def kept_headers(response: httpx.Response) -> dict[str, str]:
-    named = {token.strip().lower() for token in response.headers.get("connection", "").split(",")}
-    return {
-        k: v
-        for k, v in response.headers.items()
-        if k.lower() not in HOP_HEADERS and k.lower() not in named
+def kept_headers(response: Response) -> dict[str, str]:
+    """The answer's headers to pass on, names lower-cased, repeated ones joined by ", "."""
+    named = {
+        token.strip()
+        for name, value in response.headers
+        if name == b"connection"
+        for token in value.decode("latin-1").lower().split(",")
     }
+    kept: dict[str, str] = {}
+    for raw_name, raw_value in response.headers:
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+        if name in HOP_HEADERS or name in named:
+            continue
+        kept[name] = f"{kept[name]}, {value}" if name in kept else value
+    return kept
 
 
 def outgoing_headers(incoming: dict[str, str], peer: str | None) -> dict[str, str]:
@@ -105,6 +116,8 @@ def outgoing_headers(incoming: dict[str, str], peer: str | None) -> dict[str, st
 
 
 UPSTREAM_CONNECTIONS = 200  # the process's pool of connections to the upstream
+KEEPALIVE_CONNECTIONS = 50  # of which kept open while idle
+CONNECT_TIMEOUT_S = 5.0
 # A call waits at most this long for one of its team's upstream connections (all in use by the
 # team's own slow answers), then is a 503 that was never sent.
 TEAM_PLACE_WAIT_S = 30.0
@@ -114,26 +127,6 @@ TEAM_BUSY = "Too many of your requests are waiting for the upstream. Please retr
 def team_share(connections: int) -> int:
     """A team's default share of the upstream pool: a quarter, at least 4."""
     return max(4, connections // 4)
-
-
-class _Released(httpx.AsyncByteStream):
-    """An answer's body that gives its team's upstream place back when it is closed."""
-
-    def __init__(self, inner: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
-        self._inner = inner
-        self._release: Callable[[], None] | None = release
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._inner.aclose()
-        finally:
-            if self._release is not None:
-                release, self._release = self._release, None
-                release()
 
 
 class Upstream:
@@ -152,13 +145,11 @@ class Upstream:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.connections = max(connections, 1)
-        self.client = httpx.AsyncClient(
-            base_url=self.base_url,
-            timeout=httpx.Timeout(timeout_s, connect=5.0),
-            limits=httpx.Limits(
-                max_connections=self.connections,
-                max_keepalive_connections=min(50, self.connections),
-            ),
+        self.client = http1.Pool(
+            self.base_url,
+            connections=self.connections,
+            keepalive=min(KEEPALIVE_CONNECTIONS, self.connections),
+            timeouts=http1.Timeouts(CONNECT_TIMEOUT_S, timeout_s, timeout_s, timeout_s),
         )
         share = team_share(self.connections) if team_connections is None else team_connections
         self.shares = TeamGate(min(max(share, 1), self.connections))
@@ -172,7 +163,7 @@ class Upstream:
         body: bytes,
         timeout_s: float | None = None,
         team: str | None = None,
-    ) -> httpx.Response:
+    ) -> Response:
         """Send a request and return once the answer's head arrived (any status).
 
         `path` is built by the gateway from its route table, never the client's string. The
@@ -190,8 +181,7 @@ class Upstream:
         except BaseException:
             self.shares.release(team)
             raise
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _Released(response.stream, lambda: self.shares.release(team))
+        response.on_close(lambda: self.shares.release(team))
         return response
 
     async def _open(
@@ -202,19 +192,15 @@ class Upstream:
         headers: dict[str, str],
         body: bytes,
         timeout_s: float | None,
-    ) -> httpx.Response:
+    ) -> Response:
         sent = dict(headers)
         if self.api_key:
             sent["authorization"] = f"Bearer {self.api_key}"
-        url = path + (f"?{query}" if query else "")
-        timeout = httpx.USE_CLIENT_DEFAULT if timeout_s is None else httpx.Timeout(timeout_s)
-        request = self.client.build_request(
-            method, url, headers=sent, content=body, timeout=timeout
-        )
+        bounds = None if timeout_s is None else http1.Timeouts.all(timeout_s)
         started = time.perf_counter()
         try:
-            response = await self.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
+            response = await self.client.request(method, path, query, sent, body, bounds)
+        except http1.ClientError as exc:
             raise failure(exc) from exc
         metrics.upstream_answered(started, response.status_code)
         return response
@@ -233,7 +219,7 @@ class Upstream:
         response = await self.open(method, path, query, headers, body, timeout_s, team)
         try:
             content = await response.aread()
-        except httpx.HTTPError as exc:
+        except http1.ClientError as exc:
             raise failure(exc) from exc
         finally:
             await response.aclose()
@@ -244,11 +230,17 @@ class Upstream:
         anything but a server error within `timeout_s`. A fixed path, without its key: nothing
         a client sent is ever forwarded by it. Raises UpstreamFailed otherwise."""
         try:
-            response = await self.client.get("/", timeout=timeout_s)
-        except httpx.HTTPError as exc:
+            response = await self.client.request(
+                "GET", "/", "", {}, b"", http1.Timeouts.all(timeout_s)
+            )
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        except http1.ClientError as exc:
             raise failure(exc) from exc
         if response.status_code >= 500:
             raise UpstreamFailed(502, f"the upstream answered {response.status_code}")
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.client.close()
