@@ -266,3 +266,78 @@ def test_a_new_base_url_takes_the_next_connections() -> None:
         await with_server(second, inner)
 
     asyncio.run(with_server(first, run))
+
+
+# --- what an upstream may make this process hold (an outside tester's findings) -------------
+
+
+def _refused(
+    answer: bytes, error: type[http1.ClientError], bounds: http1.Timeouts = BOUNDS
+) -> None:
+    handle, _ = serve([answer])
+
+    async def run(url: str) -> None:
+        pool = http1.Pool(url, 1, 1, BOUNDS)
+        with pytest.raises(error):
+            await fetch(pool)
+        assert pool.idle() == 0
+        # The one connection's slot came back: the next request gets one (and a refusal).
+        with pytest.raises(http1.ClientError):
+            await fetch(pool)
+        await pool.close()
+
+    asyncio.run(with_server(handle, run))
+
+
+def test_a_switch_of_protocols_is_a_protocol_error_not_an_escape() -> None:
+    """httptools raises HttpParserUpgrade, no HttpParserError, for a 101: it escaped the
+    client's errors, so the gateway answered 500 and kept the scrape's hold for 15 minutes."""
+    _refused(
+        b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n",
+        http1.ProtocolError,
+    )
+
+
+def test_a_head_too_large_or_with_too_many_headers_is_refused() -> None:
+    huge = b"HTTP/1.1 200 OK\r\nx-big: " + b"a" * (http1.MAX_HEAD_BYTES + 1) + b"\r\n\r\n"
+    _refused(huge, http1.ProtocolError)
+    many = b"".join(b"x-%d: 1\r\n" % n for n in range(http1.MAX_HEADERS + 1))
+    _refused(b"HTTP/1.1 200 OK\r\n" + many + b"content-length: 0\r\n\r\n", http1.ProtocolError)
+
+
+def test_a_gzip_body_is_decoded_only_up_to_its_bound() -> None:
+    bomb = gzip.compress(b"\0" * (http1.MAX_DECODED_BYTES + 1))
+    answer = ok(bomb, b"content-encoding: gzip\r\n")
+    handle, _ = serve([answer])
+
+    async def run(url: str) -> None:
+        pool = http1.Pool(url, 1, 1, BOUNDS)
+        response = await pool.request("GET", "/", "", {}, b"")
+        got = 0
+        with pytest.raises(http1.ProtocolError):
+            async for chunk in response.aiter_bytes():
+                got += len(chunk)
+        assert got <= http1.MAX_DECODED_BYTES
+        await pool.close()
+
+    asyncio.run(with_server(handle, run))
+
+
+def test_a_head_or_body_that_trickles_is_bounded_in_all() -> None:
+    """A byte a little more often than the read bound kept an answer open for ever: the head
+    and the body each have the read bound in all."""
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await head_of(reader)
+        for byte in b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n" + b"x" * 100:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0.01)
+
+    async def run(url: str) -> None:
+        pool = http1.Pool(url, 1, 1, http1.Timeouts(1.0, 0.2, 1.0, 1.0))
+        with pytest.raises(http1.ReadTimeout):  # whole, it takes 1.4 s
+            await fetch(pool)
+        await pool.close()
+
+    asyncio.run(with_server(trickle, run))

@@ -240,6 +240,9 @@ async def _metered(
         await (_release_later(ctx, release) if exc.may_still_run else release())
         logged.outcome = Outcome.UPSTREAM_FAILED
         return fail(exc.status, exc.error)
+    except Exception:  # a failure no client error names (a bug): the hold is not kept for it
+        await _release_later(ctx, release)
+        raise
     if response.status_code >= 300:  # refused or failed upstream: passed on, costs nothing
         answer = await _read(response, release)
         if isinstance(answer, Response):

@@ -35,6 +35,12 @@ import httptools
 
 READ_SIZE = 1 << 16
 KEEPALIVE_EXPIRY_S = 4.0
+# Bounds on what an upstream may make this process hold (found by an outside tester: a 131 MB
+# header, 200,000 headers and a gzip bomb were each taken whole, in memory or to the client).
+MAX_HEAD_BYTES = 64 << 10  # the status line and headers, together
+MAX_HEADERS = 256
+MAX_DECODED_BYTES = 64 << 20  # a gzip or deflate body, once decoded
+DECODE_STEP = 1 << 20  # decoded at most this much at a time, so the bound holds within a chunk
 
 
 class ClientError(Exception):
@@ -76,7 +82,7 @@ class ProtocolError(ClientError):
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     connect: float
-    read: float  # between two reads of the answer
+    read: float  # between two reads of the answer; and for the head, and the body, in all
     write: float
     pool: float  # waiting for a free connection
 
@@ -104,15 +110,32 @@ def target(path: str, query: str) -> str:
 class _Message:
     """The parser's callbacks: one answer's head and the body chunks not yet taken."""
 
-    __slots__ = ("chunks", "done", "head", "headers", "informational", "keep_alive", "parser")
+    __slots__ = (
+        "chunks",
+        "done",
+        "head",
+        "head_bytes",
+        "header_bytes",
+        "headers",
+        "informational",
+        "keep_alive",
+        "parser",
+    )
 
     def __init__(self) -> None:
         self.parser = httptools.HttpResponseParser(self)
         self.headers: list[tuple[bytes, bytes]] = []
         self.chunks: list[bytes] = []
         self.head = self.done = self.informational = self.keep_alive = False
+        self.head_bytes = 0  # read before the head was complete (bounds what llhttp buffers)
+        self.header_bytes = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self.headers) >= MAX_HEADERS:
+            raise ProtocolError(f"more than {MAX_HEADERS} headers")
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > MAX_HEAD_BYTES:
+            raise ProtocolError(f"headers of more than {MAX_HEAD_BYTES} bytes")
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
@@ -157,10 +180,16 @@ class _Connection:
             raise Disconnected(str(exc) or type(exc).__name__) from exc
         if not data:
             return False
+        if not message.head:
+            message.head_bytes += len(data)
+            if message.head_bytes > MAX_HEAD_BYTES + READ_SIZE:  # a body may share the read
+                raise ProtocolError(f"a head of more than {MAX_HEAD_BYTES} bytes")
         try:
             message.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:  # 101 Switching Protocols, CONNECT
+            raise ProtocolError("the server switched protocols") from exc
         except httptools.HttpParserError as exc:
-            raise ProtocolError(str(exc)) from exc
+            raise ProtocolError(str(exc.__cause__ or exc)) from exc
         return True
 
     def close(self) -> None:
@@ -174,6 +203,8 @@ class Response:
     __slots__ = (
         "_closed",
         "_connection",
+        "_deadline",
+        "_decoded",
         "_decoder",
         "_message",
         "_on_close",
@@ -201,6 +232,8 @@ class Response:
         framed = any(n in (b"content-length", b"transfer-encoding") for n, _ in self.headers)
         self._to_close = not framed and not message.done
         self._decoder = _decoder(self)
+        self._decoded = 0
+        self._deadline = time.monotonic() + read_s  # the whole body, however it trickles
         if head:  # a HEAD answer has no body, whatever its length says; not reused
             message.done, message.keep_alive, message.chunks = True, False, []
 
@@ -230,7 +263,7 @@ class Response:
                         yield out
             if message.done:
                 break
-            if not await self._connection.receive(message, self._read_s):
+            if not await self._connection.receive(message, _left(self._deadline, self._read_s)):
                 if not self._to_close:
                     raise Disconnected("the server closed the connection before the answer's end")
                 message.done, message.keep_alive = True, False
@@ -241,10 +274,18 @@ class Response:
 
     def _decode(self, chunk: bytes) -> bytes:
         assert self._decoder is not None
+        pieces, data = [], chunk
         try:
-            return self._decoder.decompress(chunk)
+            while data:
+                piece = self._decoder.decompress(data, DECODE_STEP)
+                self._decoded += len(piece)
+                if self._decoded > MAX_DECODED_BYTES:
+                    raise ProtocolError(f"a body of more than {MAX_DECODED_BYTES} bytes decoded")
+                pieces.append(piece)
+                data = self._decoder.unconsumed_tail
         except zlib.error as exc:
             raise ProtocolError(f"undecodable body: {exc}") from exc
+        return b"".join(pieces)
 
     async def aread(self) -> bytes:
         return b"".join([chunk async for chunk in self.aiter_bytes()])
@@ -262,6 +303,14 @@ class Response:
         finally:
             for callback in self._on_close:
                 callback()
+
+
+def _left(deadline: float, bound: float) -> float:
+    """What is left of a deadline for the next read (ReadTimeout once none is)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ReadTimeout(f"the answer did not come whole within {bound} s")
+    return left
 
 
 def _decoder(response: Response) -> zlib._Decompress | None:
@@ -404,8 +453,9 @@ class Pool:
             except OSError as exc:
                 raise Disconnected(str(exc) or type(exc).__name__) from exc
         message = _Message()
+        deadline = time.monotonic() + bounds.read  # the whole head, however it trickles
         while not message.head:
-            if not await connection.receive(message, bounds.read):
+            if not await connection.receive(message, _left(deadline, bounds.read)):
                 raise Disconnected("the server closed the connection without an answer")
         return Response(self, connection, message, bounds.read, method == "HEAD")
 
