@@ -44,7 +44,15 @@ HOP_HEADERS = frozenset(
         "upgrade",
         "content-length",
         "set-cookie",
-        "access-control-allow-origin",  # the edge sets CORS for the gateway's own origin rules
+        # The gateway's own: CORS by its origin rules (edge.py), the request id it logged
+        # (an upstream's would come first and name a request the client never made).
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "access-control-allow-headers",
+        "access-control-allow-methods",
+        "access-control-expose-headers",
+        "access-control-max-age",
+        "x-request-id",
     }
 )
 
