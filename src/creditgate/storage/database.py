@@ -537,7 +537,9 @@ class StuckCalls:
 
 
 def _sqlite_file(path: Path, shown_url: str, create: bool) -> None:
-    """Make the file's directory (`create`), or refuse a file that does not exist."""
+    """Make the file's directory and the file, readable by its owner only (`create`: SQLite's
+    -wal and -shm files take the file's mode; the ledger holds key hashes), or refuse a file
+    that does not exist."""
     if not create:
         if not path.exists():
             raise DatabaseUnusable(
@@ -548,9 +550,11 @@ def _sqlite_file(path: Path, shown_url: str, create: bool) -> None:
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     except OSError as exc:
         raise DatabaseUnusable(
-            f"cannot create the directory {path.parent.absolute()} of {shown_url}: "
+            f"cannot create {path.absolute()} ({shown_url}): "
             f"{exc.strerror or exc}; check the path and its permissions"
         ) from None
 
