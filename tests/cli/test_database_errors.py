@@ -161,19 +161,19 @@ def test_commands_refuse_an_older_schema_until_it_is_migrated(
         config.attributes["connection"] = conn
         command.downgrade(config, "0004")
     try:
-        assert (current_revision(db), head_revision(db)) == ("0004", "0014")
+        assert (current_revision(db), head_revision(db)) == ("0004", "0015")
         for args in (["plan", "list"], ["verify"], ["team", "create", "acme"]):
             assert refused(database_url, *args) == (
                 f"the database at {database_url} is at schema revision 0004 and this "
-                "creditgate needs 0014: run `creditgate migrate`"
+                "creditgate needs 0015: run `creditgate migrate`"
             )
         assert current_revision(db) == "0004"
         migrated = invoke("migrate", "--json", "--database-url", database_url)
         assert one_json(migrated) == {
             "success": True,
-            "data": {"database": database_url, "revision": "0014", "was": "0004"},
+            "data": {"database": database_url, "revision": "0015", "was": "0004"},
         }
-        assert current_revision(db) == "0014"
+        assert current_revision(db) == "0015"
         assert invoke("plan", "list", "--database-url", database_url).exit_code == 0
     finally:
         upgrade(db)  # the PostgreSQL database is shared by the tests that follow
@@ -321,7 +321,7 @@ def test_the_default_database_is_named_on_every_command_that_uses_it(
     assert (migrated.exit_code, migrated.stderr) == (0, using)
     assert one_json(migrated) == {
         "success": True,
-        "data": {"database": url, "revision": "0014", "was": None},
+        "data": {"database": url, "revision": "0015", "was": None},
     }
     created = invoke("team", "create", "acme", "--json")
     assert (created.exit_code, created.stderr) == (0, using)

@@ -51,7 +51,7 @@ PAGE_QUERY = ("limit", "cursor")
 # The query parameters each route takes; any other, on any admin route, is a 400.
 QUERY: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/admin/plans"): PAGE_QUERY,
-    ("GET", "/admin/teams"): PAGE_QUERY,
+    ("GET", "/admin/teams"): (*PAGE_QUERY, "name"),
     ("GET", "/admin/teams/{team_id}/keys"): PAGE_QUERY,
     ("GET", "/admin/teams/{team_id}/usage"): ("byKey",),
     ("GET", "/admin/webhooks"): ("teamId",),
@@ -134,6 +134,10 @@ async def create_team(request: Request) -> Response:
 
 async def list_teams(request: Request) -> Response:
     ctx = await _admin(request)
+    name = request.query_params.get("name")
+    if name is not None:  # names are unique: one team or none (the CLI's name lookup)
+        named = await blocking(teams.named, ctx.db, name)
+        return _page([team_json(t) for t in named], None)
     found = await blocking(teams.page_teams, ctx.db, *_page_query(request))
     return _page([team_json(t) for t in found.items], found.cursor)
 

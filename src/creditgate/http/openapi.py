@@ -77,6 +77,12 @@ ADMIN_PARAMETERS: dict[str, dict[str, Any]] = {
         "description": "one row per period and API key (true or false)",
         "schema": {"type": "boolean", "default": False},
     },
+    "name": {
+        "name": "name",
+        "in": "query",
+        "description": "only the team of this name (names are unique): one team or none",
+        "schema": {"type": "string"},
+    },
     "teamId": {
         "name": "teamId",
         "in": "query",
@@ -170,9 +176,11 @@ RESPONSES: dict[tuple[str, str], Returns] = {
     ("PUT", "/admin/plans/{plan_id}"): Returns("replacePlan", answers.Plan, errors=NAMED),
     ("PATCH", "/admin/plans/{plan_id}"): Returns("updatePlan", answers.Plan, errors=NAMED),
     ("GET", "/admin/teams"): Returns("listTeams", answers.Team, many=True),
-    ("POST", "/admin/teams"): Returns("createTeam", answers.Team, status=CREATED, errors=NAMED),
+    ("POST", "/admin/teams"): Returns(
+        "createTeam", answers.Team, status=CREATED, errors=(*NAMED, 409)
+    ),
     ("GET", "/admin/teams/{team_id}"): Returns("getTeam", answers.Team, errors=NAMED),
-    ("PATCH", "/admin/teams/{team_id}"): Returns("updateTeam", answers.Team, errors=NAMED),
+    ("PATCH", "/admin/teams/{team_id}"): Returns("updateTeam", answers.Team, errors=(*NAMED, 409)),
     ("GET", "/admin/teams/{team_id}/balance"): Returns("getBalance", answers.Balance, errors=NAMED),
     ("GET", "/admin/teams/{team_id}/usage"): Returns(
         "getUsage", answers.UsagePeriod, many=True, errors=NAMED
