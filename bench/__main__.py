@@ -28,6 +28,7 @@ from tests.conftest import POSTGRES_ADMIN_URL
 from tests.server import free_port, start, stop
 
 from bench import bulk
+from bench.cli import bench_cli
 from bench.load import wrk, wrk_post
 from creditgate.domain.errors import Conflict
 from creditgate.domain.instants import from_datetime, now, to_datetime
@@ -483,7 +484,7 @@ def main() -> None:
         help="charges of the big team (the issue's figure: 10,000,000)",
     )
     parser.add_argument("--batches", type=int, default=3, help="1,000-event ingestion batches")
-    parser.add_argument("--only", default="http,ingest,reserve,reads,gateway")
+    parser.add_argument("--only", default="http,ingest,reserve,reads,gateway,cli")
     args = parser.parse_args()
     only = set(args.only.split(","))
     pg_url = fresh_postgres()
@@ -494,6 +495,7 @@ def main() -> None:
         ("reserve", lambda: bench_reservations(pg_url, args.seconds)),
         ("reads", lambda: bench_reads(pg_url, args.charges, args.seconds)),
         ("gateway", lambda: bench_gateway(args.seconds, pg_url)),
+        ("cli", lambda: bench_cli()),
     ]
     try:
         for name, step in steps:

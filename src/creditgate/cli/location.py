@@ -19,7 +19,6 @@ CREDITGATE_ADMIN_TOKEN, else CREDITGATE_ADMIN_TOKEN_FILE. Never on the command l
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +63,8 @@ def config_path() -> Path:
 
 
 def _config() -> dict[str, Any]:
+    import tomllib
+
     path = config_path()
     try:
         with path.open("rb") as f:
