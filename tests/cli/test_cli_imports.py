@@ -71,4 +71,4 @@ def test_a_command_on_a_database_at_head_loads_no_alembic_and_no_server(tmp_path
     assert done.returncode == 0, done.stderr
     assert "remaining: 500 of 500 plan credits" in done.stdout
     assert "sqlalchemy" in modules
-    assert of(modules, SERVER_SIDE + ("alembic", "pydantic_settings")) == set()
+    assert of(modules, (*SERVER_SIDE, "alembic", "pydantic_settings")) == set()
