@@ -5,7 +5,7 @@ token is one clear line and exit 1."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ def server(database_url: str, db: Database) -> Iterator[str]:
         yield url
 
 
-def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
+def invoke(*args: str, env: Mapping[str, str | None] | None = None) -> Result:
     return CliRunner().invoke(main, list(args), env={**CLEAN, **(env or {})})
 
 
