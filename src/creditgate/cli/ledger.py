@@ -46,6 +46,7 @@ def _listing_command(name: str, listing: Listing) -> click.Command:
         key_id: str | None = None,
         kind: str | None = None,
     ) -> None:
+        out.local_only(f"ledger {name}")
         found = ledger_views.filters(listing, start, end, key_id, kind)
         team = resolve_team(out, team_id)
 
@@ -118,6 +119,7 @@ def export(
 ) -> None:
     """Write a team's entries, or its usage by period, key or day, as CSV or NDJSON. With
     --json, the rows go to the file (-o, required) and one JSON object says how many."""
+    out.local_only("export")
     if out.as_json and path is None:
         raise click.UsageError("--json needs -o FILE: stdout carries the one JSON object")
     chosen = exports.prepare(out.db, resolve_team(out, team_id), what, by, fmt, start, end)
