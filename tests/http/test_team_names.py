@@ -44,3 +44,14 @@ def test_a_team_is_found_by_its_id_or_its_name(admin: TestClient) -> None:
     assert [t["name"] for t in listed["data"]] == ["acme corp/eu"]
     assert (listed["cursor"], listed["hasMore"]) == (None, False)
     assert admin.get("/admin/teams", params={"name": "acme cor"}).json()["data"] == []
+
+
+def test_the_openapi_document_declares_the_name_query_and_the_409s() -> None:
+    from creditgate.http.openapi import build
+
+    teams = build()["paths"]["/admin/teams"]
+    (name,) = [p for p in teams["get"]["parameters"] if p["name"] == "name"]
+    assert (name["in"], name["schema"]) == ("query", {"type": "string"})
+    assert "409" in teams["post"]["responses"]
+    assert "409" in build()["paths"]["/admin/teams/{team_id}"]["patch"]["responses"]
+    assert "409" not in teams["get"]["responses"]

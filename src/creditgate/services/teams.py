@@ -86,6 +86,12 @@ def create_team(
     return stored
 
 
+def refuse_taken_name(db: Database, name: str) -> None:
+    """A Conflict (409) if another team has this name (as create_team would refuse it)."""
+    with db.read() as conn:
+        _refuse_taken(conn, name.strip())
+
+
 def get_team(db: Database, team: str) -> Team:
     """The team of this id or, failing that, of this name (names are unique)."""
     with db.read() as conn:
