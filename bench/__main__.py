@@ -30,6 +30,7 @@ from tests.haproxy import haproxy_binary
 from tests.server import free_port, start, stop
 
 from bench import bulk
+from bench.cli import bench_cli
 from bench.history import bench_history
 from bench.load import wrk, wrk_post
 from creditgate.domain.errors import Conflict
@@ -524,7 +525,7 @@ def main() -> None:
         help="charges of the big team (the issue's figure: 10,000,000)",
     )
     parser.add_argument("--batches", type=int, default=3, help="1,000-event ingestion batches")
-    parser.add_argument("--only", default="http,ingest,reserve,reads,gateway,history")
+    parser.add_argument("--only", default="http,ingest,reserve,reads,gateway,history,cli")
     args = parser.parse_args()
     only = set(args.only.split(","))
     pg_url = fresh_postgres()
@@ -536,6 +537,7 @@ def main() -> None:
         ("reads", lambda: bench_reads(pg_url, args.charges, args.seconds)),
         ("gateway", lambda: bench_gateway(args.seconds, pg_url)),
         ("history", lambda: bench_history(pg_url)),
+        ("cli", lambda: bench_cli()),
     ]
     try:
         for name, step in steps:

@@ -57,9 +57,9 @@ def test_operator_flow_through_the_cli(database_url: str, db: Database) -> None:
         "2099-01-01T00:00:00Z",
     )
     assert granted["remainingCredits"] == 3070
-    usage = run(database_url, "usage", team["id"], "--by-key")
-    assert usage["remainingCredits"] == 3070
-    assert [(p["apiKey"], p["creditsUsed"]) for p in usage["periods"]] == [("ci", 30)]
+    usage = run(database_url, "usage", team["id"], "--by-key")  # the admin usage route's rows
+    assert [(p["apiKey"], p["creditsUsed"]) for p in usage] == [("ci", 30)]
+    assert run(database_url, "team", "show", "acme")["balance"]["remainingCredits"] == 3070
     revoked = run(database_url, "key", "revoke", key["id"])
     assert revoked["revokedAt"] is not None
     assert run(database_url, "verify")["differences"] == []
@@ -203,9 +203,9 @@ def test_alert_rules_and_webhook_endpoints_through_the_cli(database_url: str, db
 
 def test_a_plan_upgrade_now_through_the_cli_and_the_api(database_url: str, db: Database) -> None:
     team = run(database_url, "team", "create", "acme", "--plan", "hobby")
-    assert run(database_url, "usage", team["id"])["remainingCredits"] == 3_000
+    assert run(database_url, "team", "show", "acme")["balance"]["remainingCredits"] == 3_000
     run(database_url, "team", "update", team["id"], "--plan", "standard", "--now")
-    assert run(database_url, "usage", team["id"])["remainingCredits"] == 100_000
+    assert run(database_url, "team", "show", "acme")["balance"]["remainingCredits"] == 100_000
     refused = run(database_url, "team", "update", team["id"], "--now", ok=False)
     assert refused["status"] == 400
 
@@ -226,3 +226,43 @@ def test_top_up_rules_through_the_cli(database_url: str, db: Database) -> None:
     assert bad["status"] == 400 and bad["field"] == "below"
     assert run(database_url, "topup", "remove", team["id"], rule["id"])["removed"] is True
     assert run(database_url, "topup", "list", team["id"]) == []
+
+
+def test_team_names_are_unique_and_every_command_takes_a_name(
+    database_url: str, db: Database
+) -> None:
+    team = run(database_url, "team", "create", "acme", "--plan", "hobby")
+    taken = run(database_url, "team", "create", "acme", ok=False)
+    assert taken == {
+        "success": False,
+        "error": "A team named acme exists already: team names are unique, choose another",
+        "status": 409,
+        "field": "name",
+    }
+    other = run(database_url, "team", "create", "beta")
+    assert run(database_url, "team", "update", "beta", "--name", "acme", ok=False)["status"] == 409
+    assert run(database_url, "team", "create", other["id"], ok=False)["status"] == 400
+    key = run(database_url, "key", "create", "acme", "--name", "ci")
+    assert key["teamId"] == team["id"]
+    assert run(database_url, "grant", "acme", "10")["teamId"] == team["id"]
+    run(database_url, "charge", key["key"], "4")
+    assert [k["id"] for k in run(database_url, "key", "list", "acme")] == [key["id"]]
+    assert [r["creditsUsed"] for r in run(database_url, "usage", "acme")] == [4]
+    shown = run(database_url, "team", "show", "acme")
+    assert shown == {
+        **team,
+        "balance": {
+            "remainingCredits": 3006,
+            "planCredits": 3000,
+            "billingPeriodStart": shown["balance"]["billingPeriodStart"],
+            "billingPeriodEnd": shown["balance"]["billingPeriodEnd"],
+        },
+        "creditsUsed": 4,
+        "keys": 1,
+        "liveKeys": 1,
+    }
+    printed = CliRunner().invoke(main, ["team", "show", "acme", "--database-url", database_url])
+    assert "remaining         3006 of 3000 plan credits" in printed.stdout
+    assert "used this period  4" in printed.stdout
+    missing = run(database_url, "usage", "nobody", ok=False)
+    assert (missing["status"], missing["error"]) == (404, "Team nobody not found")

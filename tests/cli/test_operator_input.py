@@ -66,18 +66,9 @@ def test_one_json_shape_for_objects_and_lists_in_the_cli_and_the_admin_api(
     assert client.get(f"/admin/teams/{team['id']}/keys", headers=ADMIN).json() == listed
     revoked = envelope(database_url, "key", "revoke", key["id"])
     assert set(revoked) == {"success", "data"} and revoked["data"]["revokedAt"] is not None
-    usage = envelope(database_url, "usage", team["id"])
-    assert usage == {
-        "success": True,
-        "data": {
-            "teamId": team["id"],
-            "remainingCredits": 3000,
-            "planCredits": 3000,
-            "periods": [],
-        },
-    }
+    usage = envelope(database_url, "usage", team["id"])  # the admin usage route's answer
     admin_usage = client.get(f"/admin/teams/{team['id']}/usage", headers=ADMIN).json()
-    assert admin_usage == {"success": True, "data": []}
+    assert usage == admin_usage == {"success": True, "data": []}
     assert envelope(database_url, "migrate")["data"]["database"]
 
 
@@ -289,15 +280,14 @@ def test_usage_shows_the_same_rows_in_text_and_json_by_period_and_by_key(
     for by_key in ([], ["--by-key"]):
         report = run(database_url, "usage", team["id"], *by_key)
         rows = [
-            [p["startDate"], p["endDate"], p["apiKey"] or "", str(p["creditsUsed"])]
-            for p in report["periods"]
+            [p["startDate"], p["endDate"], p["apiKey"] or "", str(p["creditsUsed"])] for p in report
         ]
         printed = text(database_url, "usage", team["id"], *by_key).stdout
         assert table_rows(printed) == rows, by_key
-        used = [(p["apiKey"], p["creditsUsed"]) for p in report["periods"]]
+        used = [(p["apiKey"], p["creditsUsed"]) for p in report]
         name = "ci" if by_key else None
         assert used[0] == (name, 7) and used[-1] == (name, 5), by_key
         assert used[1:-1] == [(None, 0)] * (len(used) - 2) and len(used) >= 4, by_key
-    by_period = run(database_url, "usage", team["id"])["periods"]
-    by_key_rows = run(database_url, "usage", team["id"], "--by-key")["periods"]
+    by_period = run(database_url, "usage", team["id"])
+    by_key_rows = run(database_url, "usage", team["id"], "--by-key")
     assert [p["startDate"] for p in by_key_rows] == [p["startDate"] for p in by_period]

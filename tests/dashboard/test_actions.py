@@ -155,6 +155,25 @@ def test_the_operator_creates_a_team_changes_its_plan_and_adds_an_alert_rule(
     assert theirs in {r.id for r in alerts.list_rules(db, other.id)}
 
 
+def test_a_taken_team_name_is_refused_with_its_reason_and_the_form_still_works(
+    web: TestClient, db: Database, clock: Clock
+) -> None:
+    acme = teams.create_team(db, "acme", clock())
+    sign_in(web, ADMIN_TOKEN)
+    action, fields = form(web.get("/dashboard").text, "create-team")
+    refused = web.post(action, data={**fields, "name": " acme ", "plan": "hobby"})
+    assert refused.status_code == 409
+    assert (
+        '<h1 data-testid="error">A team named acme exists already: team names are unique, '
+        "choose another. Nothing was changed.</h1>"
+    ) in refused.text
+    assert [(t.id, t.plan_id) for t in teams.list_teams(db)] == [(acme.id, "free")]
+    # nothing was used up: the same form, with a free name, creates the team
+    made = web.post(action, data={**fields, "name": "acme eu", "plan": "hobby"})
+    assert made.status_code == 303
+    assert sorted(t.name for t in teams.list_teams(db)) == ["acme", "acme eu"]
+
+
 def test_revoke_and_rotate_ask_first_then_act_once(
     web: TestClient, db: Database, clock: Clock
 ) -> None:

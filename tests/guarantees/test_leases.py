@@ -53,13 +53,20 @@ def gateways(db: Database, fake: Fake, count: int = 2) -> list[Server]:
     return [start(db.url, ADMIN_TOKEN, free_port(), extra_env=env) for _ in range(count)]
 
 
-def team(db: Database, credits: int, *, concurrency: int = 1000, cap: int | None = None) -> str:
+def team(
+    db: Database,
+    credits: int,
+    *,
+    concurrency: int = 1000,
+    cap: int | None = None,
+    name: str = "leased",
+) -> str:
     """A team whose only credits are `credits` (a pack); returns its key."""
     at = now()
     plan = f"leased-{concurrency}"
     with contextlib.suppress(Conflict):
         plans.create_plan(db, Plan(plan, 0, "month", concurrency, 100_000, 100_000), at)
-    created = teams.create_team(db, "leased", at, plan_id=plan)
+    created = teams.create_team(db, name, at, plan_id=plan)  # names are unique
     if credits:
         ledger.grant(db, ledger.GrantRequest(created.id, credits), at)
     return keys.create_key(db, created.id, at, cap=cap).secret
@@ -207,7 +214,7 @@ def test_a_kill_9_loses_no_charge_a_client_was_told_of(db: Database, fake: Fake)
 def test_a_team_near_empty_spends_its_last_credit(db: Database, fake: Fake) -> None:
     """No credit stays stranded in a lease: one process alone is refused only at zero; two
     taking turns are refused only at zero once an idle lease was given back (IDLE_MS)."""
-    alone_key, turns_key = team(db, 40), team(db, 40)
+    alone_key, turns_key = team(db, 40, name="alone"), team(db, 40, name="turns")
     servers = gateways(db, fake)
     try:
         alone = Load()

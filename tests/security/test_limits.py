@@ -277,7 +277,9 @@ def test_job_reads_are_rate_limited_apart_from_the_work(
     with poll_interval=1)."""
     early_in_a_minute()
     _, key, _ = team_with_key(db, now(), plan=make_plan(db, "fast", 1000, scrape_rpm=100))
-    _, slow, _ = team_with_key(db, now(), plan=make_plan(db, "slow", 1000, scrape_rpm=2))
+    _, slow, _ = team_with_key(
+        db, now(), plan=make_plan(db, "slow", 1000, scrape_rpm=2), name="slow"
+    )
     with httpx.Client(headers=bearer(key)) as client:
         job_id = start_crawl(gateway, key, {"url": "https://site.example", "limit": 2})
         statuses = [client.get(f"{gateway.url}/v2/crawl/{job_id}").status_code for _ in range(501)]

@@ -104,7 +104,7 @@ def test_a_job_is_charged_what_it_reports_and_overdraws_by_one_poll_at_most(
 ) -> None:
     endpoint, body, costs = asked
     plan_id = make_plan(db, f"p-{uuid.uuid4().hex[:12]}", credits, concurrency=concurrency)
-    team, key, key_id = team_with_key(db, clock.now, plan=plan_id)
+    team, key, key_id = team_with_key(db, clock.now, plan=plan_id, name=plan_id)  # one a run
     wanted = holds.plan_hold(DEFAULT_PRICES, endpoint, body, job=True, concurrency=concurrency)
     verdict = reservations.check(db, key_id, wanted[1].first, clock.now)
     sent, plan = holds.plan_hold(

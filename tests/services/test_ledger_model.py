@@ -8,6 +8,7 @@ months from an anchor on the 1st, a list of grants spent in order, a dict of hol
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -103,7 +104,10 @@ class LedgerMachine(RuleBasedStateMachine):
         super().__init__()
         self.model = Model()
         self.model.roll()
-        self.team, self.key, _ = team_with_key(self.db, ANCHOR, anchor="2026-01-01")
+        # one team per example, in one database: names are unique
+        self.team, self.key, _ = team_with_key(
+            self.db, ANCHOR, anchor="2026-01-01", name=f"acme-{uuid.uuid4().hex}"
+        )
         self.open_ids: list[str] = []
 
     @rule(

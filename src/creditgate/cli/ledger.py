@@ -1,4 +1,6 @@
-"""`creditgate ledger grants|entries|reservations|jobs TEAM` and `creditgate export TEAM`.
+"""`creditgate ledger grants|entries|reservations|jobs TEAM`, `creditgate export TEAM` and
+`creditgate verify`: the ledger as stored, read from the database itself (never through a
+server). The root command loads this module only when one of them runs (cli/main.py).
 
 A listing prints every row, read page by page as `key list` does (and held until printed: for a
 big ledger, page with `--limit` or use `export`, which streams); `--limit N` prints one page
@@ -14,9 +16,10 @@ from typing import IO, Any
 
 import click
 
-from creditgate.cli.output import Output, command_options, table
+from creditgate.cli.args import resolve_team
+from creditgate.cli.output import Output, command_options, fail, table
+from creditgate.services import audit, ledger_views, pages
 from creditgate.services import export as exports
-from creditgate.services import ledger_views, pages
 from creditgate.services.ledger_views import Listing
 
 COLUMNS = {
@@ -43,10 +46,12 @@ def _listing_command(name: str, listing: Listing) -> click.Command:
         key_id: str | None = None,
         kind: str | None = None,
     ) -> None:
+        out.local_only(f"ledger {name}")
         found = ledger_views.filters(listing, start, end, key_id, kind)
+        team = resolve_team(out, team_id)
 
         def fetch(after: str | None, size: int = pages.MAX_LIMIT) -> pages.Page[dict[str, Any]]:
-            return ledger_views.page(out.db, listing, team_id, found, size, after)
+            return ledger_views.page(out.db, listing, team, found, size, after)
 
         if limit is None and cursor is None:
             rows = pages.every(fetch)
@@ -63,7 +68,7 @@ def _listing_command(name: str, listing: Listing) -> click.Command:
             click.echo(f"more: --cursor {next_cursor}", err=True)
 
     params: list[click.Parameter] = [
-        click.Argument(["team_id"]),
+        click.Argument(["team_id"], metavar="TEAM"),
         click.Option(["--from", "start"], default=None, help="From this instant (ISO 8601)."),
         click.Option(["--to", "end"], default=None, help="Before this instant (ISO 8601)."),
         click.Option(["--limit"], type=int, default=None, help="One page of this many rows."),
@@ -94,7 +99,7 @@ for _name, _listing in ledger_views.LISTINGS.items():
 
 
 @click.command("export")
-@click.argument("team_id")
+@click.argument("team_id", metavar="TEAM")
 @click.option("--what", type=click.Choice(exports.WHATS), required=True)
 @click.option("--by", type=click.Choice(exports.BYS), default=None, help="usage: default period.")
 @click.option("--format", "fmt", type=click.Choice(exports.FORMATS), default="csv")
@@ -114,9 +119,10 @@ def export(
 ) -> None:
     """Write a team's entries, or its usage by period, key or day, as CSV or NDJSON. With
     --json, the rows go to the file (-o, required) and one JSON object says how many."""
+    out.local_only("export")
     if out.as_json and path is None:
         raise click.UsageError("--json needs -o FILE: stdout carries the one JSON object")
-    chosen = exports.prepare(out.db, team_id, what, by, fmt, start, end)
+    chosen = exports.prepare(out.db, resolve_team(out, team_id), what, by, fmt, start, end)
     show_progress = not out.as_json and stderr_is_a_terminal()
     total = exports.count(out.db, chosen) if show_progress else None
     if path is None:
@@ -149,3 +155,20 @@ def _write(out: Output, chosen: exports.Export, sink: IO[bytes], total: int | No
             written += len(rows)
             bar.update(len(rows))
     return written
+
+
+@click.command()
+@command_options
+def verify(out: Output) -> None:
+    """Check every stored invariant (the README lists them); name every difference."""
+    report = audit.verify(out.db)
+    diffs = [{"check": d.check, "detail": d.detail} for d in report.differences]
+    if not report.ok:
+        if out.as_json:
+            fail(out, f"{len(diffs)} difference(s) found", 1, {"differences": diffs})
+        for d in report.differences:
+            click.echo(f"DIFF [{d.check}] {d.detail}", err=True)
+        fail(out, f"{len(diffs)} difference(s) found", 1)
+    out.emit(
+        {"checks": report.checks, "differences": []}, "\n".join(f"ok  {c}" for c in report.checks)
+    )

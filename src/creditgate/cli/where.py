@@ -4,7 +4,8 @@ An operator in the wrong directory must not get a second, empty ledger without n
 SQLite path that depends on the current directory (the default, or a relative one given) is
 made absolute and named on stderr (`using ...`), and `creditgate migrate` creates a database file
 only when told to (`--yes`, or a yes at the prompt on a terminal). Pure text and paths: nothing
-here imports the server or a database driver.
+here imports the server, a database driver or, before it needs the default, pydantic-settings
+(`creditgate --help` imports none of them: tests/cli/test_cli_imports.py).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import sys
 from pathlib import Path
 
 import click
-
-from creditgate.settings import default_database_url
 
 # sqlite:///relative/path, sqlite:////absolute/path, sqlite+pysqlite:///..., with a ?query.
 _SQLITE = re.compile(r"^(?P<scheme>sqlite(?:\+\w+)?):///(?P<path>[^?]*)(?P<query>\?.*)?$")
@@ -50,8 +49,11 @@ def chosen(given: str | None) -> tuple[str, bool]:
     """The database a command uses — `given` (--database-url or CREDITGATE_DATABASE_URL), else
     the default under the current directory — made absolute, and whether it depends on the
     current directory (then the command names it: `using ...`)."""
-    url = given or default_database_url()
-    return absolute(url), not given or depends_on_directory(url)
+    if given:
+        return absolute(given), depends_on_directory(given)
+    from creditgate.settings import default_database_url  # pydantic-settings: not for --help
+
+    return absolute(default_database_url()), True
 
 
 def for_serve(flag: str | None) -> str:

@@ -57,7 +57,8 @@ class Acting:
 
 def _error(viewer: Viewer | None, exc: LedgerError) -> Response:
     status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 400
-    message = f"{exc.message} Nothing was changed."
+    stop = "" if exc.message.endswith((".", "!", "?")) else "."
+    message = f"{exc.message}{stop} Nothing was changed."
     csrf = viewer.session.csrf if viewer else ""
     return render("error.html", status, viewer=viewer, csrf=csrf, message=message)
 
@@ -144,6 +145,9 @@ async def create_team(acting: Acting) -> Response:
     name = f.text("name", TEAM_NAME_MAX)
     assert name is not None
     plan = f.choice("plan", await blocking(dashboard.plan_ids, ctx.db))
+    # A taken name (names are unique) is refused before the form is used up, so going back
+    # and choosing another name works; create_team checks again in its own write.
+    await blocking(team_service.refuse_taken_name, ctx.db, name)
     if blocked := await _claim(acting):
         return blocked
     team = await blocking(team_service.create_team, ctx.db, name, ctx.clock(), plan_id=plan)

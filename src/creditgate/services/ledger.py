@@ -48,7 +48,6 @@ from creditgate.domain.plans import Plan
 from creditgate.domain.pricing import MAX_CREDITS
 from creditgate.domain.teams import ApiKey, Team
 from creditgate.domain.text import refuse_nul
-from creditgate.services import metrics
 from creditgate.storage import book as books
 from creditgate.storage.book import Wants
 from creditgate.storage.database import Database
@@ -126,6 +125,9 @@ def apply(tx: Tx, team_id: str, operations: Sequence[Operation[Any]]) -> list[Ou
     charged = sum(book.changes.per_period.values())  # what the movements charged, replays none
     books.save(tx, book)  # 5. write once
     if charged:
+        # imported here: prometheus_client is for the server, not a CLI command that only reads
+        from creditgate.services import metrics
+
         tx.after_commit(partial(metrics.credits_charged, charged))
     return outcomes
 

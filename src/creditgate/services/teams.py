@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from sqlalchemy import Connection
+
 from creditgate.domain.errors import InvalidInput, LedgerError, NotFound
-from creditgate.domain.ids import new_id
+from creditgate.domain.ids import is_id, new_id
 from creditgate.domain.instants import MS_PER_DAY, Instant
 from creditgate.domain.plans import DEFAULT_PLAN_ID
 from creditgate.domain.teams import Team
@@ -28,6 +30,24 @@ MAX_ANCHOR_AHEAD_MS = 366 * MS_PER_DAY
 MAX_ANCHOR_BACK_MS = 366 * MS_PER_DAY
 
 
+def _check_name(name: str) -> None:
+    if not 1 <= len(name.strip()) <= MAX_NAME:
+        raise InvalidInput(f"name must be 1 to {MAX_NAME} characters", field="name")
+    refuse_nul(name, "name")
+    if is_id(name.strip()):
+        raise InvalidInput(
+            "name must not have the form of a team id: a team is named by its id or its name",
+            field="name",
+        )
+
+
+def _refuse_taken(conn: Connection, name: str, team_id: str | None = None) -> None:
+    """A name is one team's: another team of this name is a Conflict (409)."""
+    other = teams.get_team_by_name(conn, name)
+    if other is not None and other.id != team_id:
+        raise teams.name_taken(name)
+
+
 def create_team(
     db: Database,
     name: str,
@@ -36,9 +56,7 @@ def create_team(
     anchor: Instant | None = None,
     allow_overage: bool = False,
 ) -> Team:
-    if not 1 <= len(name.strip()) <= MAX_NAME:
-        raise InvalidInput(f"name must be 1 to {MAX_NAME} characters", field="name")
-    refuse_nul(name, "name")
+    _check_name(name)
     if anchor is not None and anchor > now + MAX_ANCHOR_AHEAD_MS:
         raise InvalidInput("anchor must not be more than a year ahead", field="anchor")
     if anchor is not None and anchor < now - MAX_ANCHOR_BACK_MS:
@@ -59,6 +77,7 @@ def create_team(
     with db.write() as conn:
         if plans.get_plan(conn, plan_id) is None:
             raise NotFound(f"Plan {plan_id} not found", planId=plan_id)
+        _refuse_taken(conn, team.name)
         teams.insert_team(conn, team)
         alerts.default_rules(conn, team.id, now)
         roll_forward(Tx.of(conn), team.id, now)  # grants the first period's plan credits
@@ -67,9 +86,26 @@ def create_team(
     return stored
 
 
-def get_team(db: Database, team_id: str) -> Team:
+def refuse_taken_name(db: Database, name: str) -> None:
+    """A Conflict (409) if another team has this name (as create_team would refuse it)."""
     with db.read() as conn:
-        return teams.require_team(conn, team_id)
+        _refuse_taken(conn, name.strip())
+
+
+def get_team(db: Database, team: str) -> Team:
+    """The team of this id or, failing that, of this name (names are unique)."""
+    with db.read() as conn:
+        found = teams.find_team(conn, team)
+    if found is None:
+        raise NotFound(f"Team {team} not found", teamId=team)
+    return found
+
+
+def named(db: Database, name: str) -> list[Team]:
+    """The team of this name, or none (names are unique)."""
+    with db.read() as conn:
+        found = teams.get_team_by_name(conn, name)
+    return [] if found is None else [found]
 
 
 def list_teams(db: Database) -> list[Team]:
@@ -106,12 +142,13 @@ def update_team(
         raise InvalidInput("nothing to update: no field of the team was given")
     if plan_now and plan_id is None:
         raise InvalidInput("now applies to a plan change: give the plan too", field="now")
-    if name is not None and not 1 <= len(name.strip()) <= MAX_NAME:
-        raise InvalidInput(f"name must be 1 to {MAX_NAME} characters", field="name")
-    refuse_nul(name, "name")
+    if name is not None:
+        _check_name(name)
     with db.write() as conn:
         tx = Tx.of(conn)
         team, _ = roll_forward(tx, team_id, now)
+        if name is not None:
+            _refuse_taken(conn, name.strip(), team_id)
         plan = None if plan_id is None else plans.get_plan(conn, plan_id)
         if plan_id is not None and plan is None:
             raise NotFound(f"Plan {plan_id} not found", planId=plan_id)

@@ -1,17 +1,17 @@
 """Schema migrations (Alembic). Only `creditgate migrate` and `serve` create or upgrade a
 database (migrate_schema); every other command requires one at this creditgate's schema
-(require_schema) and changes nothing else."""
+(require_schema) and changes nothing else.
+
+Alembic is imported only to migrate or to explain a schema that is not this creditgate's: a
+command on a database at head reads its revision with one query (`creditgate usage` must start
+at once; tests/storage/test_migrations.py checks the two ways agree)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import insert, inspect, select, text
 
 from creditgate import __version__
 from creditgate.domain.instants import now
@@ -19,12 +19,17 @@ from creditgate.domain.plans import DEFAULT_PLANS
 from creditgate.storage.database import Database, DatabaseUnusable
 from creditgate.storage.tables import metadata, plans
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 OWN_TABLES = frozenset(metadata.tables) | {"alembic_version"}
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def alembic_config(db: Database) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))
@@ -32,15 +37,30 @@ def alembic_config(db: Database) -> Config:
 
 
 def current_revision(db: Database) -> str | None:
+    """The database's schema revision (alembic_version), None without one."""
     with db.engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def head_revision(db: Database) -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(db)).get_current_head()
 
 
+def shipped_head() -> str:
+    """The newest revision this creditgate ships, from the migration files' names (NNNN_...):
+    no Alembic needed. Revisions are numbered in order, one file each."""
+    numbers = [p.name[:4] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py")]
+    return max(numbers)
+
+
 def _known(db: Database, revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
     try:
         return ScriptDirectory.from_config(alembic_config(db)).get_revision(revision) is not None
     except CommandError:
@@ -65,9 +85,9 @@ def require_schema(db: Database) -> None:
     """Refuse, in one line saying what to do, a database without this creditgate's schema:
     none yet, an older revision, or one this creditgate does not know. Writes nothing."""
     revision = current_revision(db)
-    head = head_revision(db)
-    if revision == head:
+    if revision == shipped_head():
         return
+    head = head_revision(db)
     if revision is None:
         others = foreign_tables(db)
         if others:
@@ -113,6 +133,8 @@ def _names(tables: list[str], most: int = 5) -> str:
 def upgrade(db: Database) -> None:
     """Bring the schema to head, then seed the plan catalog if the database has no plans."""
     if current_revision(db) != head_revision(db):
+        from alembic import command
+
         config = alembic_config(db)
         with db.engine.begin() as conn:
             config.attributes["connection"] = conn

@@ -58,6 +58,7 @@ teams = Table(
     Column("next_rollover_ms", BigInteger, nullable=True),
     Column("last_charge_ms", BigInteger, nullable=True),
     Column("event_seq", BigInteger, nullable=False, server_default="0"),  # its last event's
+    Index(None, "name", unique=True),  # a team is named by its id or its name (0017)
 )
 
 api_keys = Table(

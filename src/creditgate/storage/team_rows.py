@@ -6,14 +6,33 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
-from creditgate.domain.errors import NotFound
+from creditgate.domain.errors import Conflict, NotFound
 from creditgate.domain.teams import Team
 from creditgate.storage.rows import team_from_row
 from creditgate.storage.tables import teams
 
 
 def insert_team(conn: Connection, team: Team) -> None:
+    """Insert a team; its name taken by another (a race the caller's check lost) is a
+    Conflict, as the check would have said."""
+    try:
+        _insert_team(conn, team)
+    except IntegrityError as exc:
+        if "name" not in str(exc.orig):
+            raise
+        raise name_taken(team.name) from None
+
+
+def name_taken(name: str) -> Conflict:
+    return Conflict(
+        f"A team named {name} exists already: team names are unique, choose another",
+        field="name",
+    )
+
+
+def _insert_team(conn: Connection, team: Team) -> None:
     conn.execute(
         insert(teams).values(
             id=team.id,
@@ -39,6 +58,17 @@ def _by_id(for_update: bool) -> Select[Any]:
 def get_team(conn: Connection, team_id: str) -> Team | None:
     row = conn.execute(_by_id(False), {"id": team_id}).first()
     return None if row is None else team_from_row(row)
+
+
+def get_team_by_name(conn: Connection, name: str) -> Team | None:
+    """The team of this name (names are unique: migration 0017)."""
+    row = conn.execute(select(teams).where(teams.c.name == name)).first()
+    return None if row is None else team_from_row(row)
+
+
+def find_team(conn: Connection, team: str) -> Team | None:
+    """The team of this id or, failing that, of this name."""
+    return get_team(conn, team) or get_team_by_name(conn, team)
 
 
 def get_team_for_update(conn: Connection, team_id: str) -> Team | None:

@@ -42,6 +42,11 @@ BY_KEY = Param(
     {"type": "boolean", "default": False},
 )
 TEAM_ID = Param("teamId", "only this team's", {"type": "string"})
+NAME = Param(
+    "name",
+    "only the team of this name (names are unique): one team or none",
+    {"type": "string"},
+)
 
 # The ledger listings' filters and the export's choices (http/admin/ledger.py).
 FROM = Param(

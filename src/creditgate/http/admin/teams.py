@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from creditgate.http import schemas
-from creditgate.http.admin.query import PAGE
+from creditgate.http.admin.query import NAME, PAGE
 from creditgate.http.admin.route import CREATED, NAMED, AdminRoute, Call, Reply
 from creditgate.services import teams
 from creditgate.services.wire import Team
@@ -26,6 +26,10 @@ async def create_team(call: Call) -> Reply:
 
 
 async def list_teams(call: Call) -> Reply:
+    name = call.query("name")
+    if name is not None:  # names are unique: one team or none (the CLI's name lookup)
+        named = await blocking(teams.named, call.ctx.db, name)
+        return Reply([Team.of(t) for t in named], cursor=None)
     found = await blocking(teams.page_teams, call.ctx.db, *call.page())
     return Reply([Team.of(t) for t in found.items], cursor=found.cursor)
 
@@ -54,7 +58,14 @@ async def patch_team(call: Call) -> Reply:
 TEAM = "/admin/teams/{team_id}"
 ROUTES = [
     AdminRoute(
-        "GET", "/admin/teams", list_teams, "List teams", "listTeams", Team, many=True, query=PAGE
+        "GET",
+        "/admin/teams",
+        list_teams,
+        "List teams, or the one of a name",
+        "listTeams",
+        Team,
+        many=True,
+        query=(*PAGE, NAME),
     ),
     AdminRoute(
         "POST",
@@ -65,7 +76,7 @@ ROUTES = [
         Team,
         body=schemas.TeamIn,
         status=CREATED,
-        errors=NAMED,
+        errors=(*NAMED, 409),  # 409: the name is another team's
     ),
     AdminRoute("GET", TEAM, get_team, "Read a team", "getTeam", Team, errors=NAMED),
     AdminRoute(
@@ -76,6 +87,6 @@ ROUTES = [
         "updateTeam",
         Team,
         body=schemas.TeamPatch,
-        errors=NAMED,
+        errors=(*NAMED, 409),
     ),
 ]
