@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from creditgate.domain.instants import Instant, parse_iso
 from creditgate.domain.teams import Team
 from creditgate.services import keys, ledger, teams
@@ -59,9 +57,3 @@ def charge(
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-def shipped_head() -> str:
-    """The newest migration the package ships (tests that name the head follow new ones)."""
-    versions = Path(__file__).parent.parent / "src/creditgate/storage/migrations/versions"
-    return max(p.name[:4] for p in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))

@@ -21,10 +21,15 @@ from sqlalchemy import create_engine, inspect, text
 
 from creditgate.cli import main
 from creditgate.storage.database import Database
-from creditgate.storage.migrate import alembic_config, current_revision, head_revision, upgrade
+from creditgate.storage.migrate import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    shipped_head,
+    upgrade,
+)
 from creditgate.storage.tables import metadata
 from tests.conftest import POSTGRES_ADMIN_URL
-from tests.helpers import shipped_head
 from tests.server import free_port
 
 A_KEY = "fc-" + "0" * 32

@@ -14,7 +14,7 @@ import uvicorn
 from click.testing import CliRunner, Result
 
 from creditgate.cli import main, where
-from tests.helpers import shipped_head
+from creditgate.storage.migrate import shipped_head
 
 # Unset while a command runs, and restored after: `serve` exports its flags to its workers.
 NO_ENV: dict[str, str | None] = {
